@@ -1,0 +1,8 @@
+//! Webhook cache invalidation: the byte formats (request body, target URLs) the Go service uses
+//! to tell every pod-webhook replica to drop cached secret values (spec section 6).
+
+mod body;
+mod targets;
+
+pub use body::invalidation_body;
+pub use targets::{DEFAULT_WEBHOOK_PORT, TargetError, WebhookEndpoint};

@@ -1,0 +1,9 @@
+//! flytesecret: a Rust implementation of Flyte's Secret Service (`flyteidl2.secret.SecretService`),
+//! a drop-in replacement for the Go service. See ARCHITECTURE.md for the map.
+
+pub mod consumption;
+pub mod gostr;
+pub mod invalidation;
+pub mod naming;
+pub mod naming_adapter;
+pub mod resolve;
