@@ -4,6 +4,7 @@
 pub mod consumption;
 pub mod gostr;
 pub mod invalidation;
+pub mod kubeapi;
 pub mod naming;
 pub mod naming_adapter;
 pub mod resolve;

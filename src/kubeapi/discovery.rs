@@ -1,0 +1,39 @@
+//! Discovery, `/version` and the minimal OpenAPI v3 documents `kubectl` needs (spec section 7).
+//! Legacy discovery: simplest, and what every kubectl falls back to.
+
+use serde_json::{Value, json};
+
+pub fn api_versions(server_address: &str) -> Value {
+    json!({"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": server_address}]})
+}
+
+pub fn api_groups() -> Value {
+    json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": []})
+}
+
+pub fn core_v1_resources() -> Value {
+    json!({"kind": "APIResourceList", "groupVersion": "v1", "resources": [
+        {"name": "namespaces", "singularName": "namespace", "namespaced": false, "kind": "Namespace",
+         "verbs": ["create", "get", "list"], "shortNames": ["ns"]},
+        {"name": "secrets", "singularName": "secret", "namespaced": true, "kind": "Secret",
+         "verbs": ["create", "delete", "get", "list", "update"], "storageVersionHash": "S6u1pOWzb84="},
+    ]})
+}
+
+pub fn version() -> Value {
+    json!({"major": "1", "minor": "33", "gitVersion": "v1.33.0", "gitCommit": "0000000000000000000000000000000000000000",
+           "gitTreeState": "clean", "buildDate": "2025-04-23T00:00:00Z", "goVersion": "go1.24.2", "compiler": "gc",
+           "platform": "linux/amd64"})
+}
+
+pub fn openapi_v3_root() -> Value {
+    json!({"paths": {"api/v1": {"serverRelativeURL": "/openapi/v3/api/v1?hash=F1E75E7B3C6A1D2B"}}})
+}
+
+pub fn openapi_v3_core() -> Value {
+    json!({"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": "v1.33.0"},
+        "paths": {"/api/v1/namespaces/{namespace}/secrets/{name}": {"patch": {
+            "x-kubernetes-group-version-kind": {"group": "", "version": "v1", "kind": "Secret"},
+            "parameters": [{"name": "fieldValidation", "in": "query", "schema": {"type": "string"}}],
+            "responses": {}}}}})
+}

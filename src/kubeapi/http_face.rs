@@ -1,0 +1,130 @@
+//! The engine's two faces: an HTTP server on a socket, and an in-process `tower::Service` that a
+//! `kube::Client` can use as its transport.
+
+use super::Engine;
+use super::faults::Injection;
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::convert::Infallible;
+use std::future::Future;
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tokio::net::TcpListener;
+
+/// Path of the fault-injection control endpoint on the HTTP face.
+pub const FAULTS_PATH: &str = "/_flytesecret/faults";
+
+/// Collects a body, refusing more than the API server's 3 MiB (plus one byte to detect excess).
+async fn collect<B>(body: B) -> Result<Bytes, ()>
+where
+    B: hyper::body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    match Limited::new(body, super::handlers::MAX_BODY + 1)
+        .collect()
+        .await
+    {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(_) => Err(()),
+    }
+}
+
+async fn control(engine: &Engine, body: Bytes) -> Response<Bytes> {
+    let reply = |code: u16, text: String| {
+        Response::builder()
+            .status(code)
+            .header("content-type", "text/plain")
+            .body(Bytes::from(text))
+            .expect("valid")
+    };
+    if body.is_empty() {
+        engine.faults().clear();
+        return reply(200, "cleared\n".into());
+    }
+    match serde_json::from_slice::<Injection>(&body) {
+        Ok(i) => {
+            engine.faults().inject(i.verb, i.count, i.fault);
+            reply(200, "injected\n".into())
+        }
+        Err(e) => reply(400, format!("bad injection: {e}\n")),
+    }
+}
+
+/// Serves the engine over HTTP/1.1 and h2c on `listener` until the future is dropped.
+pub async fn serve(engine: Arc<Engine>, listener: TcpListener) -> std::io::Result<()> {
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let engine = engine.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let engine = engine.clone();
+                async move {
+                    let (parts, body) = req.into_parts();
+                    let reply = match collect(body).await {
+                        Err(()) => super::status::ApiError::too_large().into_reply(),
+                        Ok(bytes)
+                            if parts.uri.path() == FAULTS_PATH
+                                && parts.method == http::Method::POST =>
+                        {
+                            control(&engine, bytes).await
+                        }
+                        Ok(bytes) => engine.handle(Request::from_parts(parts, bytes)).await,
+                    };
+                    Ok::<_, Infallible>(reply.map(Full::new))
+                }
+            });
+            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            if let Err(e) = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                tracing::debug!(error = %e, "kube-api connection ended");
+            }
+        });
+    }
+}
+
+/// Writes a kubeconfig that points `kubectl` (or `flytesecret serve`) at `addr`.
+pub fn write_kubeconfig(path: &Path, addr: SocketAddr, namespace: &str) -> std::io::Result<()> {
+    let text = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: flytesecret\n  cluster:\n    server: http://{addr}\ncontexts:\n- name: flytesecret\n  context:\n    cluster: flytesecret\n    user: flytesecret\n    namespace: {namespace}\ncurrent-context: flytesecret\nusers:\n- name: flytesecret\n  user: {{}}\n"
+    );
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(tmp, path)
+}
+
+/// The in-process transport: `kube::Client` requests go straight to [`Engine::handle`].
+#[derive(Clone)]
+pub struct InProcess(pub Arc<Engine>);
+
+impl tower::Service<Request<kube::client::Body>> for InProcess {
+    type Response = Response<Full<Bytes>>;
+    type Error = std::io::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<kube::client::Body>) -> Self::Future {
+        let engine = self.0.clone();
+        Box::pin(async move {
+            let (parts, body) = req.into_parts();
+            let reply = match collect(body).await {
+                Ok(bytes) => engine.handle(Request::from_parts(parts, bytes)).await,
+                Err(()) => super::status::ApiError::too_large().into_reply(),
+            };
+            Ok(reply.map(Full::new))
+        })
+    }
+}

@@ -1,0 +1,194 @@
+//! An embedded Kubernetes API server for core/v1 Secrets (and just enough Namespaces): the
+//! default backend of `flytesecret serve` when no cluster is configured, and of hermetic tests.
+//!
+//! One engine, two faces: [`Engine::handle`] answers `http::Request`s; [`http_face`] serves it on a
+//! socket (for `kubectl` and any client) and [`Engine::kube_client`] wires it into a
+//! `kube::Client` with no socket, so the service's real Kubernetes code path runs either way.
+//! Behaviour follows `shared/spec/kubernetes-secrets-api.md`.
+
+mod discovery;
+pub mod faults;
+mod handlers;
+pub mod http_face;
+mod object;
+mod selector;
+mod status;
+pub mod store;
+mod table;
+mod validation;
+
+pub use faults::{Fault, Faults, Verb};
+pub use store::Durability;
+
+use bytes::Bytes;
+use handlers::Call;
+use http::{Method, Request, Response};
+use status::{ApiError, Reply, json_reply, text_reply};
+use std::collections::HashMap;
+use std::sync::Arc;
+use store::Store;
+
+/// The engine: a store, fault rules, and the request router.
+pub struct Engine {
+    store: Store,
+    faults: Faults,
+}
+
+enum Route<'a> {
+    Secrets(Option<&'a str>),
+    Secret(&'a str, &'a str),
+    Namespaces,
+    Namespace(&'a str),
+    Discovery(serde_json::Value),
+    Unrouted,
+}
+
+fn route(path: &str) -> Route<'_> {
+    let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
+    match segments.as_slice() {
+        ["api"] => Route::Discovery(discovery::api_versions("127.0.0.1")),
+        ["apis"] => Route::Discovery(discovery::api_groups()),
+        ["api", "v1"] => Route::Discovery(discovery::core_v1_resources()),
+        ["version"] => Route::Discovery(discovery::version()),
+        ["openapi", "v3"] => Route::Discovery(discovery::openapi_v3_root()),
+        ["openapi", "v3", "api", "v1"] => Route::Discovery(discovery::openapi_v3_core()),
+        ["api", "v1", "secrets"] => Route::Secrets(None),
+        ["api", "v1", "namespaces"] => Route::Namespaces,
+        ["api", "v1", "namespaces", ns] => Route::Namespace(ns),
+        ["api", "v1", "namespaces", ns, "secrets"] => Route::Secrets(Some(ns)),
+        ["api", "v1", "namespaces", ns, "secrets", name] => Route::Secret(ns, name),
+        _ => Route::Unrouted,
+    }
+}
+
+fn parse_query(query: Option<&str>) -> HashMap<String, String> {
+    form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .into_owned()
+        .collect()
+}
+
+fn acceptable(accept: Option<&str>) -> bool {
+    accept.is_none_or(|a| {
+        a.split(',').any(|t| {
+            let t = t.trim();
+            t.is_empty()
+                || t.starts_with("application/json")
+                || t.starts_with("*/*")
+                || t.starts_with("application/*")
+        })
+    })
+}
+
+impl Engine {
+    /// Opens an engine over a store; the `default` namespace always exists.
+    pub fn open(durability: &Durability) -> std::io::Result<Arc<Engine>> {
+        let engine = Engine {
+            store: Store::open(durability)?,
+            faults: Faults::default(),
+        };
+        handlers::ensure_namespace(&engine.store, "default");
+        Ok(Arc::new(engine))
+    }
+
+    /// An in-memory engine, for tests.
+    pub fn ephemeral() -> Arc<Engine> {
+        Self::open(&Durability::Memory).expect("a memory store cannot fail to open")
+    }
+
+    pub fn faults(&self) -> &Faults {
+        &self.faults
+    }
+
+    /// Forgets list snapshots, as etcd compaction would: outstanding continue tokens expire (410).
+    pub fn compact(&self) {
+        self.store.compact_history();
+    }
+
+    /// Makes sure a namespace exists (what `kubectl create namespace` would do).
+    pub fn ensure_namespace(&self, name: &str) {
+        handlers::ensure_namespace(&self.store, name);
+    }
+
+    /// A `kube::Client` whose requests this engine answers in-process.
+    pub fn kube_client(self: &Arc<Self>, default_namespace: &str) -> kube::Client {
+        kube::Client::new(
+            http_face::InProcess(self.clone()),
+            default_namespace.to_owned(),
+        )
+    }
+
+    /// Answers one request; the body is already collected.
+    pub async fn handle(&self, req: Request<Bytes>) -> Response<Bytes> {
+        let (parts, body) = req.into_parts();
+        let header =
+            |name: http::header::HeaderName| parts.headers.get(name).and_then(|v| v.to_str().ok());
+        let call = Call {
+            query: parse_query(parts.uri.query()),
+            content_type: header(http::header::CONTENT_TYPE),
+            accept: header(http::header::ACCEPT),
+            body: &body,
+        };
+        let route = route(parts.uri.path());
+        if let Some(verb) = fault_verb(&route, &parts.method)
+            && let Some(fault) = self.faults.take(verb)
+        {
+            match fault.delay() {
+                Some(d) => tokio::time::sleep(d).await,
+                None => return fault.reply(verb).expect("non-delay faults reply"),
+            }
+        }
+        if body.len() > handlers::MAX_BODY {
+            return ApiError::too_large().into_reply();
+        }
+        if !matches!(route, Route::Unrouted) && !acceptable(call.accept) {
+            return ApiError::not_acceptable().into_reply();
+        }
+        let result: Result<Reply, ApiError> = match (route, &parts.method) {
+            (Route::Discovery(doc), &Method::GET) => Ok(json_reply(200, &doc)),
+            (Route::Secrets(Some(ns)), &Method::POST) => {
+                handlers::create_secret(&self.store, ns, &call)
+            }
+            (Route::Secrets(ns), &Method::GET) => handlers::list_secrets(&self.store, ns, &call),
+            (Route::Secret(ns, name), &Method::GET) => {
+                handlers::get_secret(&self.store, ns, name, call.accept)
+            }
+            (Route::Secret(ns, name), &Method::PUT) => {
+                handlers::replace_secret(&self.store, ns, name, &call)
+            }
+            (Route::Secret(ns, name), &Method::DELETE) => {
+                handlers::delete_secret(&self.store, ns, name, &call)
+            }
+            (Route::Secret(..), &Method::PATCH) => {
+                Err(ApiError::method_not_allowed("patch", "secrets"))
+            }
+            (Route::Namespaces, &Method::POST) => handlers::create_namespace(&self.store, &call),
+            (Route::Namespaces, &Method::GET) => Ok(handlers::list_namespaces(&self.store)),
+            (Route::Namespace(name), &Method::GET) => handlers::get_namespace(&self.store, name),
+            (Route::Unrouted | Route::Discovery(_), _) => Ok(text_reply(404, "404 page not found")),
+            (Route::Secrets(_), m) => Err(ApiError::method_not_allowed(
+                &m.as_str().to_lowercase(),
+                "secrets",
+            )),
+            (Route::Secret(..), m) => Err(ApiError::method_not_allowed(
+                &m.as_str().to_lowercase(),
+                "secrets",
+            )),
+            (Route::Namespaces | Route::Namespace(_), m) => Err(ApiError::method_not_allowed(
+                &m.as_str().to_lowercase(),
+                "namespaces",
+            )),
+        };
+        result.unwrap_or_else(ApiError::into_reply)
+    }
+}
+
+fn fault_verb(route: &Route<'_>, method: &Method) -> Option<Verb> {
+    match (route, method) {
+        (Route::Secrets(_), &Method::GET) => Some(Verb::List),
+        (Route::Secrets(_), &Method::POST) => Some(Verb::Create),
+        (Route::Secret(..), &Method::GET) => Some(Verb::Get),
+        (Route::Secret(..), &Method::PUT) => Some(Verb::Update),
+        (Route::Secret(..), &Method::DELETE) => Some(Verb::Delete),
+        _ => None,
+    }
+}

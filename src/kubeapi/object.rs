@@ -1,0 +1,457 @@
+//! The stored objects (Secret, Namespace) and their JSON forms: decoding request bodies the way
+//! the API server does (stringData merged into data, type defaulted, system fields wiped by the
+//! caller) and encoding responses in the server's field order.
+
+use super::status::ApiError;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// Seconds since the Unix epoch; the API server keeps second precision only.
+pub type Timestamp = i64;
+
+pub fn format_time(t: Timestamp) -> String {
+    let dt =
+        time::OffsetDateTime::from_unix_timestamp(t).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let f = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+    dt.format(&f).expect("formattable")
+}
+
+pub fn parse_time(s: &str) -> Option<Timestamp> {
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .ok()
+        .map(|t| t.unix_timestamp())
+}
+
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct ObjectMeta {
+    pub name: String,
+    pub generate_name: String,
+    pub namespace: String,
+    pub uid: String,
+    pub resource_version: String,
+    pub generation: Option<i64>,
+    pub creation_timestamp: Option<Timestamp>,
+    pub deletion_timestamp: Option<Timestamp>,
+    pub deletion_grace_period_seconds: Option<i64>,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+    pub owner_references: Vec<Value>,
+    pub finalizers: Vec<String>,
+}
+
+/// A core/v1 Secret as stored. `Debug` never shows data values.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret {
+    pub meta: ObjectMeta,
+    pub immutable: Option<bool>,
+    pub data: BTreeMap<String, Vec<u8>>,
+    pub type_: String,
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Secret")
+            .field("namespace", &self.meta.namespace)
+            .field("name", &self.meta.name)
+            .field("resource_version", &self.meta.resource_version)
+            .field("type", &self.type_)
+            .field("data_keys", &self.data.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for ObjectMeta {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ObjectMeta")
+            .field("namespace", &self.namespace)
+            .field("name", &self.name)
+            .field("resource_version", &self.resource_version)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Extra facts a decoded body carries that are not part of the stored object.
+#[derive(Debug, Default)]
+pub struct Decoded {
+    pub unknown_fields: Vec<String>,
+}
+
+fn cannot_handle(detail: impl fmt::Display) -> ApiError {
+    ApiError::bad_request(format!(
+        "Secret in version \"v1\" cannot be handled as a Secret: {detail}"
+    ))
+}
+
+fn go_type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+fn type_error(v: &Value, field: &str, go_type: &str) -> ApiError {
+    cannot_handle(format!(
+        "json: cannot unmarshal {} into Go struct field {field} of type {go_type}",
+        go_type_name(v)
+    ))
+}
+
+fn opt_str(obj: &Map<String, Value>, key: &str, field: &str) -> Result<String, ApiError> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(String::new()),
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(v) => Err(type_error(v, field, "string")),
+    }
+}
+
+fn opt_i64(obj: &Map<String, Value>, key: &str, field: &str) -> Result<Option<i64>, ApiError> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v @ Value::Number(n)) => n
+            .as_i64()
+            .map(Some)
+            .ok_or_else(|| type_error(v, field, "int64")),
+        Some(v) => Err(type_error(v, field, "int64")),
+    }
+}
+
+fn string_map(
+    obj: &Map<String, Value>,
+    key: &str,
+    field: &str,
+) -> Result<BTreeMap<String, String>, ApiError> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(BTreeMap::new()),
+        Some(Value::Object(m)) => m
+            .iter()
+            .map(|(k, v)| match v {
+                Value::String(s) => Ok((k.clone(), s.clone())),
+                other => Err(type_error(other, field, "string")),
+            })
+            .collect(),
+        Some(v) => Err(type_error(v, field, "map[string]string")),
+    }
+}
+
+/// Go's base64 decoding of `[]byte` fields: standard alphabet, padding required, CR/LF ignored.
+fn decode_base64(s: &str) -> Result<Vec<u8>, ApiError> {
+    let cleaned: String;
+    let input = if s.contains(['\r', '\n']) {
+        cleaned = s.chars().filter(|c| *c != '\r' && *c != '\n').collect();
+        cleaned.as_str()
+    } else {
+        s
+    };
+    STANDARD.decode(input).map_err(|e| {
+        let offset = match e {
+            base64::DecodeError::InvalidByte(i, _)
+            | base64::DecodeError::InvalidLastSymbol(i, _) => i,
+            base64::DecodeError::InvalidLength(len) => len - len % 4,
+            base64::DecodeError::InvalidPadding => input.find('=').unwrap_or(input.len()),
+        };
+        cannot_handle(format!("illegal base64 data at input byte {offset}"))
+    })
+}
+
+const KNOWN_SECRET_FIELDS: &[&str] = &[
+    "kind",
+    "apiVersion",
+    "metadata",
+    "immutable",
+    "data",
+    "stringData",
+    "type",
+];
+const KNOWN_META_FIELDS: &[&str] = &[
+    "name",
+    "generateName",
+    "namespace",
+    "selfLink",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "labels",
+    "annotations",
+    "ownerReferences",
+    "finalizers",
+    "managedFields",
+];
+
+/// Decodes a Secret request body (JSON). `stringData` is merged into `data` (winning on equal
+/// keys) and `type` defaults to `Opaque`, as the server does while decoding, before validation.
+pub fn decode_secret(body: &[u8]) -> Result<(Secret, Decoded), ApiError> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request(format!(
+            "the object provided is unrecognized (must be of type Secret): couldn't get version/kind; json parse error: {e}"
+        ))
+    })?;
+    let Value::Object(obj) = value else {
+        return Err(ApiError::bad_request(
+            "the object provided is unrecognized (must be of type Secret): couldn't get version/kind; json parse error: not an object",
+        ));
+    };
+    let kind = opt_str(&obj, "kind", "Secret.kind")?;
+    let api_version = opt_str(&obj, "apiVersion", "Secret.apiVersion")?;
+    if kind.is_empty() {
+        return Err(ApiError::bad_request(
+            "Object 'Kind' is missing in the request body",
+        ));
+    }
+    if kind != "Secret" || api_version != "v1" {
+        let version = if api_version.is_empty() {
+            "v1".to_owned()
+        } else {
+            api_version.clone()
+        };
+        return Err(ApiError::bad_request(format!(
+            "{kind} in version \"{version}\" cannot be handled as a Secret: no kind \"{kind}\" is registered for version \"{version}\""
+        )));
+    }
+    let mut decoded = Decoded::default();
+    for key in obj.keys() {
+        if !KNOWN_SECRET_FIELDS.contains(&key.as_str()) {
+            decoded.unknown_fields.push(key.clone());
+        }
+    }
+    let meta = match obj.get("metadata") {
+        None | Some(Value::Null) => ObjectMeta::default(),
+        Some(Value::Object(m)) => {
+            for key in m.keys() {
+                if !KNOWN_META_FIELDS.contains(&key.as_str()) {
+                    decoded.unknown_fields.push(format!("metadata.{key}"));
+                }
+            }
+            decode_meta(m)?
+        }
+        Some(v) => return Err(type_error(v, "Secret.metadata", "v1.ObjectMeta")),
+    };
+    let immutable = match obj.get("immutable") {
+        None | Some(Value::Null) => None,
+        Some(Value::Bool(b)) => Some(*b),
+        Some(v) => return Err(type_error(v, "Secret.immutable", "bool")),
+    };
+    let mut data = BTreeMap::new();
+    match obj.get("data") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(m)) => {
+            for (k, v) in m {
+                match v {
+                    Value::String(s) => {
+                        data.insert(k.clone(), decode_base64(s)?);
+                    }
+                    Value::Null => {
+                        data.insert(k.clone(), Vec::new());
+                    }
+                    other => return Err(type_error(other, "Secret.data", "[]uint8")),
+                }
+            }
+        }
+        Some(v) => return Err(type_error(v, "Secret.data", "map[string][]uint8")),
+    }
+    for (k, v) in string_map(&obj, "stringData", "Secret.stringData")? {
+        data.insert(k, v.into_bytes());
+    }
+    let mut type_ = opt_str(&obj, "type", "Secret.type")?;
+    if type_.is_empty() {
+        type_ = "Opaque".to_owned();
+    }
+    Ok((
+        Secret {
+            meta,
+            immutable,
+            data,
+            type_,
+        },
+        decoded,
+    ))
+}
+
+fn decode_meta(m: &Map<String, Value>) -> Result<ObjectMeta, ApiError> {
+    let time_field = |key: &str| -> Result<Option<Timestamp>, ApiError> {
+        match m.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => parse_time(s)
+                .map(Some)
+                .ok_or_else(|| cannot_handle(format!("parsing time {s:?} as RFC 3339"))),
+            Some(v) => Err(type_error(v, &format!("ObjectMeta.{key}"), "v1.Time")),
+        }
+    };
+    let finalizers = match m.get("finalizers") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|v| match v {
+                Value::String(s) => Ok(s.clone()),
+                other => Err(type_error(other, "ObjectMeta.finalizers", "string")),
+            })
+            .collect::<Result<_, _>>()?,
+        Some(v) => Err(type_error(v, "ObjectMeta.finalizers", "[]string"))?,
+    };
+    let owner_references = match m.get("ownerReferences") {
+        Some(Value::Array(a)) => a.clone(),
+        _ => Vec::new(),
+    };
+    Ok(ObjectMeta {
+        name: opt_str(m, "name", "ObjectMeta.name")?,
+        generate_name: opt_str(m, "generateName", "ObjectMeta.generateName")?,
+        namespace: opt_str(m, "namespace", "ObjectMeta.namespace")?,
+        uid: opt_str(m, "uid", "ObjectMeta.uid")?,
+        resource_version: opt_str(m, "resourceVersion", "ObjectMeta.resourceVersion")?,
+        generation: opt_i64(m, "generation", "ObjectMeta.generation")?,
+        creation_timestamp: time_field("creationTimestamp")?,
+        deletion_timestamp: time_field("deletionTimestamp")?,
+        deletion_grace_period_seconds: opt_i64(
+            m,
+            "deletionGracePeriodSeconds",
+            "ObjectMeta.deletionGracePeriodSeconds",
+        )?,
+        labels: string_map(m, "labels", "ObjectMeta.labels")?,
+        annotations: string_map(m, "annotations", "ObjectMeta.annotations")?,
+        owner_references,
+        finalizers,
+    })
+}
+
+pub fn encode_meta(meta: &ObjectMeta) -> Value {
+    let mut m = Map::new();
+    let mut put_str = |k: &str, v: &str| {
+        if !v.is_empty() {
+            m.insert(k.into(), json!(v));
+        }
+    };
+    put_str("name", &meta.name);
+    put_str("generateName", &meta.generate_name);
+    put_str("namespace", &meta.namespace);
+    put_str("uid", &meta.uid);
+    put_str("resourceVersion", &meta.resource_version);
+    if let Some(g) = meta.generation {
+        m.insert("generation".into(), json!(g));
+    }
+    if let Some(t) = meta.creation_timestamp {
+        m.insert("creationTimestamp".into(), json!(format_time(t)));
+    }
+    if let Some(t) = meta.deletion_timestamp {
+        m.insert("deletionTimestamp".into(), json!(format_time(t)));
+    }
+    if let Some(g) = meta.deletion_grace_period_seconds {
+        m.insert("deletionGracePeriodSeconds".into(), json!(g));
+    }
+    if !meta.labels.is_empty() {
+        m.insert("labels".into(), json!(meta.labels));
+    }
+    if !meta.annotations.is_empty() {
+        m.insert("annotations".into(), json!(meta.annotations));
+    }
+    if !meta.owner_references.is_empty() {
+        m.insert("ownerReferences".into(), json!(meta.owner_references));
+    }
+    if !meta.finalizers.is_empty() {
+        m.insert("finalizers".into(), json!(meta.finalizers));
+    }
+    Value::Object(m)
+}
+
+/// The JSON of a Secret; `top_level` adds `kind`/`apiVersion` (list items go without).
+pub fn encode_secret(s: &Secret, top_level: bool) -> Value {
+    let mut m = Map::new();
+    if top_level {
+        m.insert("kind".into(), json!("Secret"));
+        m.insert("apiVersion".into(), json!("v1"));
+    }
+    m.insert("metadata".into(), encode_meta(&s.meta));
+    if let Some(i) = s.immutable {
+        m.insert("immutable".into(), json!(i));
+    }
+    if !s.data.is_empty() {
+        let data: Map<String, Value> = s
+            .data
+            .iter()
+            .map(|(k, v)| (k.clone(), json!(STANDARD.encode(v))))
+            .collect();
+        m.insert("data".into(), Value::Object(data));
+    }
+    if !s.type_.is_empty() {
+        m.insert("type".into(), json!(s.type_));
+    }
+    Value::Object(m)
+}
+
+/// A Namespace: only what the Secret Service needs (existence, phase).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Namespace {
+    pub meta: ObjectMeta,
+}
+
+pub fn encode_namespace(ns: &Namespace, top_level: bool) -> Value {
+    let mut m = Map::new();
+    if top_level {
+        m.insert("kind".into(), json!("Namespace"));
+        m.insert("apiVersion".into(), json!("v1"));
+    }
+    m.insert("metadata".into(), encode_meta(&ns.meta));
+    m.insert("spec".into(), json!({"finalizers": ["kubernetes"]}));
+    m.insert("status".into(), json!({"phase": "Active"}));
+    Value::Object(m)
+}
+
+pub fn decode_namespace(body: &[u8]) -> Result<Namespace, ApiError> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request(format!(
+            "the object provided is unrecognized (must be of type Namespace): couldn't get version/kind; json parse error: {e}"
+        ))
+    })?;
+    let meta = match value.get("metadata") {
+        Some(Value::Object(m)) => decode_meta(m)?,
+        _ => ObjectMeta::default(),
+    };
+    Ok(Namespace { meta })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn string_data_wins_and_type_defaults() {
+        let body = br#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"s3"},"data":{"u":"eA=="},"stringData":{"u":"admin","v":"x"}}"#;
+        let (s, _) = decode_secret(body).unwrap();
+        assert_eq!(s.type_, "Opaque");
+        assert_eq!(s.data["u"], b"admin");
+        assert_eq!(s.data["v"], b"x");
+        let json = encode_secret(&s, true);
+        assert_eq!(json["data"], json!({"u": "YWRtaW4=", "v": "eA=="}));
+        assert!(json.get("stringData").is_none());
+    }
+
+    #[test]
+    fn unpadded_base64_is_a_bad_request() {
+        let body =
+            br#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"x"},"data":{"k":"dg"}}"#;
+        let err = decode_secret(body).unwrap_err();
+        assert_eq!(err.code, 400);
+        assert!(err.message.starts_with("Secret in version \"v1\" cannot be handled as a Secret: illegal base64 data at input byte"), "{}", err.message);
+    }
+
+    #[test]
+    fn debug_never_shows_values() {
+        let body = br#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"x"},"stringData":{"k":"hunter2"}}"#;
+        let (s, _) = decode_secret(body).unwrap();
+        assert!(!format!("{s:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn times_have_second_precision() {
+        assert_eq!(format_time(0), "1970-01-01T00:00:00Z");
+        assert_eq!(parse_time("2025-05-01T12:00:00.5Z"), Some(1746100800));
+    }
+}

@@ -1,0 +1,1118 @@
+//! The fidelity checklist of `shared/spec/kubernetes-secrets-api.md` section 9, one test per case,
+//! against the embedded engine's request handler.
+
+use bytes::Bytes;
+use flytesecret::kubeapi::{Engine, Fault, Verb};
+use http::{HeaderMap, Method, Request};
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+struct Reply {
+    code: u16,
+    headers: HeaderMap,
+    raw: Bytes,
+    body: Value,
+}
+
+struct Api(Arc<Engine>);
+
+impl Api {
+    fn new() -> Self {
+        Api(Engine::ephemeral())
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Reply {
+        let mut req = Request::builder().method(method).uri(path);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = self.0.handle(req.body(Bytes::from(body)).unwrap()).await;
+        let code = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let raw = resp.into_body();
+        let body = serde_json::from_slice(&raw).unwrap_or(Value::Null);
+        Reply {
+            code,
+            headers,
+            raw,
+            body,
+        }
+    }
+
+    async fn json(&self, method: Method, path: &str, body: Value) -> Reply {
+        self.send(
+            method,
+            path,
+            &[("content-type", "application/json")],
+            serde_json::to_vec(&body).unwrap(),
+        )
+        .await
+    }
+
+    async fn get(&self, path: &str) -> Reply {
+        self.send(Method::GET, path, &[], vec![]).await
+    }
+
+    async fn create(&self, body: Value) -> Reply {
+        self.json(Method::POST, SECRETS, body).await
+    }
+}
+
+const SECRETS: &str = "/api/v1/namespaces/default/secrets";
+
+fn s(name: &str, data: Value) -> Value {
+    json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "data": data})
+}
+
+#[track_caller]
+fn assert_status(r: &Reply, code: u16, reason: &str, message: &str) {
+    assert_eq!(r.code, code, "{}", r.body);
+    assert_eq!(r.headers["content-type"], "application/json");
+    assert_eq!(r.body["kind"], "Status");
+    assert_eq!(r.body["apiVersion"], "v1");
+    assert_eq!(r.body["status"], "Failure");
+    assert_eq!(r.body["code"], code);
+    assert_eq!(r.body["reason"], reason, "{}", r.body);
+    assert_eq!(r.body["message"], message);
+}
+
+fn rv(v: &Value) -> u64 {
+    v["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+const SUBDOMAIN: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
+
+#[tokio::test]
+async fn case_01_create_returns_the_stored_secret() {
+    let api = Api::new();
+    let r = api.create(s("a", json!({"k": "dg=="}))).await;
+    assert_eq!(r.code, 201);
+    let b = &r.body;
+    assert_eq!(
+        (b["kind"].as_str(), b["apiVersion"].as_str()),
+        (Some("Secret"), Some("v1"))
+    );
+    assert_eq!(b["metadata"]["namespace"], "default");
+    assert!(uuid::Uuid::parse_str(b["metadata"]["uid"].as_str().unwrap()).is_ok());
+    assert!(rv(b) > 0);
+    let ts = b["metadata"]["creationTimestamp"].as_str().unwrap();
+    assert_eq!(ts.len(), 20);
+    assert!(ts.ends_with('Z') && ts.as_bytes()[10] == b'T');
+    assert_eq!(b["type"], "Opaque");
+    assert_eq!(b["data"]["k"], "dg==");
+    assert!(b.get("stringData").is_none());
+    for absent in ["generation", "selfLink"] {
+        assert!(b["metadata"].get(absent).is_none());
+    }
+    assert!(r.raw.ends_with(b"\n"));
+}
+
+#[tokio::test]
+async fn case_02_create_twice_is_already_exists() {
+    let api = Api::new();
+    api.create(s("a", json!({"k": "dg=="}))).await;
+    let r = api.create(s("a", json!({"k": "dg=="}))).await;
+    assert_status(&r, 409, "AlreadyExists", "secrets \"a\" already exists");
+    assert_eq!(r.body["details"], json!({"name": "a", "kind": "secrets"}));
+}
+
+#[tokio::test]
+async fn case_03_string_data_is_merged_into_data() {
+    let api = Api::new();
+    let r = api
+        .create(
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s3"},
+                       "data": {"u": "eA=="}, "stringData": {"u": "admin", "v": "x"}}),
+        )
+        .await;
+    assert_eq!(r.code, 201);
+    assert_eq!(r.body["data"], json!({"u": "YWRtaW4=", "v": "eA=="}));
+    assert!(r.body.get("stringData").is_none());
+}
+
+#[tokio::test]
+async fn case_04_type_defaults_to_opaque_and_custom_types_pass() {
+    let api = Api::new();
+    assert_eq!(api.create(s("a", json!({}))).await.body["type"], "Opaque");
+    let mut custom = s("b", json!({}));
+    custom["type"] = json!("example.com/custom");
+    assert_eq!(api.create(custom).await.body["type"], "example.com/custom");
+}
+
+#[tokio::test]
+async fn case_05_invalid_name() {
+    let api = Api::new();
+    let r = api.create(s("Bad_Name", json!({}))).await;
+    let body = format!("Invalid value: \"Bad_Name\": {SUBDOMAIN}");
+    assert_status(
+        &r,
+        422,
+        "Invalid",
+        &format!("Secret \"Bad_Name\" is invalid: metadata.name: {body}"),
+    );
+    assert_eq!(r.body["details"]["kind"], "Secret");
+    assert_eq!(
+        r.body["details"]["causes"],
+        json!([{"reason": "FieldValueInvalid", "message": body, "field": "metadata.name"}])
+    );
+}
+
+#[tokio::test]
+async fn case_06_name_length_limit() {
+    let api = Api::new();
+    let long = "a".repeat(254);
+    let r = api.create(s(&long, json!({}))).await;
+    assert_eq!(r.code, 422);
+    assert_eq!(
+        r.body["details"]["causes"][0]["message"],
+        format!("Invalid value: \"{long}\": must be no more than 253 characters")
+    );
+    assert_eq!(api.create(s(&"a".repeat(253), json!({}))).await.code, 201);
+}
+
+#[tokio::test]
+async fn case_07_name_required() {
+    let api = Api::new();
+    let r = api
+        .create(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {}}))
+        .await;
+    assert_status(
+        &r,
+        422,
+        "Invalid",
+        "Secret \"\" is invalid: metadata.name: Required value: name or generateName is required",
+    );
+    assert_eq!(
+        r.body["details"]["causes"][0]["reason"],
+        "FieldValueRequired"
+    );
+}
+
+#[tokio::test]
+async fn case_08_generate_name() {
+    let api = Api::new();
+    let r = api
+        .create(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"generateName": "gen-"}}))
+        .await;
+    assert_eq!(r.code, 201);
+    let name = r.body["metadata"]["name"].as_str().unwrap();
+    assert!(name.starts_with("gen-") && name.len() == 9, "{name}");
+    assert!(
+        name[4..]
+            .chars()
+            .all(|c| "bcdfghjklmnpqrstvwxz2456789".contains(c))
+    );
+    assert_eq!(r.body["metadata"]["generateName"], "gen-");
+}
+
+#[tokio::test]
+async fn case_09_create_in_missing_namespace() {
+    let api = Api::new();
+    let r = api
+        .json(
+            Method::POST,
+            "/api/v1/namespaces/ghost/secrets",
+            s("a", json!({})),
+        )
+        .await;
+    assert_status(&r, 404, "NotFound", "namespaces \"ghost\" not found");
+    assert_eq!(
+        r.body["details"],
+        json!({"name": "ghost", "kind": "namespaces"})
+    );
+}
+
+#[tokio::test]
+async fn case_10_missing_namespace_beats_invalid_body() {
+    let api = Api::new();
+    let r = api
+        .json(
+            Method::POST,
+            "/api/v1/namespaces/ghost/secrets",
+            s("Bad_Name", json!({"bad key": "dg=="})),
+        )
+        .await;
+    assert_status(&r, 404, "NotFound", "namespaces \"ghost\" not found");
+}
+
+#[tokio::test]
+async fn case_11_invalid_data_keys() {
+    let api = Api::new();
+    let r = api.create(s("a", json!({"bad key": "dg=="}))).await;
+    assert_eq!(r.code, 422);
+    assert_eq!(r.body["details"]["causes"][0]["field"], "data[bad key]");
+    assert_eq!(
+        r.body["details"]["causes"][0]["message"],
+        "Invalid value: \"bad key\": a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')"
+    );
+    let r = api.create(s("b", json!({"..": "dg=="}))).await;
+    assert_eq!(
+        r.body["details"]["causes"][0],
+        json!({"reason": "FieldValueInvalid", "message": "Invalid value: \"..\": must not be '..'", "field": "data[..]"})
+    );
+}
+
+#[tokio::test]
+async fn case_12_size_limit() {
+    use base64::Engine as _;
+    let api = Api::new();
+    let b64 = |n: usize| base64::engine::general_purpose::STANDARD.encode(vec![b'x'; n]);
+    let r = api
+        .create(s("big", json!({"a": b64(1_048_000), "b": b64(577)})))
+        .await;
+    assert_status(
+        &r,
+        422,
+        "Invalid",
+        "Secret \"big\" is invalid: data: Too long: may not be more than 1048576 bytes",
+    );
+    assert_eq!(
+        r.body["details"]["causes"][0]["reason"],
+        "FieldValueTooLong"
+    );
+    assert_eq!(r.body["details"]["causes"][0]["field"], "data");
+    assert_eq!(
+        api.create(s("big", json!({"a": b64(1_048_000), "b": b64(576)})))
+            .await
+            .code,
+        201
+    );
+}
+
+#[tokio::test]
+async fn case_13_14_dockerconfigjson() {
+    let api = Api::new();
+    let mut missing = s("d", json!({}));
+    missing["type"] = json!("kubernetes.io/dockerconfigjson");
+    let r = api.create(missing).await;
+    assert_eq!(
+        r.body["message"],
+        "Secret \"d\" is invalid: data[.dockerconfigjson]: Required value"
+    );
+    let mut bad = s("d", json!({".dockerconfigjson": "e2JhZA=="}));
+    bad["type"] = json!("kubernetes.io/dockerconfigjson");
+    let r = api.create(bad).await;
+    assert_eq!(
+        r.body["details"]["causes"][0]["field"],
+        "data[.dockerconfigjson]"
+    );
+    assert!(
+        r.body["details"]["causes"][0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Invalid value: \"<secret contents redacted>\": ")
+    );
+}
+
+#[tokio::test]
+async fn case_15_tls_requires_both_keys_in_order() {
+    let api = Api::new();
+    let mut tls = s("t", json!({}));
+    tls["type"] = json!("kubernetes.io/tls");
+    let r = api.create(tls).await;
+    assert_status(
+        &r,
+        422,
+        "Invalid",
+        "Secret \"t\" is invalid: [data[tls.crt]: Required value, data[tls.key]: Required value]",
+    );
+    let fields: Vec<&str> = r.body["details"]["causes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["data[tls.crt]", "data[tls.key]"]);
+}
+
+#[tokio::test]
+async fn case_16_basic_auth() {
+    let api = Api::new();
+    let mut one = s("b1", json!({"username": "dQ=="}));
+    one["type"] = json!("kubernetes.io/basic-auth");
+    assert_eq!(api.create(one).await.code, 201);
+    let mut none = s("b2", json!({}));
+    none["type"] = json!("kubernetes.io/basic-auth");
+    let r = api.create(none).await;
+    assert_eq!(r.code, 422);
+    assert_eq!(r.body["details"]["causes"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn case_17_namespace_mismatch() {
+    let api = Api::new();
+    let r = api.create(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "a", "namespace": "other"}})).await;
+    assert_status(
+        &r,
+        400,
+        "BadRequest",
+        "the namespace of the provided object does not match the namespace sent on the request",
+    );
+}
+
+#[tokio::test]
+async fn case_18_resource_version_on_create() {
+    let api = Api::new();
+    let r = api.create(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "a", "resourceVersion": "5"}})).await;
+    assert_eq!(r.code, 500);
+    assert!(r.body.get("reason").is_none());
+    assert_eq!(
+        r.body["message"],
+        "resourceVersion should not be set on objects to be created"
+    );
+    for (name, v) in [("b", "0"), ("c", "abc")] {
+        let r = api.create(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "resourceVersion": v}})).await;
+        assert_eq!(r.code, 201);
+    }
+}
+
+#[tokio::test]
+async fn case_19_unpadded_base64() {
+    let api = Api::new();
+    let r = api.create(s("a", json!({"k": "dg"}))).await;
+    assert_eq!(
+        (r.code, r.body["reason"].as_str()),
+        (400, Some("BadRequest"))
+    );
+    assert!(r.body["message"].as_str().unwrap().starts_with(
+        "Secret in version \"v1\" cannot be handled as a Secret: illegal base64 data at input byte"
+    ));
+}
+
+#[tokio::test]
+async fn case_20_21_unknown_fields_strict_and_warn() {
+    let api = Api::new();
+    let mut body = s("a", json!({}));
+    body["foo"] = json!(1);
+    let r = api
+        .json(
+            Method::POST,
+            &format!("{SECRETS}?fieldValidation=Strict"),
+            body.clone(),
+        )
+        .await;
+    assert_eq!(r.code, 400);
+    assert!(
+        r.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("strict decoding error: unknown field \"foo\"")
+    );
+    let r = api.create(body).await;
+    assert_eq!(r.code, 201);
+    assert_eq!(r.headers["warning"], "299 - \"unknown field \\\"foo\\\"\"");
+}
+
+#[tokio::test]
+async fn case_22_invalid_label_value() {
+    let api = Api::new();
+    let r = api.create(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "a", "labels": {"k": "bad value!"}}})).await;
+    assert_eq!(r.body["details"]["causes"][0]["field"], "metadata.labels");
+    assert!(
+        r.body["details"]["causes"][0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with(
+                "Invalid value: \"bad value!\": a valid label must be an empty string or consist of"
+            )
+    );
+}
+
+#[tokio::test]
+async fn case_23_bad_field_validation_option() {
+    let api = Api::new();
+    let r = api
+        .json(
+            Method::POST,
+            &format!("{SECRETS}?fieldValidation=Foo"),
+            s("a", json!({})),
+        )
+        .await;
+    assert_eq!(r.code, 422);
+    assert_eq!(
+        r.body["message"],
+        "CreateOptions.meta.k8s.io \"\" is invalid: fieldValidation: Unsupported value: \"Foo\": supported values: \"\", \"Ignore\", \"Strict\", \"Warn\""
+    );
+}
+
+#[tokio::test]
+async fn case_24_content_types() {
+    let api = Api::new();
+    let body = serde_json::to_vec(&s("a", json!({}))).unwrap();
+    let r = api
+        .send(
+            Method::POST,
+            SECRETS,
+            &[("content-type", "text/plain")],
+            body.clone(),
+        )
+        .await;
+    assert_eq!(
+        (r.code, r.body["reason"].as_str()),
+        (415, Some("UnsupportedMediaType"))
+    );
+    assert_eq!(api.send(Method::POST, SECRETS, &[], body).await.code, 201);
+}
+
+#[tokio::test]
+async fn case_25_get_returns_the_created_object() {
+    let api = Api::new();
+    let created = api.create(s("a", json!({"k": "dg=="}))).await.body;
+    assert_eq!(api.get(&format!("{SECRETS}/a")).await.body, created);
+}
+
+#[tokio::test]
+async fn case_26_27_get_missing() {
+    let api = Api::new();
+    let r = api.get(&format!("{SECRETS}/nope")).await;
+    assert_status(&r, 404, "NotFound", "secrets \"nope\" not found");
+    assert_eq!(
+        r.body["details"],
+        json!({"name": "nope", "kind": "secrets"})
+    );
+    let r = api.get("/api/v1/namespaces/ghost/secrets/a").await;
+    assert_status(&r, 404, "NotFound", "secrets \"a\" not found");
+}
+
+#[tokio::test]
+async fn case_28_29_30_replace_and_conflicts() {
+    let api = Api::new();
+    let created = api.create(s("a", json!({"k": "dg=="}))).await.body;
+    let mut changed = created.clone();
+    changed["data"] = json!({"k": "eA=="});
+    let r = api
+        .json(Method::PUT, &format!("{SECRETS}/a"), changed.clone())
+        .await;
+    assert_eq!(r.code, 200);
+    assert!(rv(&r.body) > rv(&created));
+    assert_eq!(r.body["metadata"]["uid"], created["metadata"]["uid"]);
+    assert_eq!(
+        r.body["metadata"]["creationTimestamp"],
+        created["metadata"]["creationTimestamp"]
+    );
+    let stale = api
+        .json(Method::PUT, &format!("{SECRETS}/a"), changed.clone())
+        .await;
+    assert_status(
+        &stale,
+        409,
+        "Conflict",
+        "Operation cannot be fulfilled on secrets \"a\": the object has been modified; please apply your changes to the latest version and try again",
+    );
+    assert_eq!(
+        stale.body["details"],
+        json!({"name": "a", "kind": "secrets"})
+    );
+    for v in [None, Some("0")] {
+        let mut body = changed.clone();
+        body["data"] = json!({"k": "eQ=="});
+        match v {
+            None => body["metadata"]
+                .as_object_mut()
+                .unwrap()
+                .remove("resourceVersion")
+                .map(|_| ())
+                .unwrap(),
+            Some(v) => body["metadata"]["resourceVersion"] = json!(v),
+        }
+        assert_eq!(
+            api.json(Method::PUT, &format!("{SECRETS}/a"), body)
+                .await
+                .code,
+            200
+        );
+    }
+    assert_eq!(
+        api.get(&format!("{SECRETS}/a")).await.body["data"]["k"],
+        "eQ=="
+    );
+}
+
+#[tokio::test]
+async fn case_31_noop_replace_keeps_the_resource_version() {
+    let api = Api::new();
+    let created = api.create(s("a", json!({"k": "dg=="}))).await.body;
+    let list_rv = rv(&api.get(SECRETS).await.body);
+    let r = api
+        .json(Method::PUT, &format!("{SECRETS}/a"), created.clone())
+        .await;
+    assert_eq!(r.code, 200);
+    assert_eq!(rv(&r.body), rv(&created));
+    assert_eq!(rv(&api.get(SECRETS).await.body), list_rv);
+}
+
+#[tokio::test]
+async fn case_32_name_mismatch() {
+    let api = Api::new();
+    api.create(s("a", json!({}))).await;
+    let r = api
+        .json(Method::PUT, &format!("{SECRETS}/a"), s("b", json!({})))
+        .await;
+    assert_status(
+        &r,
+        400,
+        "BadRequest",
+        "the name of the object (b) does not match the name on the URL (a)",
+    );
+    let r = api
+        .json(
+            Method::PUT,
+            &format!("{SECRETS}/a"),
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {}}),
+        )
+        .await;
+    assert_status(
+        &r,
+        400,
+        "BadRequest",
+        "the name of the object () does not match the name on the URL (a)",
+    );
+}
+
+#[tokio::test]
+async fn case_33_put_or_delete_missing() {
+    let api = Api::new();
+    let r = api
+        .json(Method::PUT, &format!("{SECRETS}/zz"), s("zz", json!({})))
+        .await;
+    assert_status(&r, 404, "NotFound", "secrets \"zz\" not found");
+    let r = api
+        .json(Method::DELETE, &format!("{SECRETS}/zz"), json!({}))
+        .await;
+    assert_status(&r, 404, "NotFound", "secrets \"zz\" not found");
+}
+
+#[tokio::test]
+async fn case_34_35_type_is_immutable() {
+    let api = Api::new();
+    api.create(s("a", json!({}))).await;
+    let mut tls = s("a", json!({"tls.crt": "", "tls.key": ""}));
+    tls["type"] = json!("kubernetes.io/tls");
+    let r = api
+        .json(Method::PUT, &format!("{SECRETS}/a"), tls.clone())
+        .await;
+    assert_eq!(
+        r.body["message"],
+        "Secret \"a\" is invalid: type: Invalid value: \"kubernetes.io/tls\": field is immutable"
+    );
+    tls["metadata"]["name"] = json!("t");
+    api.create(tls).await;
+    let r = api
+        .json(
+            Method::PUT,
+            &format!("{SECRETS}/t"),
+            s("t", json!({"tls.crt": "", "tls.key": ""})),
+        )
+        .await;
+    assert_eq!(
+        r.body["message"],
+        "Secret \"t\" is invalid: type: Invalid value: \"Opaque\": field is immutable"
+    );
+}
+
+#[tokio::test]
+async fn case_36_immutable_secrets() {
+    let api = Api::new();
+    let mut body = s("i", json!({"k": "dg=="}));
+    body["immutable"] = json!(true);
+    api.create(body.clone()).await;
+    let mut changed = body.clone();
+    changed["data"] = json!({"k": "eA=="});
+    let r = api
+        .json(Method::PUT, &format!("{SECRETS}/i"), changed)
+        .await;
+    assert_status(
+        &r,
+        422,
+        "Invalid",
+        "Secret \"i\" is invalid: data: Forbidden: field is immutable when `immutable` is set",
+    );
+    assert_eq!(
+        r.body["details"]["causes"][0],
+        json!({"reason": "FieldValueForbidden", "message": "Forbidden: field is immutable when `immutable` is set", "field": "data"})
+    );
+    let mut labelled = body.clone();
+    labelled["metadata"]["labels"] = json!({"a": "b"});
+    assert_eq!(
+        api.json(Method::PUT, &format!("{SECRETS}/i"), labelled)
+            .await
+            .code,
+        200
+    );
+    let mut unset = body;
+    unset["immutable"] = json!(false);
+    let r = api.json(Method::PUT, &format!("{SECRETS}/i"), unset).await;
+    assert_eq!(r.body["details"]["causes"][0]["field"], "immutable");
+}
+
+#[tokio::test]
+async fn case_37_38_uid_precondition_and_conflict_beats_validation() {
+    let api = Api::new();
+    let created = api.create(s("a", json!({}))).await.body;
+    let mut wrong_uid = created.clone();
+    wrong_uid["metadata"]["uid"] = json!("00000000-0000-0000-0000-000000000000");
+    let r = api
+        .json(Method::PUT, &format!("{SECRETS}/a"), wrong_uid)
+        .await;
+    assert_eq!((r.code, r.body["reason"].as_str()), (409, Some("Conflict")));
+    let m = r.body["message"].as_str().unwrap();
+    assert!(
+        m.starts_with("Operation cannot be fulfilled on secrets \"a\": ")
+            && m.contains("Precondition failed: UID in precondition:")
+    );
+    let mut stale_and_invalid = created.clone();
+    stale_and_invalid["metadata"]["resourceVersion"] = json!("1");
+    stale_and_invalid["data"] = json!({"bad key": ""});
+    assert_eq!(
+        api.json(Method::PUT, &format!("{SECRETS}/a"), stale_and_invalid)
+            .await
+            .code,
+        409
+    );
+}
+
+#[tokio::test]
+async fn case_39_40_server_owned_fields_and_string_data_on_put() {
+    let api = Api::new();
+    let created = api.create(s("a", json!({}))).await.body;
+    let mut body = created.clone();
+    body["metadata"]["creationTimestamp"] = json!("2001-01-01T00:00:00Z");
+    body["metadata"]["generation"] = json!(7);
+    body["stringData"] = json!({"k": "new"});
+    let r = api.json(Method::PUT, &format!("{SECRETS}/a"), body).await;
+    assert_eq!(r.code, 200);
+    assert_eq!(
+        r.body["metadata"]["creationTimestamp"],
+        created["metadata"]["creationTimestamp"]
+    );
+    assert!(r.body["metadata"].get("generation").is_none());
+    assert_eq!(r.body["data"]["k"], "bmV3");
+    assert!(r.body.get("stringData").is_none());
+}
+
+#[tokio::test]
+async fn case_41_42_delete_answers_success_status() {
+    let api = Api::new();
+    for (name, body) in [
+        ("a", Some(json!({}))),
+        (
+            "b",
+            Some(
+                json!({"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}),
+            ),
+        ),
+        ("c", None),
+    ] {
+        let uid = api.create(s(name, json!({}))).await.body["metadata"]["uid"].clone();
+        let path = format!("{SECRETS}/{name}");
+        let r = match body {
+            Some(b) => api.json(Method::DELETE, &path, b).await,
+            None => api.send(Method::DELETE, &path, &[], vec![]).await,
+        };
+        assert_eq!(r.code, 200);
+        assert_eq!(
+            r.body,
+            json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": {"name": name, "kind": "secrets", "uid": uid}})
+        );
+        assert_eq!(api.get(&path).await.code, 404);
+    }
+}
+
+#[tokio::test]
+async fn case_43_delete_uid_precondition() {
+    let api = Api::new();
+    let uid = api.create(s("a", json!({}))).await.body["metadata"]["uid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = api
+        .json(
+            Method::DELETE,
+            &format!("{SECRETS}/a"),
+            json!({"preconditions": {"uid": "wrong"}}),
+        )
+        .await;
+    assert_status(
+        &r,
+        409,
+        "Conflict",
+        &format!(
+            "Operation cannot be fulfilled on Secret \"a\": the UID in the precondition (wrong) does not match the UID in record ({uid}). The object might have been deleted and then recreated"
+        ),
+    );
+    assert_eq!(r.body["details"]["kind"], "Secret");
+    assert_eq!(api.get(&format!("{SECRETS}/a")).await.code, 200);
+}
+
+#[tokio::test]
+async fn case_44_bad_propagation_policy() {
+    let api = Api::new();
+    api.create(s("a", json!({}))).await;
+    let r = api
+        .json(
+            Method::DELETE,
+            &format!("{SECRETS}/a"),
+            json!({"propagationPolicy": "Bogus"}),
+        )
+        .await;
+    assert_eq!(r.code, 422);
+    assert_eq!(
+        r.body["message"],
+        "DeleteOptions.meta.k8s.io \"\" is invalid: propagationPolicy: Unsupported value: \"Bogus\": supported values: \"Foreground\", \"Background\", \"Orphan\", \"nil\""
+    );
+}
+
+#[tokio::test]
+async fn case_45_finalizers_defer_deletion() {
+    let api = Api::new();
+    let created = api.create(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "f", "finalizers": ["example.com/hold"]}})).await.body;
+    let r = api
+        .json(Method::DELETE, &format!("{SECRETS}/f"), json!({}))
+        .await;
+    assert_eq!(r.code, 200);
+    assert_eq!(r.body["kind"], "Secret");
+    assert!(r.body["metadata"]["deletionTimestamp"].is_string());
+    assert_eq!(r.body["metadata"]["deletionGracePeriodSeconds"], 0);
+    assert!(rv(&r.body) > rv(&created));
+    assert_eq!(api.get(&format!("{SECRETS}/f")).await.code, 200);
+    let again = api.create(s("f", json!({}))).await;
+    assert_status(
+        &again,
+        409,
+        "AlreadyExists",
+        "object is being deleted: secrets \"f\" already exists",
+    );
+    let mut release = r.body.clone();
+    release["metadata"]["finalizers"] = json!([]);
+    assert_eq!(
+        api.json(Method::PUT, &format!("{SECRETS}/f"), release)
+            .await
+            .code,
+        200
+    );
+    assert_eq!(api.get(&format!("{SECRETS}/f")).await.code, 404);
+}
+
+#[tokio::test]
+async fn case_46_list_in_missing_namespace_is_empty() {
+    let api = Api::new();
+    let r = api.get("/api/v1/namespaces/ghost/secrets").await;
+    assert_eq!(r.code, 200);
+    assert_eq!(r.body["kind"], "SecretList");
+    assert_eq!(r.body["items"], json!([]));
+    assert!(r.body["metadata"]["resourceVersion"].is_string());
+}
+
+#[tokio::test]
+async fn case_47_list_is_ordered_by_name() {
+    let api = Api::new();
+    let mut max_rv = 0;
+    for n in ["c", "a", "b"] {
+        max_rv = max_rv.max(rv(&api.create(s(n, json!({}))).await.body));
+    }
+    let r = api.get(SECRETS).await;
+    let names: Vec<&str> = r.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["a", "b", "c"]);
+    assert!(r.body["items"][0].get("kind").is_none());
+    assert!(rv(&r.body) >= max_rv);
+}
+
+async fn page(api: &Api, query: &str) -> Value {
+    let r = api.get(&format!("{SECRETS}?{query}")).await;
+    assert_eq!(r.code, 200, "{}", r.body);
+    r.body
+}
+
+fn names(list: &Value) -> Vec<String> {
+    list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["metadata"]["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn case_48_49_paging_is_a_consistent_snapshot() {
+    let api = Api::new();
+    for n in ["a", "b", "c", "d", "e"] {
+        api.create(s(n, json!({"k": "dg=="}))).await;
+    }
+    let p1 = page(&api, "limit=2").await;
+    assert_eq!(names(&p1), ["a", "b"]);
+    assert_eq!(p1["metadata"]["remainingItemCount"], 3);
+    api.create(s("zz", json!({}))).await;
+    api.json(Method::DELETE, &format!("{SECRETS}/c"), json!({}))
+        .await;
+    let token = p1["metadata"]["continue"].as_str().unwrap();
+    let p2 = page(&api, &format!("limit=2&continue={token}")).await;
+    assert_eq!(names(&p2), ["c", "d"]);
+    assert_eq!(p2["items"][0]["data"]["k"], "dg==");
+    assert_eq!(p2["metadata"]["remainingItemCount"], 1);
+    let p3 = page(
+        &api,
+        &format!(
+            "limit=2&continue={}",
+            p2["metadata"]["continue"].as_str().unwrap()
+        ),
+    )
+    .await;
+    assert_eq!(names(&p3), ["e"]);
+    assert!(
+        p3["metadata"].get("continue").is_none()
+            && p3["metadata"].get("remainingItemCount").is_none()
+    );
+    assert_eq!(
+        p1["metadata"]["resourceVersion"],
+        p2["metadata"]["resourceVersion"]
+    );
+    assert_eq!(
+        p2["metadata"]["resourceVersion"],
+        p3["metadata"]["resourceVersion"]
+    );
+}
+
+#[tokio::test]
+async fn case_50_paging_with_a_selector() {
+    let api = Api::new();
+    for (n, app) in [("a", "x"), ("b", "y"), ("c", "x"), ("d", "y")] {
+        api.create(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": n, "labels": {"app": app}}})).await;
+    }
+    let mut token = String::new();
+    let mut seen = Vec::new();
+    for _ in 0..5 {
+        let q = if token.is_empty() {
+            "labelSelector=app%3Dx&limit=1".to_owned()
+        } else {
+            format!("labelSelector=app%3Dx&limit=1&continue={token}")
+        };
+        let p = page(&api, &q).await;
+        assert!(p["metadata"].get("remainingItemCount").is_none());
+        seen.extend(names(&p));
+        match p["metadata"]["continue"].as_str() {
+            Some(t) => token = t.to_owned(),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["a", "c"]);
+}
+
+#[tokio::test]
+async fn case_51_52_label_selector_semantics() {
+    let api = Api::new();
+    for (n, labels) in [
+        ("p", json!({"env": "prod"})),
+        ("d", json!({"env": "dev"})),
+        ("u", json!({})),
+    ] {
+        api.create(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": n, "labels": labels}})).await;
+    }
+    for (sel, count) in [
+        ("env+in+%28prod%2Cdev%29", 2),
+        ("env%21%3Dprod", 2),
+        ("%21env", 1),
+        ("env", 2),
+    ] {
+        assert_eq!(
+            names(&page(&api, &format!("labelSelector={sel}")).await).len(),
+            count,
+            "{sel}"
+        );
+    }
+    let r = api
+        .get(&format!("{SECRETS}?labelSelector=env+in+%28%29"))
+        .await;
+    assert_eq!(
+        (r.code, r.body["reason"].as_str()),
+        (400, Some("BadRequest"))
+    );
+}
+
+#[tokio::test]
+async fn case_53_field_selectors() {
+    let api = Api::new();
+    api.create(s("a", json!({}))).await;
+    api.create(s("b", json!({}))).await;
+    assert_eq!(
+        names(&page(&api, "fieldSelector=metadata.name%3Da").await),
+        ["a"]
+    );
+    assert_eq!(
+        names(&page(&api, "fieldSelector=type%3DOpaque").await).len(),
+        2
+    );
+    let r = api.get(&format!("{SECRETS}?fieldSelector=foo%3Dbar")).await;
+    assert_status(&r, 400, "BadRequest", "field label not supported: foo");
+}
+
+#[tokio::test]
+async fn case_54_bad_continue_requests() {
+    let api = Api::new();
+    for n in ["a", "b"] {
+        api.create(s(n, json!({}))).await;
+    }
+    let token = page(&api, "limit=1").await["metadata"]["continue"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = api
+        .get(&format!("{SECRETS}?continue={token}&resourceVersion=5"))
+        .await;
+    assert_status(
+        &r,
+        400,
+        "BadRequest",
+        "specifying resource version is not allowed when using continue",
+    );
+    let r = api.get(&format!("{SECRETS}?continue=abc")).await;
+    assert!(
+        r.body["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("invalid continue token: continue key is not valid")
+    );
+}
+
+#[tokio::test]
+async fn case_55_expired_continue_token() {
+    let api = Api::new();
+    for n in ["a", "b"] {
+        api.create(s(n, json!({}))).await;
+    }
+    let token = page(&api, "limit=1").await["metadata"]["continue"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    api.0.compact();
+    let r = api
+        .get(&format!("{SECRETS}?limit=1&continue={token}"))
+        .await;
+    assert_eq!((r.code, r.body["reason"].as_str()), (410, Some("Expired")));
+    assert!(r.body["message"].as_str().unwrap().starts_with(
+        "The provided continue parameter is too old to display a consistent list result."
+    ));
+    assert!(!r.body["metadata"]["continue"].as_str().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn case_56_unlimited_lists() {
+    let api = Api::new();
+    for n in ["a", "b", "c"] {
+        api.create(s(n, json!({}))).await;
+    }
+    for q in ["limit=0", "resourceVersion=0&limit=1"] {
+        let p = page(&api, q).await;
+        assert_eq!(names(&p).len(), 3, "{q}");
+        assert!(p["metadata"].get("continue").is_none());
+    }
+}
+
+#[tokio::test]
+async fn case_57_resource_version_match_needs_a_version() {
+    let api = Api::new();
+    let r = api
+        .get(&format!("{SECRETS}?resourceVersionMatch=Exact"))
+        .await;
+    assert_eq!(r.code, 422);
+    assert_eq!(
+        r.body["message"],
+        "ListOptions.meta.k8s.io \"\" is invalid: resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided"
+    );
+}
+
+const TABLE_ACCEPT: &str = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
+
+#[tokio::test]
+async fn case_58_table_output() {
+    let api = Api::new();
+    for n in ["a", "b"] {
+        api.create(s(n, json!({"x": "", "y": ""}))).await;
+    }
+    let r = api
+        .send(
+            Method::GET,
+            &format!("{SECRETS}?limit=1"),
+            &[("accept", TABLE_ACCEPT)],
+            vec![],
+        )
+        .await;
+    assert_eq!(r.headers["content-type"], "application/json");
+    assert_eq!(
+        (r.body["kind"].as_str(), r.body["apiVersion"].as_str()),
+        (Some("Table"), Some("meta.k8s.io/v1"))
+    );
+    let cols: Vec<&str> = r.body["columnDefinitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(cols, ["Name", "Type", "Data", "Age"]);
+    assert_eq!(r.body["columnDefinitions"][0]["format"], "name");
+    assert_eq!(
+        r.body["rows"][0]["cells"].as_array().unwrap()[0..3],
+        [json!("a"), json!("Opaque"), json!(2)]
+    );
+    assert_eq!(r.body["rows"][0]["object"]["kind"], "PartialObjectMetadata");
+    assert!(r.body["metadata"]["continue"].is_string());
+}
+
+#[tokio::test]
+async fn case_59_discovery_never_404s() {
+    let api = Api::new();
+    let accept =
+        "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json";
+    for path in ["/api", "/apis", "/api/v1", "/version"] {
+        let r = api
+            .send(Method::GET, path, &[("accept", accept)], vec![])
+            .await;
+        assert_eq!(r.code, 200, "{path}");
+    }
+    let r = api.get("/nowhere").await;
+    assert_eq!((r.code, &r.raw[..]), (404, &b"404 page not found"[..]));
+}
+
+#[tokio::test]
+async fn case_60_fault_injection() {
+    let api = Api::new();
+    api.create(s("a", json!({}))).await;
+    api.0.faults().inject(
+        Some(Verb::Get),
+        1,
+        Fault::TooManyRequests { retry_after: 1 },
+    );
+    let r = api.get(&format!("{SECRETS}/a")).await;
+    assert_eq!(
+        (r.code, r.headers["retry-after"].to_str().unwrap()),
+        (429, "1")
+    );
+    assert_eq!(api.get(&format!("{SECRETS}/a")).await.code, 200);
+    api.0
+        .faults()
+        .inject(Some(Verb::List), 1, Fault::ServerTimeout { retry_after: 2 });
+    let r = api.get(SECRETS).await;
+    assert_status(
+        &r,
+        500,
+        "ServerTimeout",
+        "The list operation against secrets could not be completed at this time, please try again.",
+    );
+    assert_eq!(r.headers["retry-after"], "2");
+    api.0.faults().inject(None, 1, Fault::InternalError);
+    assert_eq!(api.get(&format!("{SECRETS}/a")).await.code, 500);
+}
