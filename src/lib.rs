@@ -7,4 +7,6 @@ pub mod invalidation;
 pub mod kubeapi;
 pub mod naming;
 pub mod naming_adapter;
+pub mod proto;
 pub mod resolve;
+pub mod service;

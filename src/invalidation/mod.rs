@@ -2,7 +2,9 @@
 //! to tell every pod-webhook replica to drop cached secret values (spec section 6).
 
 mod body;
+mod sender;
 mod targets;
 
 pub use body::invalidation_body;
+pub use sender::Invalidator;
 pub use targets::{DEFAULT_WEBHOOK_PORT, TargetError, WebhookEndpoint};

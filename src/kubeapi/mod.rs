@@ -17,6 +17,11 @@ pub mod store;
 mod table;
 mod validation;
 
+/// Kubernetes validation rules the service reuses for its strict mode.
+pub mod validation_rules {
+    pub use super::validation::label_value_ok;
+}
+
 pub use faults::{Fault, Faults, Verb};
 pub use store::Durability;
 

@@ -1,0 +1,107 @@
+//! The protocol-neutral RPC error: a Connect/gRPC code and a message. Each protocol renders it.
+
+use std::fmt;
+
+/// The status codes this service produces, with their gRPC numbers and Connect names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Code {
+    Canceled,
+    Unknown,
+    InvalidArgument,
+    DeadlineExceeded,
+    NotFound,
+    AlreadyExists,
+    ResourceExhausted,
+    Aborted,
+    Unimplemented,
+    Internal,
+    Unavailable,
+}
+
+impl Code {
+    pub fn grpc(self) -> tonic::Code {
+        match self {
+            Code::Canceled => tonic::Code::Cancelled,
+            Code::Unknown => tonic::Code::Unknown,
+            Code::InvalidArgument => tonic::Code::InvalidArgument,
+            Code::DeadlineExceeded => tonic::Code::DeadlineExceeded,
+            Code::NotFound => tonic::Code::NotFound,
+            Code::AlreadyExists => tonic::Code::AlreadyExists,
+            Code::ResourceExhausted => tonic::Code::ResourceExhausted,
+            Code::Aborted => tonic::Code::Aborted,
+            Code::Unimplemented => tonic::Code::Unimplemented,
+            Code::Internal => tonic::Code::Internal,
+            Code::Unavailable => tonic::Code::Unavailable,
+        }
+    }
+
+    /// The Connect protocol's name for the code.
+    pub fn connect_name(self) -> &'static str {
+        match self {
+            Code::Canceled => "canceled",
+            Code::Unknown => "unknown",
+            Code::InvalidArgument => "invalid_argument",
+            Code::DeadlineExceeded => "deadline_exceeded",
+            Code::NotFound => "not_found",
+            Code::AlreadyExists => "already_exists",
+            Code::ResourceExhausted => "resource_exhausted",
+            Code::Aborted => "aborted",
+            Code::Unimplemented => "unimplemented",
+            Code::Internal => "internal",
+            Code::Unavailable => "unavailable",
+        }
+    }
+
+    /// The HTTP status the Connect protocol uses for the code.
+    pub fn http_status(self) -> u16 {
+        match self {
+            Code::Canceled => 499,
+            Code::Unknown | Code::Internal => 500,
+            Code::InvalidArgument => 400,
+            Code::DeadlineExceeded => 504,
+            Code::NotFound => 404,
+            Code::AlreadyExists | Code::Aborted => 409,
+            Code::ResourceExhausted => 429,
+            Code::Unimplemented => 501,
+            Code::Unavailable => 503,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RpcError {
+    pub code: Code,
+    pub message: String,
+}
+
+impl RpcError {
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
+        RpcError {
+            code,
+            message: message.into(),
+        }
+    }
+    pub fn invalid_argument(message: impl Into<String>) -> Self {
+        Self::new(Code::InvalidArgument, message)
+    }
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(Code::NotFound, message)
+    }
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(Code::Internal, message)
+    }
+}
+
+impl fmt::Display for RpcError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code.connect_name(), self.message)
+    }
+}
+
+impl std::error::Error for RpcError {}
+
+impl From<RpcError> for tonic::Status {
+    fn from(e: RpcError) -> Self {
+        tonic::Status::new(e.code.grpc(), e.message)
+    }
+}

@@ -1,0 +1,319 @@
+//! The five RPCs of `flyteidl2.secret.SecretService`, protocol-neutral: every protocol adapter
+//! (gRPC, gRPC-Web, Connect, REST) calls these and only renders the result. Behaviour follows
+//! `shared/spec/flyte-secret-service.md` sections 2-7; deliberate differences are marked.
+
+mod error;
+pub mod kube_backend;
+mod validate;
+
+pub use error::{Code, RpcError};
+pub use kube_backend::{KubeBackend, KubeError};
+
+use crate::invalidation::Invalidator;
+use crate::naming::{self, DEFAULT_ORGANIZATION, SecretId};
+use crate::proto::flyteidl2::common::ClusterIdentifier;
+use crate::proto::flyteidl2::secret::{
+    ClusterSecretStatus, CreateSecretRequest, CreateSecretResponse, DeleteSecretRequest,
+    DeleteSecretResponse, GetSecretRequest, GetSecretResponse, ListSecretsRequest,
+    ListSecretsResponse, OverallStatus, Secret, SecretIdentifier, SecretMetadata,
+    SecretPresenceStatus, SecretStatus, UpdateSecretRequest, UpdateSecretResponse, secret_spec,
+};
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret as K8sSecret;
+use kube::api::{ListParams, ObjectMeta};
+use std::collections::BTreeMap;
+
+pub const LABEL_MANAGED: &str = "app.flyte.org/managed";
+pub const LABEL_DOMAIN: &str = "app.flyte.org/domain";
+pub const LABEL_PROJECT: &str = "app.flyte.org/project";
+
+const NO_VALUE: &str = "string or binary value expected, got <nil>";
+
+/// Settings read on every request (the Go service reads these from live config).
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub namespace: String,
+    pub cluster_name: String,
+    /// Enforce the declared request contract on Create (see `validate.rs`).
+    pub strict_names: bool,
+    /// How often Update re-reads and re-applies after a 409 Conflict before giving up.
+    pub update_conflict_retries: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            namespace: "flyte".into(),
+            cluster_name: "flyte-devbox".into(),
+            strict_names: true,
+            update_conflict_retries: 16,
+        }
+    }
+}
+
+pub struct SecretService {
+    kube: KubeBackend,
+    settings: Settings,
+    invalidator: Option<Invalidator>,
+}
+
+fn check_scope(domain: &str, project: &str) -> Result<(), RpcError> {
+    naming::check_scope(domain, project).map_err(|e| RpcError::invalid_argument(e.to_string()))
+}
+
+fn not_found(name: &str) -> RpcError {
+    RpcError::not_found(format!("secret {name} not found"))
+}
+
+/// The encoded id and object name of a request's identifier (org is always `flyte`).
+fn names(id: &SecretIdentifier) -> (naming::EncodedId, naming::ObjectName) {
+    let encoded = SecretId::new(DEFAULT_ORGANIZATION, &id.domain, &id.project, &id.name).encode();
+    let object = encoded.object_name();
+    (encoded, object)
+}
+
+/// Puts the value into the object: a string goes to `stringData`, bytes to `data`; the other is
+/// cleared, so any other data keys are dropped (as in Go).
+fn set_value(secret: &mut K8sSecret, key: &naming::EncodedId, value: &secret_spec::Value) {
+    match value {
+        secret_spec::Value::StringValue(s) => {
+            secret.string_data = Some(BTreeMap::from([(key.as_str().to_owned(), s.clone())]));
+            secret.data = None;
+        }
+        secret_spec::Value::BinaryValue(b) => {
+            secret.data = Some(BTreeMap::from([(
+                key.as_str().to_owned(),
+                ByteString(b.clone()),
+            )]));
+            secret.string_data = None;
+        }
+    }
+}
+
+fn created_time(secret: &K8sSecret) -> Option<pbjson_types::Timestamp> {
+    secret
+        .metadata
+        .creation_timestamp
+        .as_ref()
+        .map(|t| pbjson_types::Timestamp {
+            seconds: t.0.as_second(),
+            nanos: 0,
+        })
+}
+
+impl SecretService {
+    pub fn new(kube: KubeBackend, settings: Settings, invalidator: Option<Invalidator>) -> Self {
+        SecretService {
+            kube,
+            settings,
+            invalidator,
+        }
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    pub fn kube(&self) -> &KubeBackend {
+        &self.kube
+    }
+
+    fn status(&self) -> SecretStatus {
+        SecretStatus {
+            overall_status: OverallStatus::FullyPresent as i32,
+            cluster_status: vec![ClusterSecretStatus {
+                cluster: Some(ClusterIdentifier {
+                    organization: String::new(),
+                    name: self.settings.cluster_name.clone(),
+                }),
+                presence_status: SecretPresenceStatus::Present as i32,
+            }],
+        }
+    }
+
+    async fn invalidate(&self, id: &SecretIdentifier) {
+        if let Some(inv) = &self.invalidator {
+            inv.invalidate(&id.domain, &id.project, &id.name).await;
+        }
+    }
+
+    pub async fn create(&self, req: CreateSecretRequest) -> Result<CreateSecretResponse, RpcError> {
+        let id = req.id.clone().unwrap_or_default();
+        check_scope(&id.domain, &id.project)?;
+        if self.settings.strict_names {
+            validate::check_create(req.id.as_ref())?;
+        }
+        let value = req
+            .secret_spec
+            .and_then(|s| s.value)
+            .ok_or_else(|| RpcError::invalid_argument(NO_VALUE))?;
+        let (encoded, object) = names(&id);
+        let mut labels = BTreeMap::from([(LABEL_MANAGED.to_owned(), "true".to_owned())]);
+        if !id.domain.is_empty() {
+            labels.insert(LABEL_DOMAIN.to_owned(), id.domain.clone());
+        }
+        if !id.project.is_empty() {
+            labels.insert(LABEL_PROJECT.to_owned(), id.project.clone());
+        }
+        let mut secret = K8sSecret {
+            metadata: ObjectMeta {
+                name: Some(object.to_string()),
+                namespace: Some(self.settings.namespace.clone()),
+                labels: Some(labels),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        set_value(&mut secret, &encoded, &value);
+        match self.kube.create(&self.settings.namespace, &secret).await {
+            Ok(_) => {}
+            Err(e) if e.reason() == "AlreadyExists" => {
+                return Err(RpcError::new(Code::AlreadyExists, e.to_string()));
+            }
+            Err(e) => return Err(RpcError::internal(e.to_string())),
+        }
+        tracing::info!(name = %id.name, domain = %id.domain, project = %id.project, object = %object, "created secret");
+        self.invalidate(&id).await;
+        Ok(CreateSecretResponse {})
+    }
+
+    pub async fn get(&self, req: GetSecretRequest) -> Result<GetSecretResponse, RpcError> {
+        let id = req.id.clone().unwrap_or_default();
+        check_scope(&id.domain, &id.project)?;
+        let (_, object) = names(&id);
+        let secret = match self.kube.get(&self.settings.namespace, &object).await {
+            Ok(s) => s,
+            Err(e) if e.reason() == "NotFound" => return Err(not_found(&id.name)),
+            Err(e) => return Err(RpcError::internal(e.to_string())),
+        };
+        Ok(GetSecretResponse {
+            secret: Some(Secret {
+                id: req.id,
+                secret_metadata: Some(SecretMetadata {
+                    created_time: created_time(&secret),
+                    secret_status: Some(self.status()),
+                    r#type: 0,
+                }),
+            }),
+        })
+    }
+
+    /// Get, replace the value, PUT with the fetched resourceVersion. Unlike Go, a 409 Conflict
+    /// from a concurrent writer is retried (re-read, re-apply) a bounded number of times.
+    pub async fn update(&self, req: UpdateSecretRequest) -> Result<UpdateSecretResponse, RpcError> {
+        let id = req.id.clone().unwrap_or_default();
+        check_scope(&id.domain, &id.project)?;
+        let (encoded, object) = names(&id);
+        let ns = &self.settings.namespace;
+        let value = req.secret_spec.and_then(|s| s.value);
+        let mut attempt = 0;
+        loop {
+            let mut secret = match self.kube.get(ns, &object).await {
+                Ok(s) => s,
+                Err(e) if e.reason() == "NotFound" => return Err(not_found(&id.name)),
+                Err(e) => return Err(RpcError::internal(e.to_string())),
+            };
+            let value = value
+                .as_ref()
+                .ok_or_else(|| RpcError::invalid_argument(NO_VALUE))?;
+            set_value(&mut secret, &encoded, value);
+            match self.kube.replace(ns, &object, &secret).await {
+                Ok(_) => break,
+                Err(e) if e.reason() == "NotFound" => return Err(not_found(&id.name)),
+                Err(e)
+                    if e.reason() == "Conflict"
+                        && attempt < self.settings.update_conflict_retries =>
+                {
+                    attempt += 1;
+                    tracing::debug!(object = %object, attempt, "update conflict; re-reading");
+                    let jitter = rand::random_range(1..=5u64) * u64::from(attempt.min(8));
+                    tokio::time::sleep(std::time::Duration::from_millis(jitter)).await;
+                }
+                Err(e) => return Err(RpcError::internal(e.to_string())),
+            }
+        }
+        tracing::info!(name = %id.name, domain = %id.domain, project = %id.project, object = %object, "updated secret");
+        self.invalidate(&id).await;
+        Ok(UpdateSecretResponse {})
+    }
+
+    pub async fn delete(&self, req: DeleteSecretRequest) -> Result<DeleteSecretResponse, RpcError> {
+        let id = req.id.unwrap_or_default();
+        check_scope(&id.domain, &id.project)?;
+        let (_, object) = names(&id);
+        let result = match self.kube.delete(&self.settings.namespace, &object).await {
+            Ok(()) => {
+                tracing::info!(name = %id.name, domain = %id.domain, project = %id.project, object = %object, "deleted secret");
+                Ok(DeleteSecretResponse {})
+            }
+            Err(e) if e.reason() == "NotFound" => Err(not_found(&id.name)),
+            Err(e) => Err(RpcError::internal(e.to_string())),
+        };
+        // Like Go, invalidation runs whatever the outcome of the delete.
+        self.invalidate(&id).await;
+        result
+    }
+
+    pub async fn list(&self, req: ListSecretsRequest) -> Result<ListSecretsResponse, RpcError> {
+        check_scope(&req.domain, &req.project)?;
+        // controller-runtime's MatchingLabels: sorted by key, raw values.
+        let mut selector = String::new();
+        if !req.domain.is_empty() {
+            selector.push_str(&format!("{LABEL_DOMAIN}={},", req.domain));
+        }
+        selector.push_str(&format!("{LABEL_MANAGED}=true"));
+        if !req.project.is_empty() {
+            selector.push_str(&format!(",{LABEL_PROJECT}={}", req.project));
+        }
+        let mut params = ListParams::default().labels(&selector);
+        if req.limit > 0 {
+            params = params.limit(req.limit as u32);
+        }
+        if !req.token.is_empty() {
+            params = params.continue_token(&req.token);
+        }
+        let list = self
+            .kube
+            .list(&self.settings.namespace, &params)
+            .await
+            .map_err(|e| RpcError::internal(e.to_string()))?;
+        let mut secrets = Vec::with_capacity(list.items.len());
+        for item in &list.items {
+            let object = item.metadata.name.as_deref().unwrap_or("");
+            let keys: Vec<&String> = item.data.iter().flat_map(|d| d.keys()).collect();
+            let [key] = keys.as_slice() else {
+                tracing::error!(
+                    object,
+                    keys = keys.len(),
+                    "skipping a managed Secret without exactly one data key"
+                );
+                continue;
+            };
+            let decoded = match naming::decode(key) {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::error!(object, error = %e, "skipping a managed Secret whose data key is not an encoded id");
+                    continue;
+                }
+            };
+            secrets.push(Secret {
+                id: Some(SecretIdentifier {
+                    name: decoded.name.to_owned(),
+                    organization: String::new(),
+                    domain: decoded.domain.to_owned(),
+                    project: decoded.project.to_owned(),
+                }),
+                secret_metadata: Some(SecretMetadata {
+                    created_time: created_time(item),
+                    secret_status: Some(self.status()),
+                    r#type: 0,
+                }),
+            });
+        }
+        Ok(ListSecretsResponse {
+            secrets,
+            token: list.metadata.continue_.clone().unwrap_or_default(),
+            per_cluster_tokens: Default::default(),
+        })
+    }
+}
