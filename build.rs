@@ -14,10 +14,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_client(true)
         .build_server(true)
         .compile_well_known_types(true)
+        .extern_path(".google.protobuf.Timestamp", "crate::proto::Timestamp")
         .extern_path(".google.protobuf", "::pbjson_types")
         .compile_fds(descriptors)?;
     pbjson_build::Builder::new()
         .register_descriptors(&bytes)?
+        .extern_path(".google.protobuf.Timestamp", "crate::proto::Timestamp")
         .ignore_unknown_fields()
         .build(&[".flyteidl2"])?;
     Ok(())

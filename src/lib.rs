@@ -1,6 +1,7 @@
 //! flytesecret: a Rust implementation of Flyte's Secret Service (`flyteidl2.secret.SecretService`),
 //! a drop-in replacement for the Go service. See ARCHITECTURE.md for the map.
 
+pub mod config;
 pub mod consumption;
 pub mod gostr;
 pub mod invalidation;
@@ -9,4 +10,5 @@ pub mod naming;
 pub mod naming_adapter;
 pub mod proto;
 pub mod resolve;
+pub mod server;
 pub mod service;

@@ -90,12 +90,12 @@ fn set_value(secret: &mut K8sSecret, key: &naming::EncodedId, value: &secret_spe
     }
 }
 
-fn created_time(secret: &K8sSecret) -> Option<pbjson_types::Timestamp> {
+fn created_time(secret: &K8sSecret) -> Option<crate::proto::Timestamp> {
     secret
         .metadata
         .creation_timestamp
         .as_ref()
-        .map(|t| pbjson_types::Timestamp {
+        .map(|t| crate::proto::Timestamp {
             seconds: t.0.as_second(),
             nanos: 0,
         })

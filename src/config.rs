@@ -1,0 +1,437 @@
+//! Configuration: a YAML file with a top-level `secret:` section shaped like the Go service's,
+//! overridable by environment variables and flags, with Go's defaults and spellings.
+//!
+//! Layers, lowest first: defaults, files, environment, flags. Keys are case-insensitive (as with
+//! Go's viper); values are weakly typed (`"8093"` is a fine port). Environment variables are
+//! spelled like Go's (`SECRET.KUBERNETES.NAMESPACE`, dots kept), and also with underscores
+//! (`SECRET_KUBERNETES_NAMESPACE`) for shells. Errors name the source, the key and the bad value.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Every key, its default, and its type. Canonical spelling (as in Go's YAML).
+const SCHEMA: &[(&str, &str, Kind)] = &[
+    ("secret.server.host", "0.0.0.0", Kind::Str),
+    ("secret.server.port", "8093", Kind::Port),
+    ("secret.webhookURL", "http://localhost:9444", Kind::Str),
+    ("secret.kubernetes.kubeconfig", "", Kind::Str),
+    ("secret.kubernetes.namespace", "flyte", Kind::Str),
+    ("secret.kubernetes.qps", "100", Kind::Int),
+    ("secret.kubernetes.burst", "200", Kind::Int),
+    ("secret.kubernetes.timeout", "30s", Kind::Duration),
+    ("secret.kubernetes.clusterName", "flyte-devbox", Kind::Str),
+    ("secret.strictNames", "true", Kind::Bool),
+    ("secret.embedded.dataDir", "", Kind::Str),
+    ("secret.embedded.ephemeral", "false", Kind::Bool),
+    ("secret.embedded.kubeApiListen", "", Kind::Str),
+    ("secret.embedded.writeKubeconfig", "", Kind::Str),
+    ("secret.log.format", "text", Kind::Str),
+];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Str,
+    Int,
+    Port,
+    Bool,
+    Duration,
+}
+
+/// Where a value came from, for error messages.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    Default,
+    File(PathBuf),
+    Env(String),
+    Flag,
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Default => f.write_str("the default"),
+            Source::File(p) => write!(f, "config file {}", p.display()),
+            Source::Env(name) => write!(f, "environment variable {name}"),
+            Source::Flag => f.write_str("command-line flag"),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{origin}: key {key}: invalid value {value:?}: {reason}")]
+    Invalid {
+        origin: Source,
+        key: String,
+        value: String,
+        reason: String,
+    },
+    #[error("config file {path}: {reason}")]
+    File { path: PathBuf, reason: String },
+    #[error("unknown configuration key {key:?} ({origin})")]
+    UnknownKey { origin: Source, key: String },
+}
+
+/// The typed configuration the process runs with.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    /// The configured host, and whether it was set explicitly (embedded mode binds loopback
+    /// unless it was).
+    pub host: String,
+    pub host_explicit: bool,
+    pub port: u16,
+    pub webhook_url: String,
+    pub kubeconfig: String,
+    pub namespace: String,
+    pub qps: i64,
+    pub burst: i64,
+    pub timeout: Option<Duration>,
+    pub cluster_name: String,
+    pub strict_names: bool,
+    pub data_dir: Option<PathBuf>,
+    pub ephemeral: bool,
+    pub kube_api_listen: Option<String>,
+    pub write_kubeconfig: Option<PathBuf>,
+    pub log_json: bool,
+}
+
+/// Go's `time.ParseDuration` for the forms configs use: `30s`, `1m30s`, `500ms`, `1.5h`, `0`.
+pub fn parse_go_duration(s: &str) -> Result<Duration, String> {
+    let err = || format!("time: invalid duration {}", crate::gostr::quote(s));
+    if s == "0" {
+        return Ok(Duration::ZERO);
+    }
+    if s.is_empty() || s.starts_with('-') {
+        return Err(err());
+    }
+    let mut rest = s.strip_prefix('+').unwrap_or(s);
+    let mut total = 0f64;
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        if num_len == 0 {
+            return Err(err());
+        }
+        let n: f64 = rest[..num_len].parse().map_err(|_| err())?;
+        rest = &rest[num_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_len] {
+            "ns" => 1e-9,
+            "us" | "µs" | "μs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            "" => {
+                return Err(format!(
+                    "time: missing unit in duration {}",
+                    crate::gostr::quote(s)
+                ));
+            }
+            u => {
+                return Err(format!(
+                    "time: unknown unit {} in duration {}",
+                    crate::gostr::quote(u),
+                    crate::gostr::quote(s)
+                ));
+            }
+        };
+        total += n * scale;
+        rest = &rest[unit_len..];
+    }
+    Ok(Duration::from_secs_f64(total))
+}
+
+fn canonical(key_lower: &str) -> Option<(&'static str, &'static str, Kind)> {
+    SCHEMA
+        .iter()
+        .copied()
+        .find(|(k, _, _)| k.to_ascii_lowercase() == key_lower)
+}
+
+/// Flattens a YAML mapping to `lowercased.dotted.keys` → scalar text.
+fn flatten(
+    prefix: &str,
+    v: &serde_yaml::Value,
+    out: &mut BTreeMap<String, String>,
+) -> Result<(), String> {
+    match v {
+        serde_yaml::Value::Mapping(m) => {
+            for (k, v) in m {
+                let k = match k {
+                    serde_yaml::Value::String(s) => s.to_ascii_lowercase(),
+                    other => return Err(format!("non-string key {other:?}")),
+                };
+                let key = if prefix.is_empty() {
+                    k
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten(&key, v, out)?;
+            }
+        }
+        serde_yaml::Value::Null => {
+            out.insert(prefix.to_owned(), String::new());
+        }
+        serde_yaml::Value::Bool(b) => {
+            out.insert(prefix.to_owned(), b.to_string());
+        }
+        serde_yaml::Value::Number(n) => {
+            out.insert(prefix.to_owned(), n.to_string());
+        }
+        serde_yaml::Value::String(s) => {
+            out.insert(prefix.to_owned(), s.clone());
+        }
+        other => return Err(format!("key {prefix}: expected a scalar, got {other:?}")),
+    }
+    Ok(())
+}
+
+/// The files a `--config` value names: a path or a glob (`*` in the file name); with no value,
+/// every existing one of Go's default locations.
+pub fn config_files(config: Option<&str>) -> Result<Vec<PathBuf>, ConfigError> {
+    let Some(pattern) = config.filter(|c| !c.is_empty()) else {
+        return Ok(["config.yaml", "/etc/flyte/config/config.yaml"]
+            .iter()
+            .map(PathBuf::from)
+            .filter(|p| p.is_file())
+            .collect());
+    };
+    let path = Path::new(pattern);
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    if !name.contains('*') {
+        return Ok(vec![path.to_owned()]);
+    }
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let (head, tail) = name.split_once('*').unwrap_or((name, ""));
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| ConfigError::File {
+            path: dir.to_owned(),
+            reason: e.to_string(),
+        })?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                n.starts_with(head) && n.ends_with(tail) && n.len() >= head.len() + tail.len()
+            })
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// Builds the configuration from files, an environment and flags (`key` → value).
+pub fn load(
+    files: &[PathBuf],
+    env: impl Fn(&str) -> Option<String>,
+    flags: &[(String, String)],
+) -> Result<Config, ConfigError> {
+    let mut values: BTreeMap<&'static str, (String, Source)> = SCHEMA
+        .iter()
+        .map(|(k, d, _)| (*k, (d.to_string(), Source::Default)))
+        .collect();
+    for path in files {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        let yaml: serde_yaml::Value =
+            serde_yaml::from_str(&text).map_err(|e| ConfigError::File {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+        let mut flat = BTreeMap::new();
+        flatten("", &yaml, &mut flat).map_err(|reason| ConfigError::File {
+            path: path.clone(),
+            reason,
+        })?;
+        for (k, v) in flat {
+            if !k.starts_with("secret.") {
+                continue; // other sections belong to other services
+            }
+            match canonical(&k) {
+                Some((key, _, _)) => {
+                    values.insert(key, (v, Source::File(path.clone())));
+                }
+                None => {
+                    tracing::warn!(file = %path.display(), key = %k, "ignoring an unknown configuration key")
+                }
+            }
+        }
+    }
+    for (key, _, _) in SCHEMA {
+        let dotted = key.to_ascii_uppercase().replace('-', "_");
+        for name in [dotted.clone(), dotted.replace('.', "_")] {
+            if let Some(v) = env(&name) {
+                values.insert(key, (v, Source::Env(name)));
+                break;
+            }
+        }
+    }
+    for (k, v) in flags {
+        let (key, _, _) =
+            canonical(&k.to_ascii_lowercase()).ok_or_else(|| ConfigError::UnknownKey {
+                origin: Source::Flag,
+                key: k.clone(),
+            })?;
+        values.insert(key, (v.clone(), Source::Flag));
+    }
+    let get = |key: &str| -> (&String, &Source) {
+        let (v, s) = &values[key];
+        (v, s)
+    };
+    let invalid = |key: &str, reason: String| {
+        let (v, s) = get(key);
+        ConfigError::Invalid {
+            origin: s.clone(),
+            key: key.to_owned(),
+            value: v.clone(),
+            reason,
+        }
+    };
+    let text = |key: &str| get(key).0.clone();
+    let int = |key: &str| {
+        get(key)
+            .0
+            .trim()
+            .parse::<i64>()
+            .map_err(|_| invalid(key, "expected an integer".into()))
+    };
+    let boolean = |key: &str| match get(key).0.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "t" | "yes" => Ok(true),
+        "false" | "0" | "f" | "no" | "" => Ok(false),
+        _ => Err(invalid(key, "expected true or false".into())),
+    };
+    let port = get("secret.server.port")
+        .0
+        .trim()
+        .parse::<u16>()
+        .map_err(|_| {
+            invalid(
+                "secret.server.port",
+                "expected a port number (0-65535)".into(),
+            )
+        })?;
+    let timeout_text = text("secret.kubernetes.timeout");
+    let timeout = if timeout_text.is_empty() {
+        None
+    } else {
+        Some(
+            parse_go_duration(&timeout_text)
+                .map_err(|r| invalid("secret.kubernetes.timeout", r))?,
+        )
+    };
+    let log_format = text("secret.log.format");
+    if !matches!(log_format.as_str(), "text" | "json") {
+        return Err(invalid("secret.log.format", "expected text or json".into()));
+    }
+    let non_empty = |key: &str| Some(text(key)).filter(|s| !s.is_empty());
+    Ok(Config {
+        host: text("secret.server.host"),
+        host_explicit: get("secret.server.host").1 != &Source::Default,
+        port,
+        webhook_url: text("secret.webhookURL"),
+        kubeconfig: text("secret.kubernetes.kubeconfig"),
+        namespace: text("secret.kubernetes.namespace"),
+        qps: int("secret.kubernetes.qps")?,
+        burst: int("secret.kubernetes.burst")?,
+        timeout,
+        cluster_name: text("secret.kubernetes.clusterName"),
+        strict_names: boolean("secret.strictNames")?,
+        data_dir: non_empty("secret.embedded.dataDir").map(PathBuf::from),
+        ephemeral: boolean("secret.embedded.ephemeral")?,
+        kube_api_listen: non_empty("secret.embedded.kubeApiListen"),
+        write_kubeconfig: non_empty("secret.embedded.writeKubeconfig").map(PathBuf::from),
+        log_json: log_format == "json",
+    })
+}
+
+/// Expands a leading `~/` the way Go's config does for the kubeconfig path.
+pub fn expand_home(path: &str) -> PathBuf {
+    match path.strip_prefix("~/") {
+        Some(rest) => dirs::home_dir().unwrap_or_default().join(rest),
+        None => PathBuf::from(path),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn defaults_match_go() {
+        let c = load(&[], no_env, &[]).unwrap();
+        assert_eq!(
+            (c.host.as_str(), c.host_explicit, c.port),
+            ("0.0.0.0", false, 8093)
+        );
+        assert_eq!(c.webhook_url, "http://localhost:9444");
+        assert_eq!((c.namespace.as_str(), c.qps, c.burst), ("flyte", 100, 200));
+        assert_eq!(c.timeout, Some(Duration::from_secs(30)));
+        assert_eq!(c.cluster_name, "flyte-devbox");
+        assert!(c.strict_names);
+    }
+
+    #[test]
+    fn precedence_is_flags_env_files_defaults_and_keys_ignore_case() {
+        let dir = std::env::temp_dir().join(format!("flytesecret-config-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("config.yaml");
+        std::fs::write(&file, "secret:\n  server: { port: \"9000\" }\n  kubernetes:\n    NAMESPACE: from-file\n    clustername: c1\nother: { x: 1 }\n").unwrap();
+        let env = |name: &str| match name {
+            "SECRET.KUBERNETES.NAMESPACE" => Some("from-env".to_owned()),
+            "SECRET_KUBERNETES_QPS" => Some("7".to_owned()),
+            _ => None,
+        };
+        let flags = vec![(
+            "secret.kubernetes.clusterName".to_owned(),
+            "from-flag".to_owned(),
+        )];
+        let c = load(std::slice::from_ref(&file), env, &flags).unwrap();
+        assert_eq!(
+            (c.port, c.namespace.as_str(), c.qps, c.cluster_name.as_str()),
+            (9000, "from-env", 7, "from-flag")
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn errors_name_source_key_and_value() {
+        let env = |name: &str| (name == "SECRET.SERVER.PORT").then(|| "eighty".to_owned());
+        let e = load(&[], env, &[]).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "environment variable SECRET.SERVER.PORT: key secret.server.port: invalid value \"eighty\": expected a port number (0-65535)"
+        );
+        let flags = vec![("secret.kubernetes.timeout".to_owned(), "30".to_owned())];
+        let e = load(&[], no_env, &flags).unwrap_err().to_string();
+        assert!(
+            e.contains("key secret.kubernetes.timeout") && e.contains("missing unit"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(parse_go_duration("1m30s").unwrap(), Duration::from_secs(90));
+        assert_eq!(
+            parse_go_duration("500ms").unwrap(),
+            Duration::from_millis(500)
+        );
+        assert_eq!(parse_go_duration("0").unwrap(), Duration::ZERO);
+        assert!(parse_go_duration("abc").is_err());
+    }
+}

@@ -1,0 +1,206 @@
+//! The Connect protocol, unary only (all five RPCs are unary): `application/proto` and
+//! `application/json` bodies, gzip request bodies, `connect-timeout-ms`, and Connect error bodies
+//! with the HTTP status of each code. Written here rather than pulled in: the surface is small,
+//! and it keeps one implementation of each RPC (the [`SecretService`]) behind every protocol.
+
+use super::{Body, MAX_REQUEST_BYTES, plain};
+use crate::service::{Code, RpcError, SecretService};
+use bytes::Bytes;
+use http::{HeaderMap, Method, Response, StatusCode, header};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::io::Read as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub const PREFIX: &str = "/flyteidl2.secret.SecretService/";
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Codec {
+    Proto,
+    Json,
+}
+
+impl Codec {
+    fn from_content_type(ct: &str) -> Option<Codec> {
+        let essence = ct
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        match essence.as_str() {
+            "application/proto" => Some(Codec::Proto),
+            "application/json" => Some(Codec::Json),
+            _ => None,
+        }
+    }
+
+    fn content_type(self) -> &'static str {
+        match self {
+            Codec::Proto => "application/proto",
+            Codec::Json => "application/json",
+        }
+    }
+}
+
+/// Renders an RPC error as a Connect error response.
+pub fn error_response(e: &RpcError) -> Response<Body> {
+    let body = serde_json::json!({"code": e.code.connect_name(), "message": e.message});
+    Response::builder()
+        .status(
+            StatusCode::from_u16(e.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        )
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::new(http_body_util::Full::new(Bytes::from(
+            body.to_string(),
+        ))))
+        .expect("valid response")
+}
+
+fn decode<T: prost::Message + Default + DeserializeOwned>(
+    codec: Codec,
+    body: &[u8],
+) -> Result<T, RpcError> {
+    match codec {
+        Codec::Proto => T::decode(body).map_err(|e| {
+            RpcError::invalid_argument(format!("unmarshal into request message: {e}"))
+        }),
+        Codec::Json => {
+            if body.is_empty() {
+                return Err(RpcError::invalid_argument(
+                    "zero-length payload is not a valid JSON object",
+                ));
+            }
+            serde_json::from_slice(body).map_err(|e| {
+                RpcError::invalid_argument(format!("unmarshal into request message: {e}"))
+            })
+        }
+    }
+}
+
+fn encode<T: prost::Message + Serialize>(codec: Codec, msg: &T) -> Bytes {
+    match codec {
+        Codec::Proto => Bytes::from(msg.encode_to_vec()),
+        Codec::Json => Bytes::from(serde_json::to_vec(msg).expect("messages serialise")),
+    }
+}
+
+/// Decodes the body (gunzipping when asked), checks the size limit.
+pub fn request_bytes(headers: &HeaderMap, body: Bytes) -> Result<Bytes, RpcError> {
+    let encoding = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("identity");
+    let bytes = match encoding.trim().to_ascii_lowercase().as_str() {
+        "" | "identity" => body,
+        "gzip" => {
+            let mut out = Vec::new();
+            flate2::read::GzDecoder::new(&body[..])
+                .take(MAX_REQUEST_BYTES as u64 + 1)
+                .read_to_end(&mut out)
+                .map_err(|e| RpcError::invalid_argument(format!("decompress gzip request: {e}")))?;
+            Bytes::from(out)
+        }
+        other => {
+            return Err(RpcError::new(
+                Code::Unimplemented,
+                format!("unknown compression {other:?}: supported encodings are gzip"),
+            ));
+        }
+    };
+    if bytes.len() > MAX_REQUEST_BYTES {
+        return Err(RpcError::new(
+            Code::ResourceExhausted,
+            format!("request message is larger than the limit of {MAX_REQUEST_BYTES} bytes"),
+        ));
+    }
+    Ok(bytes)
+}
+
+fn timeout(headers: &HeaderMap) -> Option<Duration> {
+    let ms: u64 = headers
+        .get("connect-timeout-ms")?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(Duration::from_millis(ms))
+}
+
+async fn call<Req, Resp, F, Fut>(codec: Codec, body: &[u8], f: F) -> Result<Bytes, RpcError>
+where
+    Req: prost::Message + Default + DeserializeOwned,
+    Resp: prost::Message + Serialize,
+    F: FnOnce(Req) -> Fut,
+    Fut: Future<Output = Result<Resp, RpcError>>,
+{
+    let req = decode::<Req>(codec, body)?;
+    let resp = f(req).await?;
+    Ok(encode(codec, &resp))
+}
+
+/// Handles one request to a path under [`PREFIX`].
+pub async fn handle(
+    svc: Arc<SecretService>,
+    method: &Method,
+    headers: &HeaderMap,
+    path: &str,
+    body: Bytes,
+) -> Response<Body> {
+    let procedure = &path[PREFIX.len()..];
+    if !matches!(
+        procedure,
+        "CreateSecret" | "UpdateSecret" | "GetSecret" | "DeleteSecret" | "ListSecrets"
+    ) {
+        return plain(404, "404 page not found\n");
+    }
+    if method != Method::POST {
+        let mut r = plain(405, "405 method not allowed\n");
+        r.headers_mut()
+            .insert(header::ALLOW, http::HeaderValue::from_static("POST"));
+        return r;
+    }
+    let Some(codec) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(Codec::from_content_type)
+    else {
+        let mut r = plain(415, "415 unsupported media type\n");
+        r.headers_mut().insert("accept-post", http::HeaderValue::from_static(
+            "application/grpc, application/grpc+json, application/grpc+proto, application/grpc-web, application/grpc-web+json, application/grpc-web+proto, application/json, application/proto",
+        ));
+        return r;
+    };
+    let body = match request_bytes(headers, body) {
+        Ok(b) => b,
+        Err(e) => return error_response(&e),
+    };
+    let work = async {
+        match procedure {
+            "CreateSecret" => call(codec, &body, |r| svc.create(r)).await,
+            "UpdateSecret" => call(codec, &body, |r| svc.update(r)).await,
+            "GetSecret" => call(codec, &body, |r| svc.get(r)).await,
+            "DeleteSecret" => call(codec, &body, |r| svc.delete(r)).await,
+            _ => call(codec, &body, |r| svc.list(r)).await,
+        }
+    };
+    let result = match timeout(headers) {
+        Some(d) => tokio::time::timeout(d, work).await.unwrap_or_else(|_| {
+            Err(RpcError::new(
+                Code::DeadlineExceeded,
+                "the operation timed out",
+            ))
+        }),
+        None => work.await,
+    };
+    match result {
+        Ok(bytes) => Response::builder()
+            .status(200)
+            .header(header::CONTENT_TYPE, codec.content_type())
+            .body(Body::new(http_body_util::Full::new(bytes)))
+            .expect("valid response"),
+        Err(e) => error_response(&e),
+    }
+}

@@ -1,0 +1,44 @@
+//! gRPC (and, through tonic-web, gRPC-Web): the generated tonic service, delegating every RPC to
+//! the protocol-neutral [`SecretService`].
+
+use crate::proto::flyteidl2::secret::secret_service_server;
+use crate::proto::flyteidl2::secret::*;
+use crate::service::SecretService;
+use std::sync::Arc;
+use tonic::{Request, Response, Status};
+
+pub struct GrpcSecretService(pub Arc<SecretService>);
+
+type Reply<T> = Result<Response<T>, Status>;
+
+#[tonic::async_trait]
+impl secret_service_server::SecretService for GrpcSecretService {
+    async fn create_secret(
+        &self,
+        req: Request<CreateSecretRequest>,
+    ) -> Reply<CreateSecretResponse> {
+        Ok(Response::new(self.0.create(req.into_inner()).await?))
+    }
+
+    async fn update_secret(
+        &self,
+        req: Request<UpdateSecretRequest>,
+    ) -> Reply<UpdateSecretResponse> {
+        Ok(Response::new(self.0.update(req.into_inner()).await?))
+    }
+
+    async fn get_secret(&self, req: Request<GetSecretRequest>) -> Reply<GetSecretResponse> {
+        Ok(Response::new(self.0.get(req.into_inner()).await?))
+    }
+
+    async fn delete_secret(
+        &self,
+        req: Request<DeleteSecretRequest>,
+    ) -> Reply<DeleteSecretResponse> {
+        Ok(Response::new(self.0.delete(req.into_inner()).await?))
+    }
+
+    async fn list_secrets(&self, req: Request<ListSecretsRequest>) -> Reply<ListSecretsResponse> {
+        Ok(Response::new(self.0.list(req.into_inner()).await?))
+    }
+}

@@ -1,0 +1,296 @@
+//! The process: one port, one place where requests enter ([`dispatch`]), routed by path and
+//! content type to gRPC/gRPC-Web (tonic), Connect, or the health endpoints; the Kubernetes
+//! backend (kubeconfig, in-cluster, or the embedded engine); readiness; graceful shutdown.
+
+pub mod connect;
+pub mod grpc;
+
+use crate::config::{Config, expand_home};
+use crate::invalidation::Invalidator;
+use crate::kubeapi::{self, Durability, Engine};
+use crate::proto::flyteidl2::secret::secret_service_server::SecretServiceServer;
+use crate::service::{KubeBackend, SecretService, Settings};
+use anyhow::{Context, Result};
+use bytes::Bytes;
+use http::{Request, Response, header};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// Every response body on the service port.
+pub type Body = tonic::body::Body;
+
+/// The largest request accepted on any protocol: Kubernetes caps a Secret at 1 MiB.
+pub const MAX_REQUEST_BYTES: usize = 1536 * 1024;
+
+/// How long in-flight requests get to finish after SIGTERM.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+pub fn plain(code: u16, text: &'static str) -> Response<Body> {
+    Response::builder()
+        .status(code)
+        .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
+        .body(Body::new(Full::new(Bytes::from_static(text.as_bytes()))))
+        .expect("valid response")
+}
+
+/// What a request needs, shared by every connection.
+pub struct App {
+    pub service: Arc<SecretService>,
+    grpc: tonic_web::GrpcWebService<tonic::service::Routes>,
+    ready: AtomicBool,
+}
+
+impl App {
+    pub fn new(service: Arc<SecretService>) -> Arc<App> {
+        let secret = SecretServiceServer::new(grpc::GrpcSecretService(service.clone()))
+            .max_decoding_message_size(MAX_REQUEST_BYTES);
+        let grpc = tower::Layer::layer(
+            &tonic_web::GrpcWebLayer::new(),
+            tonic::service::Routes::new(secret),
+        );
+        Arc::new(App {
+            service,
+            grpc,
+            ready: AtomicBool::new(false),
+        })
+    }
+
+    pub fn set_ready(&self) {
+        self.ready.store(true, Ordering::Release);
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+}
+
+/// The one place where requests enter.
+pub async fn dispatch(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
+    let path = req.uri().path();
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if content_type.starts_with("application/grpc") {
+        return match tower::ServiceExt::oneshot(app.grpc.clone(), req).await {
+            Ok(resp) => resp,
+            Err(e) => {
+                tracing::warn!(error = %e, "gRPC transport error");
+                plain(500, "internal error")
+            }
+        };
+    }
+    match path {
+        "/healthz" => return plain(200, "OK"),
+        "/readyz" => {
+            return if app.is_ready() {
+                plain(200, "OK")
+            } else {
+                plain(503, "not ready: the Kubernetes API has not answered yet")
+            };
+        }
+        _ => {}
+    }
+    if path.starts_with(connect::PREFIX) {
+        let (parts, body) = req.into_parts();
+        let path = parts.uri.path().to_owned();
+        let bytes = match Limited::new(body, MAX_REQUEST_BYTES + 1).collect().await {
+            Ok(c) => c.to_bytes(),
+            Err(_) => {
+                return connect::error_response(&crate::service::RpcError::new(
+                    crate::service::Code::ResourceExhausted,
+                    format!(
+                        "request message is larger than the limit of {MAX_REQUEST_BYTES} bytes"
+                    ),
+                ));
+            }
+        };
+        return connect::handle(
+            app.service.clone(),
+            &parts.method,
+            &parts.headers,
+            &path,
+            bytes,
+        )
+        .await;
+    }
+    plain(404, "404 page not found\n")
+}
+
+/// The Kubernetes side of the process.
+pub struct Backend {
+    pub client: kube::Client,
+    /// Set when the embedded engine is in use.
+    pub engine: Option<Arc<Engine>>,
+    /// Where the embedded engine's HTTP face listens, when enabled.
+    pub kube_api_addr: Option<SocketAddr>,
+}
+
+async fn kube_config_client(c: &Config) -> Result<kube::Client> {
+    let mut kc = if !c.kubeconfig.is_empty() {
+        let path = expand_home(&c.kubeconfig);
+        let kubeconfig = kube::config::Kubeconfig::read_from(&path)
+            .with_context(|| format!("reading kubeconfig {}", path.display()))?;
+        kube::Config::from_custom_kubeconfig(
+            kubeconfig,
+            &kube::config::KubeConfigOptions::default(),
+        )
+        .await
+        .with_context(|| format!("loading kubeconfig {}", path.display()))?
+    } else {
+        kube::Config::incluster().context("loading in-cluster Kubernetes configuration")?
+    };
+    // Faults surface as `internal` at once, as with client-go without Retry-After; the service
+    // bounds each call with `secret.kubernetes.timeout` itself.
+    kc.default_retry = false;
+    kc.read_timeout = None;
+    kube::Client::try_from(kc).context("building the Kubernetes client")
+}
+
+/// Picks the backend: a kubeconfig if configured, else in-cluster, else the embedded engine.
+pub async fn backend(c: &Config) -> Result<Backend> {
+    let in_cluster = std::env::var_os("KUBERNETES_SERVICE_HOST").is_some();
+    if !c.kubeconfig.is_empty() || in_cluster {
+        return Ok(Backend {
+            client: kube_config_client(c).await?,
+            engine: None,
+            kube_api_addr: None,
+        });
+    }
+    let durability = if c.ephemeral {
+        Durability::Memory
+    } else {
+        let dir = c.data_dir.clone().unwrap_or_else(|| {
+            dirs::data_dir()
+                .unwrap_or_else(std::env::temp_dir)
+                .join("flytesecret")
+                .join("kube")
+        });
+        Durability::Directory(dir)
+    };
+    let engine = Engine::open(&durability)
+        .with_context(|| format!("opening the embedded Kubernetes store ({durability:?})"))?;
+    let mut kube_api_addr = None;
+    if let Some(listen) = &c.kube_api_listen {
+        let listener = TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("binding the embedded Kubernetes API on {listen}"))?;
+        let addr = listener.local_addr()?;
+        if let Some(path) = &c.write_kubeconfig {
+            kubeapi::http_face::write_kubeconfig(path, addr, &c.namespace)
+                .with_context(|| format!("writing kubeconfig {}", path.display()))?;
+        }
+        tokio::spawn(kubeapi::http_face::serve(engine.clone(), listener));
+        kube_api_addr = Some(addr);
+    }
+    tracing::info!(store = ?durability, kube_api = ?kube_api_addr, "using the embedded Kubernetes engine");
+    Ok(Backend {
+        client: engine.kube_client(&c.namespace),
+        engine: Some(engine),
+        kube_api_addr,
+    })
+}
+
+/// Builds the service over a backend.
+pub fn service(c: &Config, backend: &Backend) -> Arc<SecretService> {
+    let kube = KubeBackend::new(
+        backend.client.clone(),
+        c.qps as f64,
+        c.burst.max(1) as u32,
+        c.timeout,
+    );
+    let settings = Settings {
+        namespace: c.namespace.clone(),
+        cluster_name: c.cluster_name.clone(),
+        strict_names: c.strict_names,
+        ..Settings::default()
+    };
+    Arc::new(SecretService::new(
+        kube,
+        settings,
+        Invalidator::new(&c.webhook_url),
+    ))
+}
+
+/// Startup chores that need the API: the namespace (created when missing; a refusal is logged
+/// once), then readiness once the API answers.
+async fn prepare(app: Arc<App>) {
+    let svc = &app.service;
+    let ns = svc.settings().namespace.clone();
+    if let Err(e) = svc.kube().ensure_namespace(&ns).await {
+        tracing::warn!(namespace = %ns, error = %e, "could not make sure the secrets namespace exists; going on");
+    }
+    let mut delay = Duration::from_millis(100);
+    loop {
+        match svc.kube().ping(&ns).await {
+            Ok(()) => {
+                app.set_ready();
+                tracing::info!("ready: the Kubernetes API answers");
+                return;
+            }
+            Err(e) => tracing::warn!(error = %e, "the Kubernetes API does not answer yet"),
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// The address to bind: with the embedded engine, loopback unless a host was set explicitly
+/// (an unauthenticated secret store must not appear on the network by accident).
+pub fn bind_host(c: &Config, embedded: bool) -> String {
+    if embedded && !c.host_explicit {
+        "127.0.0.1".to_owned()
+    } else {
+        c.host.clone()
+    }
+}
+
+/// Serves until `shutdown` resolves, then drains in-flight requests (up to [`SHUTDOWN_GRACE`]).
+pub async fn serve(
+    app: Arc<App>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<()> {
+    tokio::spawn(prepare(app.clone()));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, _) = match accepted {
+                    Ok(s) => s,
+                    Err(e) => { tracing::warn!(error = %e, "accept failed"); continue; }
+                };
+                let app = app.clone();
+                let svc = hyper::service::service_fn(move |req| {
+                    let app = app.clone();
+                    async move { Ok::<_, std::convert::Infallible>(dispatch(app, req).await) }
+                });
+                let conn = builder.serve_connection(TokioIo::new(stream), svc).into_owned();
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(error = %e, "connection ended");
+                    }
+                });
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    tracing::info!("shutting down: finishing in-flight requests");
+    tokio::select! {
+        () = graceful.shutdown() => tracing::info!("all connections closed"),
+        () = tokio::time::sleep(SHUTDOWN_GRACE) => tracing::warn!("grace period over; closing remaining connections"),
+    }
+    Ok(())
+}

@@ -1,0 +1,320 @@
+//! The real `flytesecret serve` binary on the embedded engine: gRPC (tonic client), Connect
+//! (JSON and proto over HTTP/1.1), health, graceful shutdown, and kubectl against its Kubernetes face.
+
+mod common;
+
+use common::{Server, header, http};
+use flytesecret::proto::flyteidl2::secret::secret_service_client::SecretServiceClient;
+use flytesecret::proto::flyteidl2::secret::*;
+use prost::Message as _;
+use serde_json::{Value, json};
+
+fn id(name: &str, domain: &str, project: &str) -> Option<SecretIdentifier> {
+    Some(SecretIdentifier {
+        name: name.into(),
+        domain: domain.into(),
+        project: project.into(),
+        organization: String::new(),
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_client_runs_a_full_cycle() {
+    let server = Server::start(&["--ephemeral"]);
+    let mut c = SecretServiceClient::connect(server.url()).await.unwrap();
+    let spec = Some(SecretSpec {
+        value: Some(secret_spec::Value::StringValue("s3cr3t".into())),
+        r#type: 0,
+    });
+    c.create_secret(CreateSecretRequest {
+        id: id("api-key", "development", "flytesnacks"),
+        secret_spec: spec.clone(),
+    })
+    .await
+    .unwrap();
+    let dup = c
+        .create_secret(CreateSecretRequest {
+            id: id("api-key", "development", "flytesnacks"),
+            secret_spec: spec.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(dup.code(), tonic::Code::AlreadyExists);
+    let got = c
+        .get_secret(GetSecretRequest {
+            id: id("api-key", "development", "flytesnacks"),
+            include_system_secrets: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        got.secret.unwrap().id,
+        id("api-key", "development", "flytesnacks")
+    );
+    let bad = c
+        .create_secret(CreateSecretRequest {
+            id: id("a.b", "", ""),
+            secret_spec: spec.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), tonic::Code::InvalidArgument);
+    assert!(bad.message().starts_with("id.name:"));
+    let upd = Some(SecretSpec {
+        value: Some(secret_spec::Value::BinaryValue(vec![1, 2])),
+        r#type: 0,
+    });
+    c.update_secret(UpdateSecretRequest {
+        id: id("api-key", "development", "flytesnacks"),
+        secret_spec: upd,
+    })
+    .await
+    .unwrap();
+    let listed = c
+        .list_secrets(ListSecretsRequest {
+            domain: "development".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.secrets.len(), 1);
+    assert!(!format!("{listed:?}").contains("s3cr3t"));
+    c.delete_secret(DeleteSecretRequest {
+        id: id("api-key", "development", "flytesnacks"),
+        include_system_secrets: false,
+    })
+    .await
+    .unwrap();
+    let gone = c
+        .get_secret(GetSecretRequest {
+            id: id("api-key", "development", "flytesnacks"),
+            include_system_secrets: false,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (gone.code(), gone.message()),
+        (tonic::Code::NotFound, "secret api-key not found")
+    );
+}
+
+const P: &str = "/flyteidl2.secret.SecretService";
+
+fn connect_json(server: &Server, method: &str, body: Value) -> (u16, Value) {
+    let (code, headers, raw) = http(
+        server.addr,
+        "POST",
+        &format!("{P}/{method}"),
+        &[("content-type", "application/json")],
+        body.to_string().as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(
+        header(&headers, "content-type"),
+        Some("application/json"),
+        "{method}"
+    );
+    (code, serde_json::from_slice(&raw).unwrap())
+}
+
+#[test]
+fn connect_json_and_proto_speak_canonical_forms() {
+    let server = Server::start(&["--ephemeral"]);
+    let sid = json!({"name": "my-secret", "domain": "development", "project": "flytesnacks"});
+    let (code, body) = connect_json(
+        &server,
+        "CreateSecret",
+        json!({"id": sid, "secretSpec": {"stringValue": "v"}, "unknownField": 1}),
+    );
+    assert_eq!((code, body), (200, json!({})));
+    let (code, body) = connect_json(&server, "GetSecret", json!({"id": sid}));
+    assert_eq!(code, 200);
+    let created = body["secret"]["secretMetadata"]["createdTime"]
+        .as_str()
+        .unwrap();
+    assert!(created.len() == 20 && created.ends_with('Z'), "{created}");
+    assert_eq!(
+        body["secret"]["secretMetadata"]["secretStatus"],
+        json!({"overallStatus": "FULLY_PRESENT", "clusterStatus": [{"cluster": {"name": "flyte-devbox"}, "presenceStatus": "PRESENT"}]})
+    );
+    let (code, body) = connect_json(&server, "GetSecret", json!({"id": {"name": "nope"}}));
+    assert_eq!(
+        (code, body),
+        (
+            404,
+            json!({"code": "not_found", "message": "secret nope not found"})
+        )
+    );
+    let (code, body) = connect_json(&server, "ListSecrets", json!({"project": "p"}));
+    assert_eq!(code, 400);
+    assert_eq!(body["code"], "invalid_argument");
+    // Binary proto.
+    let req = GetSecretRequest {
+        id: id("my-secret", "development", "flytesnacks"),
+        include_system_secrets: false,
+    };
+    let (code, headers, raw) = http(
+        server.addr,
+        "POST",
+        &format!("{P}/GetSecret"),
+        &[("content-type", "application/proto")],
+        &req.encode_to_vec(),
+    )
+    .unwrap();
+    assert_eq!(
+        (code, header(&headers, "content-type")),
+        (200, Some("application/proto"))
+    );
+    assert_eq!(
+        GetSecretResponse::decode(&raw[..])
+            .unwrap()
+            .secret
+            .unwrap()
+            .id,
+        req.id
+    );
+    // Protocol errors.
+    let (code, headers, _) = http(server.addr, "GET", &format!("{P}/GetSecret"), &[], b"").unwrap();
+    assert_eq!((code, header(&headers, "allow")), (405, Some("POST")));
+    let (code, _, _) = http(
+        server.addr,
+        "POST",
+        &format!("{P}/GetSecret"),
+        &[("content-type", "text/plain")],
+        b"x",
+    )
+    .unwrap();
+    assert_eq!(code, 415);
+    let (code, _, raw) = http(
+        server.addr,
+        "POST",
+        &format!("{P}/Nope"),
+        &[("content-type", "application/json")],
+        b"{}",
+    )
+    .unwrap();
+    assert_eq!(
+        (code, String::from_utf8_lossy(&raw).trim()),
+        (404, "404 page not found")
+    );
+    let (code, _, raw) = http(
+        server.addr,
+        "POST",
+        &format!("{P}/GetSecret"),
+        &[("content-type", "application/json")],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(code, 400);
+    assert!(String::from_utf8_lossy(&raw).contains("invalid_argument"));
+    // gzip request bodies.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, json!({"id": sid}).to_string().as_bytes()).unwrap();
+    let (code, _, _) = http(
+        server.addr,
+        "POST",
+        &format!("{P}/GetSecret"),
+        &[
+            ("content-type", "application/json"),
+            ("content-encoding", "gzip"),
+        ],
+        &gz.finish().unwrap(),
+    )
+    .unwrap();
+    assert_eq!(code, 200);
+    // Oversized requests.
+    let big =
+        json!({"id": {"name": "big"}, "secretSpec": {"stringValue": "x".repeat(1600 * 1024)}})
+            .to_string();
+    let (code, _, raw) = http(
+        server.addr,
+        "POST",
+        &format!("{P}/CreateSecret"),
+        &[("content-type", "application/json")],
+        big.as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(code, 429, "{}", String::from_utf8_lossy(&raw));
+    assert!(String::from_utf8_lossy(&raw).contains("resource_exhausted"));
+}
+
+#[test]
+fn health_and_graceful_shutdown() {
+    let server = Server::start(&["--ephemeral"]);
+    assert_eq!(
+        http(server.addr, "GET", "/healthz", &[], b"").unwrap().0,
+        200
+    );
+    assert_eq!(
+        http(server.addr, "GET", "/readyz", &[], b"").unwrap().0,
+        200
+    );
+    let status = server.terminate();
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn data_survives_a_restart_of_the_durable_embedded_store() {
+    let dir = std::env::temp_dir().join(format!("flytesecret-durable-{}", uuid::Uuid::new_v4()));
+    let data = dir.to_str().unwrap().to_owned();
+    {
+        let server = Server::start(&["--data-dir", &data]);
+        let (code, _) = connect_json(
+            &server,
+            "CreateSecret",
+            json!({"id": {"name": "kept"}, "secretSpec": {"stringValue": "v"}}),
+        );
+        assert_eq!(code, 200);
+    }
+    let server = Server::start(&["--data-dir", &data]);
+    let (code, body) = connect_json(&server, "ListSecrets", json!({}));
+    assert_eq!(code, 200);
+    assert_eq!(body["secrets"][0]["id"]["name"], "kept");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn kubectl_sees_what_the_service_wrote() {
+    if !common::kubectl_available() {
+        return;
+    }
+    let server = Server::start(&["--ephemeral"]);
+    let (code, _) = connect_json(
+        &server,
+        "CreateSecret",
+        json!({"id": {"name": "my-secret", "domain": "development", "project": "flytesnacks"}, "secretSpec": {"stringValue": "v"}}),
+    );
+    assert_eq!(code, 200);
+    let out = std::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(&server.kubeconfig)
+        .args(["--cache-dir"])
+        .arg(server.dir.join("kcache"))
+        .args([
+            "-n",
+            "flyte",
+            "get",
+            "secret",
+            "209ab6535a0e009361229977898c057f",
+            "-o",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        v["data"],
+        json!({"u__org__flyte__domain__development__project__flytesnacks__key__my-secret": "dg=="})
+    );
+    assert_eq!(
+        v["metadata"]["labels"]["app.flyte.org/project"],
+        "flytesnacks"
+    );
+}
