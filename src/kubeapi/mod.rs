@@ -11,6 +11,7 @@ pub mod faults;
 mod handlers;
 pub mod http_face;
 mod object;
+mod protobuf;
 mod selector;
 mod status;
 pub mod store;
@@ -124,7 +125,27 @@ impl Engine {
 
     /// Answers one request; the body is already collected.
     pub async fn handle(&self, req: Request<Bytes>) -> Response<Bytes> {
-        let (parts, body) = req.into_parts();
+        let (mut parts, mut body) = req.into_parts();
+        let is_protobuf = parts
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|c| c.starts_with(protobuf::CONTENT_TYPE));
+        if is_protobuf
+            && matches!(parts.method, Method::POST | Method::PUT)
+            && parts.uri.path().contains("/secrets")
+        {
+            match protobuf::secret_to_json(&body) {
+                Ok(json) => {
+                    body = Bytes::from(json);
+                    parts.headers.insert(
+                        http::header::CONTENT_TYPE,
+                        http::HeaderValue::from_static("application/json"),
+                    );
+                }
+                Err(message) => return ApiError::bad_request(message).into_reply(),
+            }
+        }
         let header =
             |name: http::header::HeaderName| parts.headers.get(name).and_then(|v| v.to_str().ok());
         let call = Call {
