@@ -82,20 +82,16 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             Op::Create(n, v) => {
                 let (code, body) =
                     call(&engine, Method::POST, BASE, Some(secret(&n, v, None))).await;
-                if model.contains_key(&n) {
-                    prop_assert_eq!(code, 409);
-                } else {
-                    prop_assert_eq!(code, 201);
-                    model.insert(
-                        n,
-                        (
-                            v,
-                            body["metadata"]["resourceVersion"]
-                                .as_str()
-                                .unwrap()
-                                .to_owned(),
-                        ),
-                    );
+                match model.entry(n) {
+                    std::collections::btree_map::Entry::Occupied(_) => prop_assert_eq!(code, 409),
+                    std::collections::btree_map::Entry::Vacant(slot) => {
+                        prop_assert_eq!(code, 201);
+                        let rv = body["metadata"]["resourceVersion"]
+                            .as_str()
+                            .unwrap()
+                            .to_owned();
+                        slot.insert((v, rv));
+                    }
                 }
             }
             Op::Get(n) => {
