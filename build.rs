@@ -6,7 +6,13 @@ use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto");
-    let descriptors = protox::compile(["proto/flyteidl2/secret/secret.proto"], ["proto"])?;
+    let descriptors = protox::compile(
+        [
+            "proto/flyteidl2/secret/secret.proto",
+            "proto/flyteidl2/cluster/service.proto",
+        ],
+        ["proto"],
+    )?;
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
     let bytes = prost::Message::encode_to_vec(&descriptors);
     std::fs::write(out.join("descriptors.bin"), &bytes)?;

@@ -3,6 +3,10 @@
 #![allow(clippy::all, missing_docs)]
 
 pub mod flyteidl2 {
+    pub mod cluster {
+        tonic::include_proto!("flyteidl2.cluster");
+        include!(concat!(env!("OUT_DIR"), "/flyteidl2.cluster.serde.rs"));
+    }
     pub mod common {
         tonic::include_proto!("flyteidl2.common");
         include!(concat!(env!("OUT_DIR"), "/flyteidl2.common.serde.rs"));

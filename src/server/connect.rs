@@ -13,7 +13,25 @@ use std::io::Read as _;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub const PREFIX: &str = "/flyteidl2.secret.SecretService/";
+/// The services served over Connect, by path prefix.
+pub const SERVICES: &[&str] = &[
+    "/flyteidl2.secret.SecretService/",
+    "/flyteidl2.cluster.ClusterService/",
+];
+
+const PROCEDURES: &[&str] = &[
+    "/flyteidl2.secret.SecretService/CreateSecret",
+    "/flyteidl2.secret.SecretService/UpdateSecret",
+    "/flyteidl2.secret.SecretService/GetSecret",
+    "/flyteidl2.secret.SecretService/DeleteSecret",
+    "/flyteidl2.secret.SecretService/ListSecrets",
+    "/flyteidl2.cluster.ClusterService/SelectCluster",
+];
+
+/// True when `path` belongs to a service served over Connect.
+pub fn is_connect_path(path: &str) -> bool {
+    SERVICES.iter().any(|p| path.starts_with(p))
+}
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Codec {
@@ -141,7 +159,7 @@ where
     Ok(encode(codec, &resp))
 }
 
-/// Handles one request to a path under [`PREFIX`].
+/// Handles one request to a path of [`SERVICES`].
 pub async fn handle(
     svc: Arc<SecretService>,
     method: &Method,
@@ -149,13 +167,10 @@ pub async fn handle(
     path: &str,
     body: Bytes,
 ) -> Response<Body> {
-    let procedure = &path[PREFIX.len()..];
-    if !matches!(
-        procedure,
-        "CreateSecret" | "UpdateSecret" | "GetSecret" | "DeleteSecret" | "ListSecrets"
-    ) {
+    if !PROCEDURES.contains(&path) {
         return plain(404, "404 page not found\n");
     }
+    let procedure = path.rsplit('/').next().unwrap_or("");
     if method != Method::POST {
         let mut r = plain(405, "405 method not allowed\n");
         r.headers_mut()
@@ -183,7 +198,14 @@ pub async fn handle(
             "UpdateSecret" => call(codec, &body, |r| svc.update(r)).await,
             "GetSecret" => call(codec, &body, |r| svc.get(r)).await,
             "DeleteSecret" => call(codec, &body, |r| svc.delete(r)).await,
-            _ => call(codec, &body, |r| svc.list(r)).await,
+            "ListSecrets" => call(codec, &body, |r| svc.list(r)).await,
+            _ => {
+                let cluster = svc.settings().cluster_name.clone();
+                call(codec, &body, |r| async move {
+                    crate::service::cluster::select_cluster(&r, &cluster)
+                })
+                .await
+            }
         }
     };
     let result = match timeout(headers) {

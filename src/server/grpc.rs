@@ -42,3 +42,21 @@ impl secret_service_server::SecretService for GrpcSecretService {
         Ok(Response::new(self.0.list(req.into_inner()).await?))
     }
 }
+
+pub struct GrpcClusterService(pub Arc<SecretService>);
+
+#[tonic::async_trait]
+impl crate::proto::flyteidl2::cluster::cluster_service_server::ClusterService
+    for GrpcClusterService
+{
+    async fn select_cluster(
+        &self,
+        req: Request<crate::proto::flyteidl2::cluster::SelectClusterRequest>,
+    ) -> Reply<crate::proto::flyteidl2::cluster::SelectClusterResponse> {
+        let resp = crate::service::cluster::select_cluster(
+            req.get_ref(),
+            &self.0.settings().cluster_name,
+        )?;
+        Ok(Response::new(resp))
+    }
+}

@@ -3,11 +3,14 @@
 //! backend (kubeconfig, in-cluster, or the embedded engine); readiness; graceful shutdown.
 
 pub mod connect;
+mod connect_stream;
 pub mod grpc;
+pub mod rest;
 
 use crate::config::{Config, expand_home};
 use crate::invalidation::Invalidator;
 use crate::kubeapi::{self, Durability, Engine};
+use crate::proto::flyteidl2::cluster::cluster_service_server::ClusterServiceServer;
 use crate::proto::flyteidl2::secret::secret_service_server::SecretServiceServer;
 use crate::service::{KubeBackend, SecretService, Settings};
 use anyhow::{Context, Result};
@@ -43,27 +46,56 @@ pub fn plain(code: u16, text: &'static str) -> Response<Body> {
 /// What a request needs, shared by every connection.
 pub struct App {
     pub service: Arc<SecretService>,
-    grpc: tonic_web::GrpcWebService<tonic::service::Routes>,
+    grpc: tonic::service::Routes,
+    grpc_web: tonic_web::GrpcWebService<tonic::service::Routes>,
     ready: AtomicBool,
+    health: tonic_health::server::HealthReporter,
 }
 
 impl App {
     pub fn new(service: Arc<SecretService>) -> Arc<App> {
+        use tonic::codec::CompressionEncoding::Gzip;
         let secret = SecretServiceServer::new(grpc::GrpcSecretService(service.clone()))
-            .max_decoding_message_size(MAX_REQUEST_BYTES);
-        let grpc = tower::Layer::layer(
-            &tonic_web::GrpcWebLayer::new(),
-            tonic::service::Routes::new(secret),
-        );
+            .max_decoding_message_size(MAX_REQUEST_BYTES)
+            .accept_compressed(Gzip)
+            .send_compressed(Gzip);
+        let cluster = ClusterServiceServer::new(grpc::GrpcClusterService(service.clone()))
+            .max_decoding_message_size(MAX_REQUEST_BYTES)
+            .accept_compressed(Gzip)
+            .send_compressed(Gzip);
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+            .build_v1()
+            .expect("our descriptor set is valid");
+        let reflection_alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()
+            .expect("our descriptor set is valid");
+        let (health, health_service) = tonic_health::server::health_reporter();
+        let routes = tonic::service::Routes::new(secret)
+            .add_service(cluster)
+            .add_service(reflection)
+            .add_service(reflection_alpha)
+            .add_service(health_service);
+        let grpc_web = tower::Layer::layer(&tonic_web::GrpcWebLayer::new(), routes.clone());
         Arc::new(App {
             service,
-            grpc,
+            grpc: routes,
+            grpc_web,
             ready: AtomicBool::new(false),
+            health,
         })
     }
 
-    pub fn set_ready(&self) {
+    /// Marks the process ready (`/readyz` and the gRPC health service report serving).
+    pub async fn set_ready(&self) {
         self.ready.store(true, Ordering::Release);
+        self.health
+            .set_serving::<SecretServiceServer<grpc::GrpcSecretService>>()
+            .await;
+        self.health
+            .set_service_status("", tonic_health::ServingStatus::Serving)
+            .await;
     }
 
     pub fn is_ready(&self) -> bool {
@@ -79,13 +111,34 @@ pub async fn dispatch(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    if content_type.starts_with("application/grpc") {
+    if connect_stream::is_connect_stream(content_type) {
+        if req.version() < http::Version::HTTP_2 {
+            return plain(505, "Connect streaming requires HTTP/2 here\n");
+        }
+        let req = connect_stream::to_grpc_request(req);
         return match tower::ServiceExt::oneshot(app.grpc.clone(), req).await {
+            Ok(resp) => connect_stream::from_grpc_response(resp),
+            Err(never) => match never {},
+        };
+    }
+    if content_type.starts_with("application/grpc-web") {
+        return match tower::ServiceExt::oneshot(app.grpc_web.clone(), req).await {
             Ok(resp) => resp,
             Err(e) => {
-                tracing::warn!(error = %e, "gRPC transport error");
+                tracing::warn!(error = %e, "gRPC-Web transport error");
                 plain(500, "internal error")
             }
+        };
+    }
+    if content_type.starts_with("application/grpc") {
+        if req.version() < http::Version::HTTP_2 {
+            // gRPC needs HTTP/2 trailers; refuse before running anything (gRPC-Web and Connect
+            // are the HTTP/1.1 protocols).
+            return plain(505, "gRPC requires HTTP/2\n");
+        }
+        return match tower::ServiceExt::oneshot(app.grpc.clone(), req).await {
+            Ok(resp) => resp,
+            Err(never) => match never {},
         };
     }
     match path {
@@ -99,7 +152,7 @@ pub async fn dispatch(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
         }
         _ => {}
     }
-    if path.starts_with(connect::PREFIX) {
+    if connect::is_connect_path(path) {
         let (parts, body) = req.into_parts();
         let path = parts.uri.path().to_owned();
         let bytes = match Limited::new(body, MAX_REQUEST_BYTES + 1).collect().await {
@@ -118,6 +171,26 @@ pub async fn dispatch(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
             &parts.method,
             &parts.headers,
             &path,
+            bytes,
+        )
+        .await;
+    }
+    if rest::is_rest_path(path) {
+        let (parts, body) = req.into_parts();
+        let bytes = match Limited::new(body, MAX_REQUEST_BYTES + 1).collect().await {
+            Ok(c) => c.to_bytes(),
+            Err(_) => {
+                return rest::error_response(&crate::service::RpcError::new(
+                    crate::service::Code::ResourceExhausted,
+                    format!("request body is larger than the limit of {MAX_REQUEST_BYTES} bytes"),
+                ));
+            }
+        };
+        return rest::handle(
+            app.service.clone(),
+            &parts.method,
+            parts.uri.path(),
+            parts.uri.query(),
             bytes,
         )
         .await;
@@ -232,7 +305,7 @@ async fn prepare(app: Arc<App>) {
     loop {
         match svc.kube().ping(&ns).await {
             Ok(()) => {
-                app.set_ready();
+                app.set_ready().await;
                 tracing::info!("ready: the Kubernetes API answers");
                 return;
             }
@@ -293,4 +366,25 @@ pub async fn serve(
         () = tokio::time::sleep(SHUTDOWN_GRACE) => tracing::warn!("grace period over; closing remaining connections"),
     }
     Ok(())
+}
+
+/// Percent-decodes a URL path segment or a `grpc-message` (invalid escapes are kept as they are).
+pub(crate) fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && let Some(v) = s
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(v);
+            i += 3;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }

@@ -35,6 +35,24 @@ impl Code {
         }
     }
 
+    /// The code for a gRPC status number, when this service uses it.
+    pub fn from_grpc(n: i32) -> Option<Code> {
+        Some(match n {
+            1 => Code::Canceled,
+            2 => Code::Unknown,
+            3 => Code::InvalidArgument,
+            4 => Code::DeadlineExceeded,
+            5 => Code::NotFound,
+            6 => Code::AlreadyExists,
+            8 => Code::ResourceExhausted,
+            10 => Code::Aborted,
+            12 => Code::Unimplemented,
+            13 => Code::Internal,
+            14 => Code::Unavailable,
+            _ => return None,
+        })
+    }
+
     /// The Connect protocol's name for the code.
     pub fn connect_name(self) -> &'static str {
         match self {

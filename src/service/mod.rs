@@ -2,6 +2,7 @@
 //! (gRPC, gRPC-Web, Connect, REST) calls these and only renders the result. Behaviour follows
 //! `shared/spec/flyte-secret-service.md` sections 2-7; deliberate differences are marked.
 
+pub mod cluster;
 mod error;
 pub mod kube_backend;
 mod validate;
