@@ -318,3 +318,58 @@ fn kubectl_sees_what_the_service_wrote() {
         "flytesnacks"
     );
 }
+
+#[test]
+fn secret_values_never_reach_the_logs_and_metrics_count_rpcs() {
+    let log = std::env::temp_dir().join(format!("flytesecret-log-{}.txt", uuid::Uuid::new_v4()));
+    let server = Server::start_logging(&["--ephemeral", "--log-format", "json"], Some(&log));
+    let value = "hunter2-7f3a9c";
+    let sid = json!({"name": "logged", "domain": "d"});
+    connect_json(
+        &server,
+        "CreateSecret",
+        json!({"id": sid, "secretSpec": {"stringValue": value}}),
+    );
+    connect_json(
+        &server,
+        "UpdateSecret",
+        json!({"id": sid, "secretSpec": {"stringValue": value}}),
+    );
+    connect_json(&server, "GetSecret", json!({"id": sid}));
+    connect_json(&server, "ListSecrets", json!({}));
+    connect_json(
+        &server,
+        "CreateSecret",
+        json!({"id": {"name": "bad name"}, "secretSpec": {"stringValue": value}}),
+    );
+    let (code, _, metrics) = http(server.addr, "GET", "/metrics", &[], b"").unwrap();
+    assert_eq!(code, 200);
+    let metrics = String::from_utf8(metrics).unwrap();
+    assert!(
+        metrics.contains("flytesecret_rpc_requests_total{method=\"CreateSecret\",code=\"ok\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            "flytesecret_rpc_requests_total{method=\"CreateSecret\",code=\"invalid_argument\"} 1"
+        ),
+        "{metrics}"
+    );
+    drop(server);
+    let logs = std::fs::read_to_string(&log).unwrap();
+    let _ = std::fs::remove_file(&log);
+    assert!(
+        logs.lines().count() > 10,
+        "trace logging produced too little to mean anything"
+    );
+    assert!(
+        logs.lines().any(|l| l.contains("created secret")),
+        "no structured log line for the create"
+    );
+    assert!(!logs.contains(value), "a secret value reached the logs");
+    use base64::Engine as _;
+    assert!(
+        !logs.contains(&base64::engine::general_purpose::STANDARD.encode(value)),
+        "a base64 secret value reached the logs"
+    );
+}

@@ -11,7 +11,10 @@ fn descriptors_match_upstream_flyteidl2() {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/clients"));
     let python = dir.join("venv-clients/bin/python");
     if !python.exists() {
-        let why = format!("flyteidl2 not installed in {} (run ci/setup-clients)", dir.display());
+        let why = format!(
+            "flyteidl2 not installed in {} (run ci/setup-clients)",
+            dir.display()
+        );
         assert!(std::env::var_os("CI").is_none(), "{why}");
         eprintln!("skipping: {why}");
         return;
@@ -25,6 +28,10 @@ fn descriptors_match_upstream_flyteidl2() {
         .unwrap();
     let _ = std::fs::remove_file(&fds);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains(": 0 differences"), "{stdout}");
 }

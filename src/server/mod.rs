@@ -143,6 +143,15 @@ pub async fn dispatch(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
     }
     match path {
         "/healthz" => return plain(200, "OK"),
+        "/metrics" => {
+            return Response::builder()
+                .status(200)
+                .header(header::CONTENT_TYPE, "text/plain; version=0.0.4")
+                .body(Body::new(Full::new(Bytes::from(
+                    app.service.metrics().render(),
+                ))))
+                .expect("valid response");
+        }
         "/readyz" => {
             return if app.is_ready() {
                 plain(200, "OK")

@@ -5,6 +5,7 @@
 pub mod cluster;
 mod error;
 pub mod kube_backend;
+pub mod metrics;
 mod validate;
 
 pub use error::{Code, RpcError};
@@ -56,6 +57,7 @@ pub struct SecretService {
     kube: KubeBackend,
     settings: Settings,
     invalidator: Option<Invalidator>,
+    metrics: metrics::Metrics,
 }
 
 fn check_scope(domain: &str, project: &str) -> Result<(), RpcError> {
@@ -108,6 +110,7 @@ impl SecretService {
             kube,
             settings,
             invalidator,
+            metrics: metrics::Metrics::default(),
         }
     }
 
@@ -117,6 +120,26 @@ impl SecretService {
 
     pub fn kube(&self) -> &KubeBackend {
         &self.kube
+    }
+
+    pub fn metrics(&self) -> &metrics::Metrics {
+        &self.metrics
+    }
+
+    /// Runs one RPC and records its outcome and latency.
+    async fn observed<T>(
+        &self,
+        method: &'static str,
+        rpc: impl Future<Output = Result<T, RpcError>>,
+    ) -> Result<T, RpcError> {
+        let start = std::time::Instant::now();
+        let result = rpc.await;
+        let code = match &result {
+            Ok(_) => "ok",
+            Err(e) => e.code.connect_name(),
+        };
+        self.metrics.observe(method, code, start.elapsed());
+        result
     }
 
     fn status(&self) -> SecretStatus {
@@ -139,6 +162,10 @@ impl SecretService {
     }
 
     pub async fn create(&self, req: CreateSecretRequest) -> Result<CreateSecretResponse, RpcError> {
+        self.observed("CreateSecret", self.create_rpc(req)).await
+    }
+
+    async fn create_rpc(&self, req: CreateSecretRequest) -> Result<CreateSecretResponse, RpcError> {
         let id = req.id.clone().unwrap_or_default();
         check_scope(&id.domain, &id.project)?;
         if self.settings.strict_names {
@@ -179,6 +206,10 @@ impl SecretService {
     }
 
     pub async fn get(&self, req: GetSecretRequest) -> Result<GetSecretResponse, RpcError> {
+        self.observed("GetSecret", self.get_rpc(req)).await
+    }
+
+    async fn get_rpc(&self, req: GetSecretRequest) -> Result<GetSecretResponse, RpcError> {
         let id = req.id.clone().unwrap_or_default();
         check_scope(&id.domain, &id.project)?;
         let (_, object) = names(&id);
@@ -202,6 +233,10 @@ impl SecretService {
     /// Get, replace the value, PUT with the fetched resourceVersion. Unlike Go, a 409 Conflict
     /// from a concurrent writer is retried (re-read, re-apply) a bounded number of times.
     pub async fn update(&self, req: UpdateSecretRequest) -> Result<UpdateSecretResponse, RpcError> {
+        self.observed("UpdateSecret", self.update_rpc(req)).await
+    }
+
+    async fn update_rpc(&self, req: UpdateSecretRequest) -> Result<UpdateSecretResponse, RpcError> {
         let id = req.id.clone().unwrap_or_default();
         check_scope(&id.domain, &id.project)?;
         let (encoded, object) = names(&id);
@@ -239,6 +274,10 @@ impl SecretService {
     }
 
     pub async fn delete(&self, req: DeleteSecretRequest) -> Result<DeleteSecretResponse, RpcError> {
+        self.observed("DeleteSecret", self.delete_rpc(req)).await
+    }
+
+    async fn delete_rpc(&self, req: DeleteSecretRequest) -> Result<DeleteSecretResponse, RpcError> {
         let id = req.id.unwrap_or_default();
         check_scope(&id.domain, &id.project)?;
         let (_, object) = names(&id);
@@ -256,6 +295,10 @@ impl SecretService {
     }
 
     pub async fn list(&self, req: ListSecretsRequest) -> Result<ListSecretsResponse, RpcError> {
+        self.observed("ListSecrets", self.list_rpc(req)).await
+    }
+
+    async fn list_rpc(&self, req: ListSecretsRequest) -> Result<ListSecretsResponse, RpcError> {
         check_scope(&req.domain, &req.project)?;
         // controller-runtime's MatchingLabels: sorted by key, raw values.
         let mut selector = String::new();

@@ -24,6 +24,11 @@ fn addr_after(line: &str, marker: &str) -> Option<SocketAddr> {
 
 impl Server {
     pub fn start(extra: &[&str]) -> Server {
+        Self::start_logging(extra, None)
+    }
+
+    /// Like [`Server::start`], with debug logs written to `log` (for checking what logs contain).
+    pub fn start_logging(extra: &[&str], log: Option<&std::path::Path>) -> Server {
         let dir = std::env::temp_dir().join(format!("flytesecret-test-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).unwrap();
         let kubeconfig = dir.join("kubeconfig");
@@ -39,11 +44,14 @@ impl Server {
             .arg(&kubeconfig)
             .args(["--secret.webhookURL", ""])
             .args(extra)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", if log.is_some() { "trace" } else { "warn" })
             .env_remove("KUBERNETES_SERVICE_HOST")
             .current_dir(&dir)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(match log {
+                Some(path) => Stdio::from(std::fs::File::create(path).unwrap()),
+                None => Stdio::inherit(),
+            })
             .spawn()
             .unwrap();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
