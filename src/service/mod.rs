@@ -68,6 +68,17 @@ fn not_found(name: &str) -> RpcError {
     RpcError::not_found(format!("secret {name} not found"))
 }
 
+/// Go's mapping for calls on one secret: `NotFound` names the user's secret, all else is internal.
+fn on_secret(name: &str) -> impl Fn(KubeError) -> RpcError + '_ {
+    move |e| {
+        if e.reason() == "NotFound" {
+            not_found(name)
+        } else {
+            RpcError::internal(e.to_string())
+        }
+    }
+}
+
 /// The encoded id and object name of a request's identifier (org is always `flyte`).
 fn names(id: &SecretIdentifier) -> (naming::EncodedId, naming::ObjectName) {
     let encoded = SecretId::new(DEFAULT_ORGANIZATION, &id.domain, &id.project, &id.name).encode();
@@ -213,11 +224,11 @@ impl SecretService {
         let id = req.id.clone().unwrap_or_default();
         check_scope(&id.domain, &id.project)?;
         let (_, object) = names(&id);
-        let secret = match self.kube.get(&self.settings.namespace, &object).await {
-            Ok(s) => s,
-            Err(e) if e.reason() == "NotFound" => return Err(not_found(&id.name)),
-            Err(e) => return Err(RpcError::internal(e.to_string())),
-        };
+        let secret = self
+            .kube
+            .get(&self.settings.namespace, &object)
+            .await
+            .map_err(on_secret(&id.name))?;
         Ok(GetSecretResponse {
             secret: Some(Secret {
                 id: req.id,
@@ -244,18 +255,17 @@ impl SecretService {
         let value = req.secret_spec.and_then(|s| s.value);
         let mut attempt = 0;
         loop {
-            let mut secret = match self.kube.get(ns, &object).await {
-                Ok(s) => s,
-                Err(e) if e.reason() == "NotFound" => return Err(not_found(&id.name)),
-                Err(e) => return Err(RpcError::internal(e.to_string())),
-            };
+            let mut secret = self
+                .kube
+                .get(ns, &object)
+                .await
+                .map_err(on_secret(&id.name))?;
             let value = value
                 .as_ref()
                 .ok_or_else(|| RpcError::invalid_argument(NO_VALUE))?;
             set_value(&mut secret, &encoded, value);
             match self.kube.replace(ns, &object, &secret).await {
                 Ok(_) => break,
-                Err(e) if e.reason() == "NotFound" => return Err(not_found(&id.name)),
                 Err(e)
                     if e.reason() == "Conflict"
                         && attempt < self.settings.update_conflict_retries =>
@@ -265,7 +275,7 @@ impl SecretService {
                     let jitter = rand::random_range(1..=5u64) * u64::from(attempt.min(8));
                     tokio::time::sleep(std::time::Duration::from_millis(jitter)).await;
                 }
-                Err(e) => return Err(RpcError::internal(e.to_string())),
+                Err(e) => return Err(on_secret(&id.name)(e)),
             }
         }
         tracing::info!(name = %id.name, domain = %id.domain, project = %id.project, object = %object, "updated secret");
@@ -281,17 +291,17 @@ impl SecretService {
         let id = req.id.unwrap_or_default();
         check_scope(&id.domain, &id.project)?;
         let (_, object) = names(&id);
-        let result = match self.kube.delete(&self.settings.namespace, &object).await {
-            Ok(()) => {
-                tracing::info!(name = %id.name, domain = %id.domain, project = %id.project, object = %object, "deleted secret");
-                Ok(DeleteSecretResponse {})
-            }
-            Err(e) if e.reason() == "NotFound" => Err(not_found(&id.name)),
-            Err(e) => Err(RpcError::internal(e.to_string())),
-        };
+        let result = self
+            .kube
+            .delete(&self.settings.namespace, &object)
+            .await
+            .map_err(on_secret(&id.name));
+        if result.is_ok() {
+            tracing::info!(name = %id.name, domain = %id.domain, project = %id.project, object = %object, "deleted secret");
+        }
         // Like Go, invalidation runs whatever the outcome of the delete.
         self.invalidate(&id).await;
-        result
+        result.map(|()| DeleteSecretResponse {})
     }
 
     pub async fn list(&self, req: ListSecretsRequest) -> Result<ListSecretsResponse, RpcError> {
