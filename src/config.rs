@@ -15,6 +15,7 @@ use std::time::Duration;
 const SCHEMA: &[(&str, &str, Kind)] = &[
     ("secret.server.host", "0.0.0.0", Kind::Str),
     ("secret.server.port", "8093", Kind::Port),
+    ("secret.server.requestTimeout", "60s", Kind::Duration),
     ("secret.webhookURL", "http://localhost:9444", Kind::Str),
     ("secret.kubernetes.kubeconfig", "", Kind::Str),
     ("secret.kubernetes.namespace", "flyte", Kind::Str),
@@ -82,6 +83,8 @@ pub struct Config {
     pub host: String,
     pub host_explicit: bool,
     pub port: u16,
+    /// The longest any request may run; clients may ask for less.
+    pub request_timeout: Duration,
     pub webhook_url: String,
     pub kubeconfig: String,
     pub namespace: String,
@@ -330,6 +333,14 @@ pub fn load(
                 .map_err(|r| invalid("secret.kubernetes.timeout", r))?,
         )
     };
+    let request_timeout = parse_go_duration(&text("secret.server.requestTimeout"))
+        .map_err(|r| invalid("secret.server.requestTimeout", r))?;
+    if request_timeout.is_zero() {
+        return Err(invalid(
+            "secret.server.requestTimeout",
+            "must be more than zero".into(),
+        ));
+    }
     let log_format = text("secret.log.format");
     if !matches!(log_format.as_str(), "text" | "json") {
         return Err(invalid("secret.log.format", "expected text or json".into()));
@@ -339,6 +350,7 @@ pub fn load(
         host: text("secret.server.host"),
         host_explicit: get("secret.server.host").1 != &Source::Default,
         port,
+        request_timeout,
         webhook_url: text("secret.webhookURL"),
         kubeconfig: text("secret.kubernetes.kubeconfig"),
         namespace: text("secret.kubernetes.namespace"),

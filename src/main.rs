@@ -25,6 +25,9 @@ struct SecretFlags {
     host: Option<String>,
     #[arg(long = "secret.server.port", value_name = "PORT")]
     port: Option<String>,
+    /// The longest any request may run (Go duration); clients may ask for less.
+    #[arg(long = "secret.server.requestTimeout", value_name = "DURATION")]
+    request_timeout: Option<String>,
     #[arg(long = "secret.webhookURL", value_name = "URL")]
     webhook_url: Option<String>,
     #[arg(long = "secret.kubernetes.kubeconfig", value_name = "FILE")]
@@ -85,6 +88,7 @@ impl SecretFlags {
         };
         add("secret.server.host", &self.host);
         add("secret.server.port", &self.port);
+        add("secret.server.requestTimeout", &self.request_timeout);
         add("secret.webhookURL", &self.webhook_url);
         add("secret.kubernetes.kubeconfig", &self.kubeconfig);
         add("secret.kubernetes.namespace", &self.namespace);
@@ -105,6 +109,7 @@ impl SecretFlags {
 }
 
 #[derive(Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once at startup
 enum Command {
     /// Run the Secret Service (gRPC, gRPC-Web and Connect on one port).
     Serve {
@@ -201,7 +206,7 @@ async fn serve(config: Option<String>, flags: SecretFlags) -> anyhow::Result<()>
         .await
         .map_err(|e| anyhow::anyhow!("binding {host}:{}: {e}", cfg.port))?;
     let addr = listener.local_addr()?;
-    let app = server::App::new(server::service(&cfg, &backend));
+    let app = server::App::new(server::service(&cfg, &backend), cfg.request_timeout);
     if let Some(k) = backend.kube_api_addr {
         println!("flytesecret: embedded Kubernetes API on http://{k}");
     }

@@ -373,3 +373,90 @@ fn secret_values_never_reach_the_logs_and_metrics_count_rpcs() {
         "a base64 secret value reached the logs"
     );
 }
+
+fn inject_get_delay(server: &Server, millis: u64) {
+    let body = json!({"verb": "get", "count": 1, "fault": {"kind": "delay", "millis": millis}})
+        .to_string();
+    let (code, _, _) = http(
+        server.kube_api.unwrap(),
+        "POST",
+        "/_flytesecret/faults",
+        &[],
+        body.as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(code, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deadlines_and_size_limits_hold_on_every_protocol() {
+    let server = Server::start(&["--ephemeral"]);
+    // gRPC: the client's grpc-timeout bounds a slow Kubernetes call. Sent by hand over h2c, since
+    // tonic's client would also cancel on its own side at the same moment.
+    inject_get_delay(&server, 3000);
+    let msg = GetSecretRequest {
+        id: id("slow", "d", ""),
+        include_system_secrets: false,
+    }
+    .encode_to_vec();
+    let mut frame = vec![0u8];
+    frame.extend((msg.len() as u32).to_be_bytes());
+    frame.extend(msg);
+    let h2 = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<http_body_util::Full<bytes::Bytes>>();
+    let req = http::Request::post(format!("{}{P}/GetSecret", server.url()))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .header("grpc-timeout", "200m")
+        .body(http_body_util::Full::new(bytes::Bytes::from(frame)))
+        .unwrap();
+    let resp = h2.request(req).await.unwrap();
+    assert_eq!(
+        resp.headers()
+            .get("grpc-status")
+            .map(|v| v.to_str().unwrap()),
+        Some("4"),
+        "{resp:?}"
+    );
+    // Connect: connect-timeout-ms does the same.
+    inject_get_delay(&server, 3000);
+    let (code, _, raw) = http(
+        server.addr,
+        "POST",
+        &format!("{P}/GetSecret"),
+        &[
+            ("content-type", "application/json"),
+            ("connect-timeout-ms", "200"),
+        ],
+        br#"{"id":{"name":"slow"}}"#,
+    )
+    .unwrap();
+    assert_eq!(code, 504);
+    assert!(String::from_utf8_lossy(&raw).contains("deadline_exceeded"));
+    // gRPC: an oversized message is resource_exhausted, as with connect-go.
+    let mut c = SecretServiceClient::connect(server.url()).await.unwrap();
+    let big = Some(SecretSpec {
+        value: Some(secret_spec::Value::StringValue("x".repeat(1600 * 1024))),
+        r#type: 0,
+    });
+    let e = c
+        .create_secret(CreateSecretRequest {
+            id: id("big", "d", ""),
+            secret_spec: big,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::ResourceExhausted, "{e:?}");
+}
+
+#[test]
+fn the_server_bounds_requests_that_set_no_deadline() {
+    let server = Server::start(&["--ephemeral", "--secret.server.requestTimeout", "300ms"]);
+    inject_get_delay(&server, 3000);
+    let (code, body) = connect_json(&server, "GetSecret", json!({"id": {"name": "slow"}}));
+    assert_eq!(
+        (code, body["code"].as_str()),
+        (504, Some("deadline_exceeded"))
+    );
+}

@@ -11,7 +11,6 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::io::Read as _;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// The services served over Connect, by path prefix.
 pub const SERVICES: &[&str] = &[
@@ -136,17 +135,6 @@ pub fn request_bytes(headers: &HeaderMap, body: Bytes) -> Result<Bytes, RpcError
     Ok(bytes)
 }
 
-fn timeout(headers: &HeaderMap) -> Option<Duration> {
-    let ms: u64 = headers
-        .get("connect-timeout-ms")?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    Some(Duration::from_millis(ms))
-}
-
 async fn call<Req, Resp, F, Fut>(codec: Codec, body: &[u8], f: F) -> Result<Bytes, RpcError>
 where
     Req: prost::Message + Default + DeserializeOwned,
@@ -208,15 +196,8 @@ pub async fn handle(
             }
         }
     };
-    let result = match timeout(headers) {
-        Some(d) => tokio::time::timeout(d, work).await.unwrap_or_else(|_| {
-            Err(RpcError::new(
-                Code::DeadlineExceeded,
-                "the operation timed out",
-            ))
-        }),
-        None => work.await,
-    };
+    // Deadlines (`connect-timeout-ms`) are enforced where requests enter, in `server::dispatch`.
+    let result = work.await;
     match result {
         Ok(bytes) => Response::builder()
             .status(200)

@@ -50,10 +50,12 @@ pub struct App {
     grpc_web: tonic_web::GrpcWebService<tonic::service::Routes>,
     ready: AtomicBool,
     health: tonic_health::server::HealthReporter,
+    /// The longest any request may run (clients may ask for less).
+    request_timeout: Duration,
 }
 
 impl App {
-    pub fn new(service: Arc<SecretService>) -> Arc<App> {
+    pub fn new(service: Arc<SecretService>, request_timeout: Duration) -> Arc<App> {
         use tonic::codec::CompressionEncoding::Gzip;
         let secret = SecretServiceServer::new(grpc::GrpcSecretService(service.clone()))
             .max_decoding_message_size(MAX_REQUEST_BYTES)
@@ -84,6 +86,7 @@ impl App {
             grpc_web,
             ready: AtomicBool::new(false),
             health,
+            request_timeout,
         })
     }
 
@@ -103,108 +106,213 @@ impl App {
     }
 }
 
+/// The protocol of a request, decided once from its content type and path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Protocol {
+    Grpc,
+    GrpcWeb,
+    ConnectStream,
+    Connect,
+    Rest,
+    Plain,
+}
+
+fn protocol_of(content_type: &str, path: &str) -> Protocol {
+    if connect_stream::is_connect_stream(content_type) {
+        Protocol::ConnectStream
+    } else if content_type.starts_with("application/grpc-web") {
+        Protocol::GrpcWeb
+    } else if content_type.starts_with("application/grpc") {
+        Protocol::Grpc
+    } else if connect::is_connect_path(path) {
+        Protocol::Connect
+    } else if rest::is_rest_path(path) {
+        Protocol::Rest
+    } else {
+        Protocol::Plain
+    }
+}
+
+/// Go's `grpc-timeout` header: digits and a unit (H, M, S, m, u, n).
+fn parse_grpc_timeout(v: &str) -> Option<Duration> {
+    let (digits, unit) = v.split_at(v.len().checked_sub(1)?);
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n.saturating_mul(3600)),
+        "M" => Duration::from_secs(n.saturating_mul(60)),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+/// The deadline a request runs under: the client's (`grpc-timeout`, `connect-timeout-ms`),
+/// bounded by the server's own per-request limit.
+fn deadline(headers: &http::HeaderMap, server_limit: Duration) -> Duration {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let client = header("grpc-timeout")
+        .and_then(parse_grpc_timeout)
+        .or_else(|| {
+            header("connect-timeout-ms")
+                .and_then(|v| v.trim().parse().ok())
+                .map(Duration::from_millis)
+        });
+    client.map_or(server_limit, |c| c.min(server_limit))
+}
+
+/// The reply when a request runs out of time, in its protocol's terms.
+fn deadline_exceeded(protocol: Protocol) -> Response<Body> {
+    let e = crate::service::RpcError::new(
+        crate::service::Code::DeadlineExceeded,
+        "the request deadline was exceeded",
+    );
+    match protocol {
+        Protocol::Grpc | Protocol::GrpcWeb | Protocol::ConnectStream => {
+            let content_type = match protocol {
+                Protocol::Grpc => "application/grpc",
+                Protocol::GrpcWeb => "application/grpc-web+proto",
+                _ => connect_stream::CONTENT_TYPE,
+            };
+            Response::builder()
+                .status(200)
+                .header(header::CONTENT_TYPE, content_type)
+                .header("grpc-status", "4")
+                .header("grpc-message", "the%20request%20deadline%20was%20exceeded")
+                .body(Body::empty())
+                .expect("valid response")
+        }
+        Protocol::Rest => rest::error_response(&e),
+        _ => connect::error_response(&e),
+    }
+}
+
+/// tonic answers an oversized gRPC message with `out_of_range`; the contract (and connect-go)
+/// says `resource_exhausted`.
+fn oversized_is_resource_exhausted(mut resp: Response<Body>) -> Response<Body> {
+    let h = resp.headers_mut();
+    let oversized = h.get("grpc-status").is_some_and(|v| v == "11")
+        && h.get("grpc-message")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|m| {
+                m.contains("message%20length%20too%20large")
+                    || m.contains("message length too large")
+            });
+    if oversized {
+        h.insert("grpc-status", http::HeaderValue::from_static("8"));
+    }
+    resp
+}
+
 /// The one place where requests enter.
 pub async fn dispatch(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
-    let path = req.uri().path();
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    if connect_stream::is_connect_stream(content_type) {
-        if req.version() < http::Version::HTTP_2 {
-            return plain(505, "Connect streaming requires HTTP/2 here\n");
-        }
-        let req = connect_stream::to_grpc_request(req);
-        return match tower::ServiceExt::oneshot(app.grpc.clone(), req).await {
-            Ok(resp) => connect_stream::from_grpc_response(resp),
-            Err(never) => match never {},
-        };
+    let protocol = protocol_of(content_type, req.uri().path());
+    if protocol == Protocol::Plain {
+        return plain_route(&app, req.uri().path());
     }
-    if content_type.starts_with("application/grpc-web") {
-        return match tower::ServiceExt::oneshot(app.grpc_web.clone(), req).await {
-            Ok(resp) => resp,
+    let limit = deadline(req.headers(), app.request_timeout);
+    match tokio::time::timeout(limit, route(app, req, protocol)).await {
+        Ok(resp) => resp,
+        Err(_) => deadline_exceeded(protocol),
+    }
+}
+
+fn plain_route(app: &App, path: &str) -> Response<Body> {
+    match path {
+        "/healthz" => plain(200, "OK"),
+        "/metrics" => Response::builder()
+            .status(200)
+            .header(header::CONTENT_TYPE, "text/plain; version=0.0.4")
+            .body(Body::new(Full::new(Bytes::from(
+                app.service.metrics().render(),
+            ))))
+            .expect("valid response"),
+        "/readyz" if app.is_ready() => plain(200, "OK"),
+        "/readyz" => plain(503, "not ready: the Kubernetes API has not answered yet"),
+        _ => plain(404, "404 page not found\n"),
+    }
+}
+
+async fn collect_limited(body: Incoming) -> Result<Bytes, crate::service::RpcError> {
+    match Limited::new(body, MAX_REQUEST_BYTES + 1).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(_) => Err(crate::service::RpcError::new(
+            crate::service::Code::ResourceExhausted,
+            format!("request message is larger than the limit of {MAX_REQUEST_BYTES} bytes"),
+        )),
+    }
+}
+
+async fn route(app: Arc<App>, req: Request<Incoming>, protocol: Protocol) -> Response<Body> {
+    match protocol {
+        Protocol::ConnectStream => {
+            if req.version() < http::Version::HTTP_2 {
+                return plain(505, "Connect streaming requires HTTP/2 here\n");
+            }
+            let req = connect_stream::to_grpc_request(req);
+            match tower::ServiceExt::oneshot(app.grpc.clone(), req).await {
+                Ok(resp) => connect_stream::from_grpc_response(resp),
+                Err(never) => match never {},
+            }
+        }
+        Protocol::GrpcWeb => match tower::ServiceExt::oneshot(app.grpc_web.clone(), req).await {
+            Ok(resp) => oversized_is_resource_exhausted(resp),
             Err(e) => {
                 tracing::warn!(error = %e, "gRPC-Web transport error");
                 plain(500, "internal error")
             }
-        };
-    }
-    if content_type.starts_with("application/grpc") {
-        if req.version() < http::Version::HTTP_2 {
-            // gRPC needs HTTP/2 trailers; refuse before running anything (gRPC-Web and Connect
-            // are the HTTP/1.1 protocols).
-            return plain(505, "gRPC requires HTTP/2\n");
-        }
-        return match tower::ServiceExt::oneshot(app.grpc.clone(), req).await {
-            Ok(resp) => resp,
-            Err(never) => match never {},
-        };
-    }
-    match path {
-        "/healthz" => return plain(200, "OK"),
-        "/metrics" => {
-            return Response::builder()
-                .status(200)
-                .header(header::CONTENT_TYPE, "text/plain; version=0.0.4")
-                .body(Body::new(Full::new(Bytes::from(
-                    app.service.metrics().render(),
-                ))))
-                .expect("valid response");
-        }
-        "/readyz" => {
-            return if app.is_ready() {
-                plain(200, "OK")
-            } else {
-                plain(503, "not ready: the Kubernetes API has not answered yet")
-            };
-        }
-        _ => {}
-    }
-    if connect::is_connect_path(path) {
-        let (parts, body) = req.into_parts();
-        let path = parts.uri.path().to_owned();
-        let bytes = match Limited::new(body, MAX_REQUEST_BYTES + 1).collect().await {
-            Ok(c) => c.to_bytes(),
-            Err(_) => {
-                return connect::error_response(&crate::service::RpcError::new(
-                    crate::service::Code::ResourceExhausted,
-                    format!(
-                        "request message is larger than the limit of {MAX_REQUEST_BYTES} bytes"
-                    ),
-                ));
+        },
+        Protocol::Grpc => {
+            if req.version() < http::Version::HTTP_2 {
+                // gRPC needs HTTP/2 trailers; refuse before running anything (gRPC-Web and
+                // Connect are the HTTP/1.1 protocols).
+                return plain(505, "gRPC requires HTTP/2\n");
             }
-        };
-        return connect::handle(
-            app.service.clone(),
-            &parts.method,
-            &parts.headers,
-            &path,
-            bytes,
-        )
-        .await;
-    }
-    if rest::is_rest_path(path) {
-        let (parts, body) = req.into_parts();
-        let bytes = match Limited::new(body, MAX_REQUEST_BYTES + 1).collect().await {
-            Ok(c) => c.to_bytes(),
-            Err(_) => {
-                return rest::error_response(&crate::service::RpcError::new(
-                    crate::service::Code::ResourceExhausted,
-                    format!("request body is larger than the limit of {MAX_REQUEST_BYTES} bytes"),
-                ));
+            match tower::ServiceExt::oneshot(app.grpc.clone(), req).await {
+                Ok(resp) => oversized_is_resource_exhausted(resp),
+                Err(never) => match never {},
             }
-        };
-        return rest::handle(
-            app.service.clone(),
-            &parts.method,
-            parts.uri.path(),
-            parts.uri.query(),
-            bytes,
-        )
-        .await;
+        }
+        Protocol::Connect => {
+            let (parts, body) = req.into_parts();
+            match collect_limited(body).await {
+                Ok(bytes) => {
+                    connect::handle(
+                        app.service.clone(),
+                        &parts.method,
+                        &parts.headers,
+                        parts.uri.path(),
+                        bytes,
+                    )
+                    .await
+                }
+                Err(e) => connect::error_response(&e),
+            }
+        }
+        Protocol::Rest => {
+            let (parts, body) = req.into_parts();
+            match collect_limited(body).await {
+                Ok(bytes) => {
+                    rest::handle(
+                        app.service.clone(),
+                        &parts.method,
+                        parts.uri.path(),
+                        parts.uri.query(),
+                        bytes,
+                    )
+                    .await
+                }
+                Err(e) => rest::error_response(&e),
+            }
+        }
+        Protocol::Plain => plain_route(&app, req.uri().path()),
     }
-    plain(404, "404 page not found\n")
 }
 
 /// The Kubernetes side of the process.
