@@ -29,6 +29,7 @@ const SCHEMA: &[(&str, &str, Kind)] = &[
     ("secret.embedded.kubeApiListen", "", Kind::Str),
     ("secret.embedded.writeKubeconfig", "", Kind::Str),
     ("secret.log.format", "text", Kind::Str),
+    ("secret.tracing.otlpEndpoint", "", Kind::Str),
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -98,6 +99,8 @@ pub struct Config {
     pub kube_api_listen: Option<String>,
     pub write_kubeconfig: Option<PathBuf>,
     pub log_json: bool,
+    /// Where to export traces over OTLP/gRPC; empty leaves tracing off.
+    pub otlp_endpoint: String,
 }
 
 /// Go's `time.ParseDuration` for the forms configs use: `30s`, `1m30s`, `500ms`, `1.5h`, `0`.
@@ -364,6 +367,7 @@ pub fn load(
         kube_api_listen: non_empty("secret.embedded.kubeApiListen"),
         write_kubeconfig: non_empty("secret.embedded.writeKubeconfig").map(PathBuf::from),
         log_json: log_format == "json",
+        otlp_endpoint: text("secret.tracing.otlpEndpoint"),
     })
 }
 

@@ -12,3 +12,4 @@ pub mod proto;
 pub mod resolve;
 pub mod server;
 pub mod service;
+pub mod telemetry;

@@ -69,6 +69,9 @@ struct SecretFlags {
         value_name = "FILE"
     )]
     write_kubeconfig: Option<String>,
+    /// Export traces over OTLP/gRPC to this endpoint (off when empty).
+    #[arg(long = "secret.tracing.otlpEndpoint", value_name = "URL")]
+    otlp_endpoint: Option<String>,
     /// Log format: text or json.
     #[arg(
         long = "log-format",
@@ -101,6 +104,7 @@ impl SecretFlags {
         add("secret.embedded.kubeApiListen", &self.kube_api_listen);
         add("secret.embedded.writeKubeconfig", &self.write_kubeconfig);
         add("secret.log.format", &self.log_format);
+        add("secret.tracing.otlpEndpoint", &self.otlp_endpoint);
         if self.ephemeral {
             out.push(("secret.embedded.ephemeral".to_owned(), "true".to_owned()));
         }
@@ -164,19 +168,6 @@ enum Command {
     },
 }
 
-fn init_logging(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(io::stderr);
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
-}
-
 /// Resolves on the first SIGTERM or SIGINT; a second one exits at once.
 async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
@@ -199,7 +190,10 @@ async fn shutdown_signal() {
 async fn serve(config: Option<String>, flags: SecretFlags) -> anyhow::Result<()> {
     let files = flytesecret::config::config_files(config.as_deref())?;
     let cfg = flytesecret::config::load(&files, |k| std::env::var(k).ok(), &flags.pairs())?;
-    init_logging(cfg.log_json);
+    let _telemetry = flytesecret::telemetry::init(
+        cfg.log_json,
+        flytesecret::telemetry::otlp_endpoint(&cfg.otlp_endpoint),
+    )?;
     let backend = server::backend(&cfg).await?;
     let host = server::bind_host(&cfg, backend.engine.is_some());
     let listener = tokio::net::TcpListener::bind((host.as_str(), cfg.port))
@@ -222,7 +216,7 @@ async fn kube_api(
     write_kubeconfig: Option<std::path::PathBuf>,
     namespace: String,
 ) -> anyhow::Result<()> {
-    init_logging(false);
+    let _telemetry = flytesecret::telemetry::init(false, None)?;
     let durability = match (ephemeral, data_dir) {
         (true, _) => Durability::Memory,
         (false, Some(dir)) => Durability::Directory(dir),

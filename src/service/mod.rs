@@ -137,18 +137,32 @@ impl SecretService {
         &self.metrics
     }
 
-    /// Runs one RPC and records its outcome and latency.
+    /// Runs one RPC in its span (named like the Go service's OpenTelemetry interceptor names it)
+    /// and records its outcome and latency.
     async fn observed<T>(
         &self,
         method: &'static str,
         rpc: impl Future<Output = Result<T, RpcError>>,
     ) -> Result<T, RpcError> {
+        use tracing::Instrument as _;
+        let span = tracing::info_span!(
+            "rpc",
+            otel.name = %format_args!("flyteidl2.secret.SecretService/{method}"),
+            otel.kind = "server",
+            rpc.system = "connect_rpc",
+            rpc.service = "flyteidl2.secret.SecretService",
+            rpc.method = method,
+            rpc.connect_rpc.error_code = tracing::field::Empty,
+        );
         let start = std::time::Instant::now();
-        let result = rpc.await;
+        let result = rpc.instrument(span.clone()).await;
         let code = match &result {
             Ok(_) => "ok",
             Err(e) => e.code.connect_name(),
         };
+        if code != "ok" {
+            span.record("rpc.connect_rpc.error_code", code);
+        }
         self.metrics.observe(method, code, start.elapsed());
         result
     }

@@ -1,0 +1,95 @@
+//! Logs and traces. Logs go to stderr (text or JSON) and never carry secret values. Traces are
+//! exported over OTLP/gRPC only when configured (`secret.tracing.otlpEndpoint`, or the standard
+//! `OTEL_EXPORTER_OTLP_ENDPOINT`): one span per RPC, named and attributed like the Go service's
+//! OpenTelemetry interceptor.
+
+use opentelemetry::trace::TracerProvider as _;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+
+/// The service name traces are reported under (the Go service's).
+pub const SERVICE_NAME: &str = "secret-service";
+
+/// Flushes and stops the trace exporter when dropped.
+pub struct Telemetry {
+    provider: Option<opentelemetry_sdk::trace::SdkTracerProvider>,
+}
+
+impl Drop for Telemetry {
+    fn drop(&mut self) {
+        if let Some(p) = self.provider.take()
+            && let Err(e) = p.shutdown()
+        {
+            eprintln!("flytesecret: flushing traces failed: {e}");
+        }
+    }
+}
+
+/// The OTLP endpoint to export to, if tracing is configured.
+pub fn otlp_endpoint(configured: &str) -> Option<String> {
+    if !configured.is_empty() {
+        return Some(configured.to_owned());
+    }
+    std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .ok()
+        .filter(|e| !e.is_empty())
+}
+
+/// Installs the global subscriber. Must run inside the Tokio runtime when tracing is on.
+pub fn init(json: bool, otlp: Option<String>) -> anyhow::Result<Telemetry> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use tracing_subscriber::Layer as _;
+    type Boxed = Box<dyn tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync>;
+    // RUST_LOG filters the logs only; traces always carry the RPC spans.
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let fmt = if json {
+        fmt.json().with_filter(filter).boxed()
+    } else {
+        fmt.with_filter(filter).boxed()
+    };
+    let mut layers: Vec<Boxed> = vec![fmt];
+    let provider = match otlp {
+        Some(endpoint) => {
+            let exporter = opentelemetry_otlp::SpanExporter::builder()
+                .with_tonic()
+                .with_endpoint_from(&endpoint)
+                .build()?;
+            let resource = opentelemetry_sdk::Resource::builder()
+                .with_service_name(SERVICE_NAME)
+                .build();
+            Some(
+                opentelemetry_sdk::trace::SdkTracerProvider::builder()
+                    .with_batch_exporter(exporter)
+                    .with_resource(resource)
+                    .build(),
+            )
+        }
+        None => None,
+    };
+    if let Some(p) = &provider {
+        let rpc_spans = tracing_subscriber::filter::Targets::new()
+            .with_target("flytesecret", tracing::Level::INFO);
+        layers.push(
+            tracing_opentelemetry::layer()
+                .with_tracer(p.tracer("flytesecret"))
+                .with_filter(rpc_spans)
+                .boxed(),
+        );
+    }
+    tracing_subscriber::registry().with(layers).try_init()?;
+    Ok(Telemetry { provider })
+}
+
+trait WithEndpoint {
+    fn with_endpoint_from(self, endpoint: &str) -> Self;
+}
+
+impl WithEndpoint
+    for opentelemetry_otlp::SpanExporterBuilder<opentelemetry_otlp::TonicExporterBuilderSet>
+{
+    fn with_endpoint_from(self, endpoint: &str) -> Self {
+        use opentelemetry_otlp::WithExportConfig as _;
+        self.with_endpoint(endpoint)
+    }
+}
