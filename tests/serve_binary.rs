@@ -3,20 +3,11 @@
 
 mod common;
 
-use common::{Server, header, http};
+use common::{Server, header, http, id};
 use flytesecret::proto::flyteidl2::secret::secret_service_client::SecretServiceClient;
 use flytesecret::proto::flyteidl2::secret::*;
 use prost::Message as _;
 use serde_json::{Value, json};
-
-fn id(name: &str, domain: &str, project: &str) -> Option<SecretIdentifier> {
-    Some(SecretIdentifier {
-        name: name.into(),
-        domain: domain.into(),
-        project: project.into(),
-        organization: String::new(),
-    })
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpc_client_runs_a_full_cycle() {

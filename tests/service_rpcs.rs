@@ -1,6 +1,9 @@
 //! Every RPC against the embedded Kubernetes engine through the real `kube` client path, with the
 //! exact objects each write leaves behind.
 
+mod common;
+
+use common::id;
 use flytesecret::kubeapi::{Engine, Fault, Verb};
 use flytesecret::proto::flyteidl2::secret::*;
 use flytesecret::service::{Code, KubeBackend, SecretService, Settings};
@@ -24,15 +27,6 @@ fn fixture_with(settings: Settings) -> Fixture {
 
 fn fixture() -> Fixture {
     fixture_with(Settings::default())
-}
-
-fn id(name: &str, domain: &str, project: &str) -> Option<SecretIdentifier> {
-    Some(SecretIdentifier {
-        name: name.into(),
-        domain: domain.into(),
-        project: project.into(),
-        organization: String::new(),
-    })
 }
 
 fn string_spec(v: &str) -> Option<SecretSpec> {

@@ -205,3 +205,17 @@ pub fn kubectl_available() -> bool {
         }
     }
 }
+
+/// A request identifier (organization left empty).
+pub fn id(
+    name: &str,
+    domain: &str,
+    project: &str,
+) -> Option<flytesecret::proto::flyteidl2::secret::SecretIdentifier> {
+    Some(flytesecret::proto::flyteidl2::secret::SecretIdentifier {
+        name: name.into(),
+        domain: domain.into(),
+        project: project.into(),
+        organization: String::new(),
+    })
+}
