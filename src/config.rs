@@ -153,6 +153,16 @@ pub fn parse_go_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(total))
 }
 
+/// The `--secret.*` flags for `--help`: one per configuration key, with its default.
+pub fn flags_help() -> String {
+    let mut out =
+        String::from("Every configuration key is also a flag (the Go service's spelling):\n");
+    for (key, default, _) in SCHEMA {
+        out.push_str(&format!("  --{key} VALUE   (default {default:?})\n"));
+    }
+    out
+}
+
 fn canonical(key_lower: &str) -> Option<(&'static str, &'static str, Kind)> {
     SCHEMA
         .iter()

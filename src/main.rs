@@ -18,93 +18,39 @@ struct Cli {
     command: Command,
 }
 
-/// `--secret.*` flags, spelled as in the Go service's deployment manifests.
+/// Shorthand flags for the embedded engine and logging; every `--secret.*` key is accepted too.
 #[derive(clap::Args, Default)]
-struct SecretFlags {
-    #[arg(long = "secret.server.host", value_name = "HOST")]
-    host: Option<String>,
-    #[arg(long = "secret.server.port", value_name = "PORT")]
-    port: Option<String>,
-    /// The longest any request may run (Go duration); clients may ask for less.
-    #[arg(long = "secret.server.requestTimeout", value_name = "DURATION")]
-    request_timeout: Option<String>,
-    #[arg(long = "secret.webhookURL", value_name = "URL")]
-    webhook_url: Option<String>,
-    #[arg(long = "secret.kubernetes.kubeconfig", value_name = "FILE")]
-    kubeconfig: Option<String>,
-    #[arg(long = "secret.kubernetes.namespace", value_name = "NS")]
-    namespace: Option<String>,
-    #[arg(long = "secret.kubernetes.qps", value_name = "N")]
-    qps: Option<String>,
-    #[arg(long = "secret.kubernetes.burst", value_name = "N")]
-    burst: Option<String>,
-    #[arg(long = "secret.kubernetes.timeout", value_name = "DURATION")]
-    timeout: Option<String>,
-    #[arg(long = "secret.kubernetes.clusterName", value_name = "NAME")]
-    cluster_name: Option<String>,
-    /// Enforce the declared request contract on Create (default true; false = exact Go behaviour).
-    #[arg(long = "secret.strictNames", value_name = "BOOL")]
-    strict_names: Option<String>,
-    /// Data directory of the embedded Kubernetes store.
-    #[arg(
-        long = "data-dir",
-        alias = "secret.embedded.dataDir",
-        value_name = "DIR"
-    )]
+struct ServeFlags {
+    /// Data directory of the embedded Kubernetes store (secret.embedded.dataDir).
+    #[arg(long = "data-dir", value_name = "DIR")]
     data_dir: Option<String>,
-    /// Keep the embedded Kubernetes store in memory only.
+    /// Keep the embedded Kubernetes store in memory only (secret.embedded.ephemeral).
     #[arg(long)]
     ephemeral: bool,
-    /// Also serve the embedded Kubernetes API over HTTP on this address (for kubectl).
-    #[arg(
-        long = "kube-api-listen",
-        alias = "secret.embedded.kubeApiListen",
-        value_name = "ADDR"
-    )]
+    /// Also serve the embedded Kubernetes API over HTTP on this address, for kubectl
+    /// (secret.embedded.kubeApiListen).
+    #[arg(long = "kube-api-listen", value_name = "ADDR")]
     kube_api_listen: Option<String>,
-    /// Write a kubeconfig for the embedded Kubernetes API to this file.
-    #[arg(
-        long = "write-kubeconfig",
-        alias = "secret.embedded.writeKubeconfig",
-        value_name = "FILE"
-    )]
+    /// Write a kubeconfig for the embedded Kubernetes API to this file
+    /// (secret.embedded.writeKubeconfig).
+    #[arg(long = "write-kubeconfig", value_name = "FILE")]
     write_kubeconfig: Option<String>,
-    /// Export traces over OTLP/gRPC to this endpoint (off when empty).
-    #[arg(long = "secret.tracing.otlpEndpoint", value_name = "URL")]
-    otlp_endpoint: Option<String>,
-    /// Log format: text or json.
-    #[arg(
-        long = "log-format",
-        alias = "secret.log.format",
-        value_name = "FORMAT"
-    )]
+    /// Log format: text or json (secret.log.format).
+    #[arg(long = "log-format", value_name = "FORMAT")]
     log_format: Option<String>,
 }
 
-impl SecretFlags {
+impl ServeFlags {
     fn pairs(&self) -> Vec<(String, String)> {
-        let mut out = Vec::new();
-        let mut add = |k: &str, v: &Option<String>| {
-            if let Some(v) = v {
-                out.push((k.to_owned(), v.clone()));
-            }
-        };
-        add("secret.server.host", &self.host);
-        add("secret.server.port", &self.port);
-        add("secret.server.requestTimeout", &self.request_timeout);
-        add("secret.webhookURL", &self.webhook_url);
-        add("secret.kubernetes.kubeconfig", &self.kubeconfig);
-        add("secret.kubernetes.namespace", &self.namespace);
-        add("secret.kubernetes.qps", &self.qps);
-        add("secret.kubernetes.burst", &self.burst);
-        add("secret.kubernetes.timeout", &self.timeout);
-        add("secret.kubernetes.clusterName", &self.cluster_name);
-        add("secret.strictNames", &self.strict_names);
-        add("secret.embedded.dataDir", &self.data_dir);
-        add("secret.embedded.kubeApiListen", &self.kube_api_listen);
-        add("secret.embedded.writeKubeconfig", &self.write_kubeconfig);
-        add("secret.log.format", &self.log_format);
-        add("secret.tracing.otlpEndpoint", &self.otlp_endpoint);
+        let mut out: Vec<(String, String)> = [
+            ("secret.embedded.dataDir", &self.data_dir),
+            ("secret.embedded.kubeApiListen", &self.kube_api_listen),
+            ("secret.embedded.writeKubeconfig", &self.write_kubeconfig),
+            ("secret.log.format", &self.log_format),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| (k.to_owned(), v.clone())))
+        .collect();
         if self.ephemeral {
             out.push(("secret.embedded.ephemeral".to_owned(), "true".to_owned()));
         }
@@ -112,16 +58,41 @@ impl SecretFlags {
     }
 }
 
+/// Takes every `--secret.KEY VALUE` / `--secret.KEY=VALUE` out of the arguments: the Go
+/// service's flag spelling, for any key of the configuration schema (checked when loaded).
+/// `(key, value)` pairs from `--secret.*` flags.
+type KeyValues = Vec<(String, String)>;
+
+fn split_secret_flags(args: Vec<String>) -> Result<(KeyValues, Vec<String>), String> {
+    let mut pairs = Vec::new();
+    let mut rest = Vec::new();
+    let mut it = args.into_iter();
+    while let Some(arg) = it.next() {
+        let Some(flag) = arg.strip_prefix("--").filter(|f| f.starts_with("secret.")) else {
+            rest.push(arg);
+            continue;
+        };
+        match flag.split_once('=') {
+            Some((k, v)) => pairs.push((k.to_owned(), v.to_owned())),
+            None => {
+                let value = it.next().ok_or_else(|| format!("--{flag} needs a value"))?;
+                pairs.push((flag.to_owned(), value));
+            }
+        }
+    }
+    Ok((pairs, rest))
+}
+
 #[derive(Subcommand)]
-#[allow(clippy::large_enum_variant)] // parsed once at startup
 enum Command {
     /// Run the Secret Service (gRPC, gRPC-Web and Connect on one port).
+    #[command(after_help = flytesecret::config::flags_help())]
     Serve {
         /// Config file (YAML with a `secret:` section); a `*` in the file name globs.
         #[arg(long)]
         config: Option<String>,
         #[command(flatten)]
-        flags: SecretFlags,
+        flags: ServeFlags,
     },
     /// Serve only the embedded Kubernetes Secrets API (for kubectl and tests).
     KubeApi {
@@ -187,9 +158,15 @@ async fn shutdown_signal() {
     });
 }
 
-async fn serve(config: Option<String>, flags: SecretFlags) -> anyhow::Result<()> {
+async fn serve(
+    config: Option<String>,
+    flags: ServeFlags,
+    secret_flags: Vec<(String, String)>,
+) -> anyhow::Result<()> {
     let files = flytesecret::config::config_files(config.as_deref())?;
-    let cfg = flytesecret::config::load(&files, |k| std::env::var(k).ok(), &flags.pairs())?;
+    let mut pairs = flags.pairs();
+    pairs.extend(secret_flags);
+    let cfg = flytesecret::config::load(&files, |k| std::env::var(k).ok(), &pairs)?;
     let _telemetry = flytesecret::telemetry::init(
         cfg.log_json,
         flytesecret::telemetry::otlp_endpoint(&cfg.otlp_endpoint),
@@ -256,9 +233,20 @@ fn run_async(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> Exit
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let (secret_flags, args) = match split_secret_flags(std::env::args().collect()) {
+        Ok(split) => split,
+        Err(e) => {
+            eprintln!("flytesecret: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let cli = Cli::parse_from(args);
+    if !secret_flags.is_empty() && !matches!(cli.command, Command::Serve { .. }) {
+        eprintln!("flytesecret: --secret.* flags only apply to `serve`");
+        return ExitCode::from(2);
+    }
     match cli.command {
-        Command::Serve { config, flags } => run_async(serve(config, flags)),
+        Command::Serve { config, flags } => run_async(serve(config, flags, secret_flags)),
         Command::KubeApi {
             listen,
             data_dir,
