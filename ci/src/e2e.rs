@@ -2,8 +2,8 @@
 //! `service` suite with object checks over every protocol, then the cluster is deleted.
 //!
 //! * `kind`: a kind cluster (the `kind` CLI).
-//! * `k3s`: a k3s server container (`rancher/k3s`).
-//! * `kwok`: a kwok cluster container (`registry.k8s.io/kwok/cluster`), a light real kube-apiserver.
+//! * `k3s`: a k3s server container, through testcontainers (`testcontainers-modules`' K3s).
+//! * `kwok`: a kwok cluster container through testcontainers: a light, real kube-apiserver.
 //!
 //! They need a Docker engine; without one they skip with a printed reason (exit 0).
 
@@ -11,8 +11,6 @@ use anyhow::{Context, Result, bail};
 use std::path::Path;
 use xshell::{Shell, cmd};
 
-pub const K3S_IMAGE: &str = "rancher/k3s:v1.33.1-k3s1";
-pub const KWOK_IMAGE: &str = "registry.k8s.io/kwok/cluster:v0.7.0-k8s.v1.33.0";
 const NAMESPACE: &str = "flyte";
 
 /// Why a harness cannot run here, if it cannot.
@@ -105,56 +103,47 @@ enum Cluster {
     Kwok,
 }
 
+/// k3s and kwok through testcontainers: the container is removed when the handle drops.
 fn container(sh: &Shell, kubeconfig: &Path, cluster: Cluster) -> Result<()> {
-    let name = format!("flytesecret-e2e-{}", std::process::id());
-    let id = match cluster {
-        Cluster::K3s => cmd!(sh, "docker run -d --privileged --name {name} -p 127.0.0.1::6443 {K3S_IMAGE} server --disable=traefik,metrics-server").read()?,
-        Cluster::Kwok => cmd!(sh, "docker run -d --name {name} -p 127.0.0.1::8080 {KWOK_IMAGE}").read()?,
-    };
-    let result = (|| -> Result<()> {
-        let inner = match cluster {
-            Cluster::K3s => "6443/tcp",
-            Cluster::Kwok => "8080/tcp",
-        };
-        let port = cmd!(sh, "docker port {id} {inner}").read()?;
-        let host_port = port
-            .lines()
-            .next()
-            .context("no published port")?
-            .trim()
-            .to_owned();
-        let text = match cluster {
-            Cluster::K3s => {
-                let mut k = String::new();
-                for _ in 0..120 {
-                    if let Ok(t) = cmd!(sh, "docker exec {id} cat /etc/rancher/k3s/k3s.yaml")
-                        .quiet()
-                        .ignore_stderr()
-                        .read()
-                    {
-                        k = t;
-                        break;
-                    }
-                    std::thread::sleep(std::time::Duration::from_secs(1));
-                }
-                if k.is_empty() {
-                    bail!("k3s did not write its kubeconfig");
-                }
-                k.replace("https://127.0.0.1:6443", &format!("https://{host_port}"))
-            }
-            Cluster::Kwok => format!(
-                "apiVersion: v1\nkind: Config\nclusters:\n- name: kwok\n  cluster:\n    server: http://{host_port}\ncontexts:\n- name: kwok\n  context: {{cluster: kwok, user: kwok}}\ncurrent-context: kwok\nusers:\n- name: kwok\n  user: {{}}\n"
-            ),
-        };
-        std::fs::write(kubeconfig, text)?;
-        wait_for_api(sh, kubeconfig)?;
-        against(kubeconfig)
-    })();
-    cmd!(sh, "docker rm -f {id}")
-        .quiet()
-        .ignore_stdout()
-        .run()?;
-    result
+    use testcontainers_modules::testcontainers::ImageExt as _;
+    use testcontainers_modules::testcontainers::runners::SyncRunner as _;
+    match cluster {
+        Cluster::K3s => {
+            use testcontainers_modules::k3s::{K3s, KUBE_SECURE_PORT};
+            let conf = kubeconfig
+                .parent()
+                .context("kubeconfig has a directory")?
+                .join("k3s");
+            std::fs::create_dir_all(&conf)?;
+            let node = K3s::default()
+                .with_conf_mount(&conf)
+                .with_privileged(true)
+                .with_userns_mode("host")
+                .start()?;
+            let port = node.get_host_port_ipv4(KUBE_SECURE_PORT)?;
+            let text = node.image().read_kube_config()?;
+            let text = text.replace(
+                "https://127.0.0.1:6443",
+                &format!("https://127.0.0.1:{port}"),
+            );
+            std::fs::write(kubeconfig, text)?;
+            wait_for_api(sh, kubeconfig)?;
+            against(kubeconfig)
+        }
+        Cluster::Kwok => {
+            use testcontainers_modules::kwok::{KWOK_CLUSTER_PORT, KwokCluster};
+            let node = KwokCluster::default().start()?;
+            let port = node.get_host_port_ipv4(KWOK_CLUSTER_PORT)?;
+            std::fs::write(
+                kubeconfig,
+                format!(
+                    "apiVersion: v1\nkind: Config\nclusters:\n- name: kwok\n  cluster:\n    server: http://127.0.0.1:{port}\ncontexts:\n- name: kwok\n  context: {{cluster: kwok, user: kwok}}\ncurrent-context: kwok\nusers:\n- name: kwok\n  user: {{}}\n"
+                ),
+            )?;
+            wait_for_api(sh, kubeconfig)?;
+            against(kubeconfig)
+        }
+    }
 }
 
 fn wait_for_api(sh: &Shell, kubeconfig: &Path) -> Result<()> {
