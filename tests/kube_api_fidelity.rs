@@ -960,16 +960,19 @@ async fn case_53_field_selectors() {
     assert_status(&r, 400, "BadRequest", "field label not supported: foo");
 }
 
-#[tokio::test]
-async fn case_54_bad_continue_requests() {
-    let api = Api::new();
+/// Creates `a` and `b`, lists one per page, and returns the continue token of the first page.
+async fn two_secrets_and_a_continue_token(api: &Api) -> String {
     for n in ["a", "b"] {
         api.create(s(n, json!({}))).await;
     }
-    let token = page(&api, "limit=1").await["metadata"]["continue"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let first = page(api, "limit=1").await;
+    first["metadata"]["continue"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn case_54_bad_continue_requests() {
+    let api = Api::new();
+    let token = two_secrets_and_a_continue_token(&api).await;
     let r = api
         .get(&format!("{SECRETS}?continue={token}&resourceVersion=5"))
         .await;
@@ -991,13 +994,7 @@ async fn case_54_bad_continue_requests() {
 #[tokio::test]
 async fn case_55_expired_continue_token() {
     let api = Api::new();
-    for n in ["a", "b"] {
-        api.create(s(n, json!({}))).await;
-    }
-    let token = page(&api, "limit=1").await["metadata"]["continue"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = two_secrets_and_a_continue_token(&api).await;
     api.0.compact();
     let r = api
         .get(&format!("{SECRETS}?limit=1&continue={token}"))

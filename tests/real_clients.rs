@@ -106,30 +106,20 @@ fn flyte_cli_creates_gets_and_deletes_secrets() {
         200
     );
     assert_eq!(connect(r#"{"id":{"name":"org_secret"}}"#).0, 200);
-    let one = flyte(&[
-        "get",
-        "secret",
-        "cli_secret",
-        "-p",
-        "flytesnacks",
-        "-d",
-        "development",
-    ]);
+    let scoped = |verb: &str, name: Option<&str>| {
+        let mut args = vec![verb, "secret"];
+        args.extend(name);
+        args.extend(["-p", "flytesnacks", "-d", "development"]);
+        flyte(&args)
+    };
+    let one = scoped("get", Some("cli_secret"));
     assert!(
         one.contains("cli_secret") && !one.contains("s3cr3t"),
         "{one}"
     );
-    let all = flyte(&["get", "secret", "-p", "flytesnacks", "-d", "development"]);
+    let all = scoped("get", None);
     assert!(all.contains("cli_secret"), "{all}");
-    let deleted = flyte(&[
-        "delete",
-        "secret",
-        "cli_secret",
-        "-p",
-        "flytesnacks",
-        "-d",
-        "development",
-    ]);
+    let deleted = scoped("delete", Some("cli_secret"));
     assert!(
         deleted.contains("Successfully deleted secret cli_secret"),
         "{deleted}"
