@@ -15,6 +15,8 @@ fn rpc(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
+    // kube::Client spawns its buffer task on creation: create clients inside the runtime.
+    let _runtime = rt.enter();
     let engine = Engine::ephemeral();
     engine.ensure_namespace("flyte");
     let svc = SecretService::new(
