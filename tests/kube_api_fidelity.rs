@@ -1113,3 +1113,31 @@ async fn case_60_fault_injection() {
     api.0.faults().inject(None, 1, Fault::InternalError);
     assert_eq!(api.get(&format!("{SECRETS}/a")).await.code, 500);
 }
+
+#[tokio::test]
+async fn namespace_validation_names_the_namespace_kind() {
+    let api = Api::new();
+    let r = api
+        .json(
+            Method::POST,
+            "/api/v1/namespaces",
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "Bad_NS"}}),
+        )
+        .await;
+    assert_eq!((r.code, r.body["reason"].as_str()), (422, Some("Invalid")));
+    assert!(
+        r.body["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Namespace \"Bad_NS\" is invalid: metadata.name: "),
+        "{}",
+        r.body
+    );
+    assert_eq!(r.body["details"]["kind"], "Namespace");
+    let r = api.json(Method::POST, "/api/v1/namespaces", json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "ok", "labels": {"a": "b"}}})).await;
+    assert_eq!(r.code, 201);
+    assert_eq!(
+        r.body["metadata"]["labels"],
+        json!({"a": "b", "kubernetes.io/metadata.name": "ok"})
+    );
+}

@@ -145,7 +145,7 @@ pub fn create_secret(store: &Store, ns: &str, call: &Call<'_>) -> Result<Reply, 
         }
         let errors = validate_secret(&s);
         if !errors.is_empty() {
-            return Err(ApiError::invalid(&s.meta.name, &errors));
+            return Err(ApiError::invalid("Secret", &s.meta.name, &errors));
         }
         if body_rv.parse::<u64>().is_ok_and(|n| n > 0) {
             return Err(ApiError::bare_internal(
@@ -245,7 +245,7 @@ pub fn replace_secret(
         }
         let errors = validate_secret_update(&s, old);
         if !errors.is_empty() {
-            return Err(ApiError::invalid(name, &errors));
+            return Err(ApiError::invalid("Secret", name, &errors));
         }
         s.meta.resource_version = old.meta.resource_version.clone();
         if s == **old {
@@ -546,31 +546,43 @@ pub fn create_namespace(store: &Store, call: &Call<'_>) -> Result<Reply, ApiErro
     let name = ns.meta.name.clone();
     let errors: Vec<FieldError> = namespace_name_errors(&name);
     if !errors.is_empty() {
-        let e = ApiError::invalid(&name, &errors);
-        return Err(ApiError {
-            message: e.message.replacen("Secret ", "Namespace ", 1),
-            ..e
-        });
+        return Err(ApiError::invalid("Namespace", &name, &errors));
     }
     let created = store.commit(|view, rv| {
         if view.namespaces.contains_key(&name) {
             return Err(ApiError::namespace_already_exists(&name));
         }
-        ns.meta = object::ObjectMeta {
-            name: name.clone(),
+        let created = new_namespace(
+            &name,
+            rv,
+            std::mem::take(&mut ns.meta.labels),
+            std::mem::take(&mut ns.meta.annotations),
+        );
+        Ok((vec![Mutation::PutNamespace(created.clone())], created))
+    })?;
+    Ok(json_reply(201, &encode_namespace(&created, true)))
+}
+
+/// A Namespace as the server stores it: fresh uid and timestamp, and the
+/// `kubernetes.io/metadata.name` label the server always adds.
+fn new_namespace(
+    name: &str,
+    rv: u64,
+    mut labels: std::collections::BTreeMap<String, String>,
+    annotations: std::collections::BTreeMap<String, String>,
+) -> Namespace {
+    labels.insert("kubernetes.io/metadata.name".to_owned(), name.to_owned());
+    Namespace {
+        meta: object::ObjectMeta {
+            name: name.to_owned(),
             uid: uuid::Uuid::new_v4().to_string(),
             resource_version: rv.to_string(),
             creation_timestamp: Some(now()),
-            labels: [("kubernetes.io/metadata.name".to_owned(), name.clone())]
-                .into_iter()
-                .chain(std::mem::take(&mut ns.meta.labels))
-                .collect(),
-            annotations: std::mem::take(&mut ns.meta.annotations),
+            labels,
+            annotations,
             ..Default::default()
-        };
-        Ok((vec![Mutation::PutNamespace(ns.clone())], ns.clone()))
-    })?;
-    Ok(json_reply(201, &encode_namespace(&created, true)))
+        },
+    }
 }
 
 pub fn ensure_namespace(store: &Store, name: &str) {
@@ -578,16 +590,7 @@ pub fn ensure_namespace(store: &Store, name: &str) {
         if view.namespaces.contains_key(name) {
             return Ok((vec![], ()));
         }
-        let ns = Namespace {
-            meta: object::ObjectMeta {
-                name: name.to_owned(),
-                uid: uuid::Uuid::new_v4().to_string(),
-                resource_version: rv.to_string(),
-                creation_timestamp: Some(now()),
-                labels: [("kubernetes.io/metadata.name".to_owned(), name.to_owned())].into(),
-                ..Default::default()
-            },
-        };
+        let ns = new_namespace(name, rv, Default::default(), Default::default());
         Ok((vec![Mutation::PutNamespace(ns)], ()))
     });
 }

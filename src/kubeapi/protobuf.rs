@@ -79,29 +79,18 @@ pub fn secret_to_json(body: &[u8]) -> Result<Vec<u8>, String> {
     let tm = envelope.type_meta.unwrap_or_default();
     let secret: Secret = prost::Message::decode(&envelope.raw[..]).map_err(|e| unknown_err(&e))?;
     let meta = secret.metadata.unwrap_or_default();
-    let mut m = Map::new();
-    let mut put = |k: &str, v: &str| {
-        if !v.is_empty() {
-            m.insert(k.to_owned(), json!(v));
-        }
-    };
-    put("name", &meta.name);
-    put("generateName", &meta.generate_name);
-    put("namespace", &meta.namespace);
-    put("uid", &meta.uid);
-    put("resourceVersion", &meta.resource_version);
-    if let Some(g) = meta.generation {
-        m.insert("generation".into(), json!(g));
-    }
-    if !meta.labels.is_empty() {
-        m.insert("labels".into(), json!(meta.labels));
-    }
-    if !meta.annotations.is_empty() {
-        m.insert("annotations".into(), json!(meta.annotations));
-    }
-    if !meta.finalizers.is_empty() {
-        m.insert("finalizers".into(), json!(meta.finalizers));
-    }
+    let m = super::object::encode_meta(&super::object::ObjectMeta {
+        name: meta.name,
+        generate_name: meta.generate_name,
+        namespace: meta.namespace,
+        uid: meta.uid,
+        resource_version: meta.resource_version,
+        generation: meta.generation,
+        labels: meta.labels,
+        annotations: meta.annotations,
+        finalizers: meta.finalizers,
+        ..Default::default()
+    });
     let data: Map<String, Value> = secret
         .data
         .iter()
@@ -110,7 +99,7 @@ pub fn secret_to_json(body: &[u8]) -> Result<Vec<u8>, String> {
     let mut obj = json!({
         "apiVersion": if tm.api_version.is_empty() { "v1".to_owned() } else { tm.api_version },
         "kind": if tm.kind.is_empty() { "Secret".to_owned() } else { tm.kind },
-        "metadata": Value::Object(m),
+        "metadata": m,
         "data": Value::Object(data),
         "type": secret.type_,
     });

@@ -113,8 +113,8 @@ impl ApiError {
         .with_details(json!({"group": "meta.k8s.io", "kind": kind}))
     }
 
-    /// A 422 for a Secret with field errors.
-    pub fn invalid(name: &str, errors: &[FieldError]) -> Self {
+    /// A 422 for an object of `kind` (`Secret`, `Namespace`) with field errors.
+    pub fn invalid(kind: &str, name: &str, errors: &[FieldError]) -> Self {
         let mut rendered: Vec<String> = Vec::new();
         for e in errors {
             let r = e.to_string();
@@ -134,9 +134,9 @@ impl ApiError {
         Self::new(
             422,
             "Invalid",
-            format!("Secret \"{name}\" is invalid: {joined}"),
+            format!("{kind} \"{name}\" is invalid: {joined}"),
         )
-        .with_details(json!({"name": name, "kind": "Secret", "causes": causes}))
+        .with_details(json!({"name": name, "kind": kind, "causes": causes}))
     }
 
     pub fn expired(message: impl Into<String>, continue_token: Option<String>) -> Self {
@@ -394,6 +394,7 @@ mod tests {
     #[test]
     fn invalid_joins_distinct_errors_in_brackets() {
         let e = ApiError::invalid(
+            "Secret",
             "t",
             &[
                 FieldError::required("data[tls.crt]", ""),
