@@ -3,6 +3,7 @@
 //! adapter protocol of `PROTOCOL.md`, or over the wire).
 
 pub mod adapter;
+pub mod naming;
 pub mod report;
 pub mod service;
 pub mod vectors;

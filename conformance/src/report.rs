@@ -1,7 +1,6 @@
 //! Suite results and their renderings: the summary line, JSON and JUnit XML reports.
 
 use serde::Serialize;
-use std::fmt::Write as _;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -52,49 +51,36 @@ impl Report {
     }
 
     pub fn to_junit(&self, suite: &str) -> String {
-        let (_, failed) = self.summary();
-        let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-        let _ = writeln!(
-            out,
-            "<testsuite name=\"{}\" tests=\"{}\" failures=\"{failed}\">",
-            xml(suite),
-            self.cases.len()
-        );
+        use quick_junit::{NonSuccessKind, TestCase, TestCaseStatus, TestSuite};
+        let mut tests = TestSuite::new(suite);
         for c in &self.cases {
-            let _ = write!(
-                out,
-                "  <testcase classname=\"{}\" name=\"{}\"",
-                xml(suite),
-                xml(&c.id)
-            );
-            match c.outcome {
-                Outcome::Passed => out.push_str("/>\n"),
+            let status = match c.outcome {
+                Outcome::Passed => TestCaseStatus::success(),
                 Outcome::ExpectedFailure => {
-                    let _ = writeln!(
-                        out,
-                        "><skipped message=\"known failing: {}\"/></testcase>",
-                        xml(c.message.as_deref().unwrap_or(""))
-                    );
+                    let mut s = TestCaseStatus::skipped();
+                    s.set_message(format!(
+                        "known failing: {}",
+                        c.message.as_deref().unwrap_or("")
+                    ));
+                    s
                 }
                 Outcome::Failed | Outcome::UnexpectedPass => {
-                    let msg = match c.outcome {
+                    let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                    s.set_message(match c.outcome {
                         Outcome::UnexpectedPass => "listed as known failing, but passed".to_owned(),
                         _ => c.message.clone().unwrap_or_default(),
-                    };
-                    let _ = writeln!(out, "><failure message=\"{}\"/></testcase>", xml(&msg));
+                    });
+                    s
                 }
-            }
+            };
+            let mut case = TestCase::new(c.id.as_str(), status);
+            case.set_classname(suite);
+            tests.add_test_case(case);
         }
-        out.push_str("</testsuite>\n");
-        out
+        let mut report = quick_junit::Report::new(format!("flytesecret-conformance {suite}"));
+        report.add_test_suite(tests);
+        report.to_string().expect("a JUnit report serialises")
     }
-}
-
-fn xml(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 #[cfg(test)]
@@ -128,7 +114,8 @@ mod tests {
         assert_eq!(r.summary(), (2, 1));
         assert!(!r.ok());
         let junit = r.to_junit("service");
-        assert!(junit.contains("tests=\"3\" failures=\"1\"") && junit.contains("<skipped"));
+        assert!(junit.contains("tests=\"3\"") && junit.contains("failures=\"1\""), "{junit}");
+        assert!(junit.contains("<skipped") && junit.contains("<failure"), "{junit}");
         assert!(r.to_json().contains("\"unexpected-pass\""));
     }
 }

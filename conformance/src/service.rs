@@ -7,7 +7,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
-use flytesecret::naming::{DEFAULT_ORGANIZATION, SecretId};
+use crate::naming::{ORGANIZATION, data_key, object_name};
 use flytesecret::proto::flyteidl2::secret::secret_service_client::SecretServiceClient;
 use flytesecret::proto::flyteidl2::secret::*;
 use http_body_util::{BodyExt, Full};
@@ -455,8 +455,8 @@ fn object_of(id: &IdSpec, uid: &str) -> (String, String) {
         id.domain.replace("{{uid}}", uid),
         id.project.replace("{{uid}}", uid),
     );
-    let encoded = SecretId::new(DEFAULT_ORGANIZATION, &domain, &project, &name).encode();
-    (encoded.object_name().to_string(), encoded.into_string())
+    let key = data_key(ORGANIZATION, &domain, &project, &name);
+    (object_name(&key), key)
 }
 
 async fn check_object(kube: &(kube::Client, String), obj: &ObjectExpect, uid: &str) -> Result<()> {
