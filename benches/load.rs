@@ -1,0 +1,397 @@
+//! Load benchmark: the release binary under concurrent clients, every protocol against its floor.
+//!
+//! Starts `flytesecret serve` (embedded engine, default configuration apart from the ports) with
+//! the engine's kube-api face, creates one secret, then for each protocol drives `GetSecret` from
+//! `--concurrency` clients for `--seconds` and prints requests per second, p50/p99 latency, the
+//! server's CPU time per request, and each figure's ratio to the floor: a plain `GET` of the same
+//! Kubernetes Secret on the kube-api face, which is what every `GetSecret` costs at least.
+//!
+//! ```sh
+//! cargo bench --bench load                                   # 64 clients, 5 s per protocol
+//! cargo bench --bench load -- --concurrency 16 --seconds 10 --protocols grpc,connect-json
+//! ```
+//!
+//! Clients are real and independent of the server code: tonic for gRPC (one HTTP/2 connection
+//! per client), hyper for Connect and the floor (one HTTP/1.1 keep-alive connection per client).
+//! Targets and measured figures live in BENCHMARKS.md; CI builds this, it never judges speed.
+
+use bytes::Bytes;
+use flytesecret::proto::flyteidl2::secret::secret_service_client::SecretServiceClient;
+use flytesecret::proto::flyteidl2::secret::{GetSecretRequest, SecretIdentifier};
+use http_body_util::{BodyExt, Full};
+use prost::Message as _;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+const NAME: &str = "load_bench";
+const DOMAIN: &str = "development";
+const PROJECT: &str = "flytesnacks";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Protocol {
+    /// `GET /api/v1/namespaces/flyte/secrets/<name>` on the kube-api face: the floor.
+    KubeGet,
+    Grpc,
+    ConnectProto,
+    ConnectJson,
+}
+
+impl Protocol {
+    fn name(self) -> &'static str {
+        match self {
+            Protocol::KubeGet => "kube-api GET (floor)",
+            Protocol::Grpc => "gRPC",
+            Protocol::ConnectProto => "Connect proto",
+            Protocol::ConnectJson => "Connect JSON",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Protocol> {
+        Some(match s {
+            "grpc" => Protocol::Grpc,
+            "connect-proto" => Protocol::ConnectProto,
+            "connect-json" => Protocol::ConnectJson,
+            _ => return None,
+        })
+    }
+}
+
+struct Options {
+    concurrency: usize,
+    seconds: u64,
+    protocols: Vec<Protocol>,
+    extra: Vec<String>,
+}
+
+fn options() -> Options {
+    let mut o = Options {
+        concurrency: 64,
+        seconds: 5,
+        protocols: vec![
+            Protocol::Grpc,
+            Protocol::ConnectProto,
+            Protocol::ConnectJson,
+        ],
+        extra: Vec::new(),
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--concurrency" => o.concurrency = args.next().and_then(|v| v.parse().ok()).unwrap(),
+            "--seconds" => o.seconds = args.next().and_then(|v| v.parse().ok()).unwrap(),
+            "--protocols" => {
+                o.protocols = args
+                    .next()
+                    .unwrap_or_default()
+                    .split(',')
+                    .map(|p| Protocol::parse(p).unwrap_or_else(|| panic!("unknown protocol {p}")))
+                    .collect()
+            }
+            // Passed through to `flytesecret serve`, e.g. `--serve-arg --data-dir=/tmp/d`.
+            "--serve-arg" => o.extra.extend(args.next()),
+            // `cargo bench` adds `--bench`; libtest-style filters are not used here.
+            _ => {}
+        }
+    }
+    o
+}
+
+/// The service under test, killed on drop.
+struct Server {
+    child: Child,
+    service: String,
+    kube_api: String,
+    _dir: tempdir::Dir,
+}
+
+mod tempdir {
+    pub struct Dir(pub std::path::PathBuf);
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(extra: &[String]) -> Server {
+    let dir = std::env::temp_dir().join(format!("flytesecret-load-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_flytesecret"))
+        .args(["serve", "--secret.server.port", "0"])
+        .args(["--kube-api-listen", "127.0.0.1:0"])
+        .args(["--secret.webhookURL", ""])
+        .args(if extra.is_empty() {
+            vec!["--ephemeral".to_owned()]
+        } else {
+            extra.to_vec()
+        })
+        .env("RUST_LOG", "warn")
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .current_dir(&dir)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("flytesecret binary");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut service, mut kube_api) = (None, None);
+    while service.is_none() || kube_api.is_none() {
+        let line = lines.next().expect("server exited").unwrap();
+        if let Some((_, a)) = line.split_once("embedded Kubernetes API on http://") {
+            kube_api = Some(a.trim().to_owned());
+        }
+        if let Some((_, a)) = line.split_once("SecretService on http://") {
+            service = Some(a.trim().to_owned());
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    Server {
+        child,
+        service: service.unwrap(),
+        kube_api: kube_api.unwrap(),
+        _dir: tempdir::Dir(dir),
+    }
+}
+
+/// User plus system CPU time the process has used so far.
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name (which may hold spaces) are space separated; utime and
+    // stime are fields 14 and 15 overall, 12 and 13 after the closing parenthesis.
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = after.split(' ').collect();
+    let ticks: u64 = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    Duration::from_secs_f64(ticks as f64 / hz as f64)
+}
+
+fn id() -> Option<SecretIdentifier> {
+    Some(SecretIdentifier {
+        name: NAME.into(),
+        domain: DOMAIN.into(),
+        project: PROJECT.into(),
+        ..Default::default()
+    })
+}
+
+type H1 = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+
+async fn http1(addr: &str) -> H1 {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.set_nodelay(true).unwrap();
+    let (send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    send
+}
+
+async fn post(send: &mut H1, addr: &str, path: &str, ct: &str, body: Bytes) -> u16 {
+    send.ready().await.unwrap();
+    let req = http::Request::post(format!("http://{addr}{path}"))
+        .header("host", addr)
+        .header("content-type", ct)
+        .body(Full::new(body))
+        .unwrap();
+    let resp = send.send_request(req).await.unwrap();
+    let status = resp.status().as_u16();
+    resp.into_body().collect().await.unwrap();
+    status
+}
+
+async fn get(send: &mut H1, addr: &str, path: &str) -> u16 {
+    send.ready().await.unwrap();
+    let req = http::Request::get(format!("http://{addr}{path}"))
+        .header("host", addr)
+        .header("accept", "application/json")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let resp = send.send_request(req).await.unwrap();
+    let status = resp.status().as_u16();
+    resp.into_body().collect().await.unwrap();
+    status
+}
+
+/// One client: a connection of its own, requests back to back until `stop`.
+async fn client(
+    protocol: Protocol,
+    server: Arc<(String, String)>,
+    stop: Arc<AtomicBool>,
+) -> Vec<u32> {
+    let (service, kube_api) = (&server.0, &server.1);
+    let mut latencies = Vec::with_capacity(1 << 16);
+    let get_path = format!(
+        "/api/v1/namespaces/flyte/secrets/{}",
+        flytesecret::naming::SecretId::new(
+            flytesecret::naming::DEFAULT_ORGANIZATION,
+            DOMAIN,
+            PROJECT,
+            NAME
+        )
+        .encode()
+        .object_name()
+    );
+    let request = GetSecretRequest {
+        id: id(),
+        include_system_secrets: false,
+    };
+    let proto_body = Bytes::from(request.encode_to_vec());
+    let json_body = Bytes::from(
+        serde_json::json!({"id": {"name": NAME, "domain": DOMAIN, "project": PROJECT}}).to_string(),
+    );
+    let path = "/flyteidl2.secret.SecretService/GetSecret";
+    match protocol {
+        Protocol::Grpc => {
+            let channel = tonic::transport::Endpoint::from_shared(format!("http://{service}"))
+                .unwrap()
+                .tcp_nodelay(true)
+                .connect()
+                .await
+                .unwrap();
+            let mut c = SecretServiceClient::new(channel);
+            while !stop.load(Ordering::Relaxed) {
+                let t = Instant::now();
+                c.get_secret(request.clone()).await.unwrap();
+                latencies.push(t.elapsed().as_micros() as u32);
+            }
+        }
+        Protocol::ConnectProto | Protocol::ConnectJson | Protocol::KubeGet => {
+            let addr = if protocol == Protocol::KubeGet {
+                kube_api
+            } else {
+                service
+            };
+            let mut send = http1(addr).await;
+            while !stop.load(Ordering::Relaxed) {
+                let t = Instant::now();
+                let status = match protocol {
+                    Protocol::ConnectProto => {
+                        post(
+                            &mut send,
+                            addr,
+                            path,
+                            "application/proto",
+                            proto_body.clone(),
+                        )
+                        .await
+                    }
+                    Protocol::ConnectJson => {
+                        post(&mut send, addr, path, "application/json", json_body.clone()).await
+                    }
+                    _ => get(&mut send, addr, &get_path).await,
+                };
+                assert_eq!(status, 200, "{protocol:?}");
+                latencies.push(t.elapsed().as_micros() as u32);
+            }
+        }
+    }
+    latencies
+}
+
+struct Figures {
+    rps: f64,
+    p50_us: u32,
+    p99_us: u32,
+    cpu_us_per_req: f64,
+}
+
+async fn drive(protocol: Protocol, server: &Server, o: &Options) -> Figures {
+    let addrs = Arc::new((server.service.clone(), server.kube_api.clone()));
+    let stop = Arc::new(AtomicBool::new(false));
+    // A short warm-up so connection set-up is not measured.
+    let warm = Arc::new(AtomicBool::new(false));
+    let w: Vec<_> = (0..o.concurrency.min(8))
+        .map(|_| tokio::spawn(client(protocol, addrs.clone(), warm.clone())))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    warm.store(true, Ordering::Relaxed);
+    for h in w {
+        h.await.unwrap();
+    }
+
+    let cpu0 = cpu_time(server.child.id());
+    let t0 = Instant::now();
+    let handles: Vec<_> = (0..o.concurrency)
+        .map(|_| tokio::spawn(client(protocol, addrs.clone(), stop.clone())))
+        .collect();
+    tokio::time::sleep(Duration::from_secs(o.seconds)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut all = Vec::new();
+    for h in handles {
+        all.extend(h.await.unwrap());
+    }
+    let elapsed = t0.elapsed();
+    let cpu = cpu_time(server.child.id()) - cpu0;
+    all.sort_unstable();
+    let at = |q: f64| all[((all.len() as f64 * q) as usize).min(all.len() - 1)];
+    Figures {
+        rps: all.len() as f64 / elapsed.as_secs_f64(),
+        p50_us: at(0.50),
+        p99_us: at(0.99),
+        cpu_us_per_req: cpu.as_secs_f64() * 1e6 / all.len() as f64,
+    }
+}
+
+fn main() {
+    let o = options();
+    let server = start(&o.extra);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut send = http1(&server.service).await;
+        let create = serde_json::json!({
+            "id": {"name": NAME, "domain": DOMAIN, "project": PROJECT},
+            "secretSpec": {"stringValue": "load-bench-value"},
+        });
+        let status = post(
+            &mut send,
+            &server.service,
+            "/flyteidl2.secret.SecretService/CreateSecret",
+            "application/json",
+            Bytes::from(create.to_string()),
+        )
+        .await;
+        assert_eq!(status, 200, "creating the benchmark secret");
+
+        println!(
+            "GetSecret, {} clients, {} s each, server pid {} (embedded engine)",
+            o.concurrency,
+            o.seconds,
+            server.child.id()
+        );
+        println!(
+            "{:<22} {:>10} {:>9} {:>9} {:>11} {:>9} {:>9}",
+            "protocol", "req/s", "p50 ms", "p99 ms", "cpu us/req", "x floor", "cpu x"
+        );
+        let floor = drive(Protocol::KubeGet, &server, &o).await;
+        let row = |p: Protocol, f: &Figures| {
+            println!(
+                "{:<22} {:>10.0} {:>9.2} {:>9.2} {:>11.1} {:>9.2} {:>9.2}",
+                p.name(),
+                f.rps,
+                f.p50_us as f64 / 1000.0,
+                f.p99_us as f64 / 1000.0,
+                f.cpu_us_per_req,
+                f.rps / floor.rps,
+                f.cpu_us_per_req / floor.cpu_us_per_req
+            )
+        };
+        row(Protocol::KubeGet, &floor);
+        for &p in &o.protocols {
+            let f = drive(p, &server, &o).await;
+            row(p, &f);
+        }
+    });
+}
