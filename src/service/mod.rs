@@ -3,12 +3,13 @@
 //! `shared/spec/flyte-secret-service.md` sections 2-7; deliberate differences are marked.
 
 pub mod cluster;
+pub mod deadline;
 mod error;
 pub mod kube_backend;
 pub mod metrics;
 mod validate;
 
-pub use error::{Code, RpcError};
+pub use error::{Code, MAX_ECHO_CHARS, RpcError, echo};
 pub use kube_backend::{KubeBackend, KubeError};
 
 use crate::invalidation::Invalidator;
@@ -154,16 +155,14 @@ impl SecretService {
             rpc.method = method,
             rpc.connect_rpc.error_code = tracing::field::Empty,
         );
-        let start = std::time::Instant::now();
-        let result = rpc.instrument(span.clone()).await;
-        let code = match &result {
+        // Recorded by a guard, so an RPC whose future is dropped (client reset, deadline) is
+        // counted too: as `deadline_exceeded` when its deadline has passed, else `canceled`.
+        let mut outcome = metrics::Outcome::new(&self.metrics, method, span.clone());
+        let result = rpc.instrument(span).await;
+        outcome.finish(match &result {
             Ok(_) => "ok",
             Err(e) => e.code.connect_name(),
-        };
-        if code != "ok" {
-            span.record("rpc.connect_rpc.error_code", code);
-        }
-        self.metrics.observe(method, code, start.elapsed());
+        });
         result
     }
 
