@@ -16,6 +16,17 @@ const SCHEMA: &[(&str, &str, Kind)] = &[
     ("secret.server.host", "0.0.0.0", Kind::Str),
     ("secret.server.port", "8093", Kind::Port),
     ("secret.server.requestTimeout", "60s", Kind::Duration),
+    ("secret.server.headerReadTimeout", "10s", Kind::Duration),
+    ("secret.server.idleTimeout", "120s", Kind::Duration),
+    (
+        "secret.server.http2KeepaliveInterval",
+        "60s",
+        Kind::Duration,
+    ),
+    ("secret.server.http2KeepaliveTimeout", "20s", Kind::Duration),
+    ("secret.server.http2MaxConcurrentStreams", "200", Kind::Int),
+    ("secret.server.maxConnections", "4096", Kind::Int),
+    ("secret.server.shutdownGrace", "30s", Kind::Duration),
     ("secret.webhookURL", "http://localhost:9444", Kind::Str),
     ("secret.kubernetes.kubeconfig", "", Kind::Str),
     ("secret.kubernetes.namespace", "flyte", Kind::Str),
@@ -28,6 +39,7 @@ const SCHEMA: &[(&str, &str, Kind)] = &[
     ("secret.embedded.ephemeral", "false", Kind::Bool),
     ("secret.embedded.kubeApiListen", "", Kind::Str),
     ("secret.embedded.writeKubeconfig", "", Kind::Str),
+    ("secret.embedded.testFaultInjection", "false", Kind::Bool),
     ("secret.log.format", "text", Kind::Str),
     ("secret.tracing.otlpEndpoint", "", Kind::Str),
 ];
@@ -72,8 +84,18 @@ pub enum ConfigError {
     },
     #[error("config file {path}: {reason}")]
     File { path: PathBuf, reason: String },
-    #[error("unknown configuration key {key:?} ({origin})")]
-    UnknownKey { origin: Source, key: String },
+    #[error("unknown configuration key {key:?} ({origin}){}", did_you_mean(*.suggestion))]
+    UnknownKey {
+        origin: Source,
+        key: String,
+        suggestion: Option<&'static str>,
+    },
+    #[error("--config {pattern:?} matches no file")]
+    NoMatch { pattern: String },
+}
+
+fn did_you_mean(suggestion: Option<&str>) -> String {
+    suggestion.map_or_else(String::new, |s| format!("; did you mean {s:?}?"))
 }
 
 /// The typed configuration the process runs with.
@@ -98,6 +120,17 @@ pub struct Config {
     pub ephemeral: bool,
     pub kube_api_listen: Option<String>,
     pub write_kubeconfig: Option<PathBuf>,
+    /// Serve the fault-injection endpoint on the kube-api face (tests only).
+    pub test_fault_injection: bool,
+    /// Connection limits and timeouts (`secret.server.*`).
+    pub header_read_timeout: Duration,
+    pub idle_timeout: Duration,
+    /// `None` when `secret.server.http2KeepaliveInterval` is 0.
+    pub http2_keepalive_interval: Option<Duration>,
+    pub http2_keepalive_timeout: Duration,
+    pub http2_max_concurrent_streams: u32,
+    pub max_connections: usize,
+    pub shutdown_grace: Duration,
     pub log_json: bool,
     /// Where to export traces over OTLP/gRPC; empty leaves tracing off.
     pub otlp_endpoint: String,
@@ -161,6 +194,44 @@ pub fn flags_help() -> String {
         out.push_str(&format!("  --{key} VALUE   (default {default:?})\n"));
     }
     out
+}
+
+/// Levenshtein distance, for "did you mean".
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = if ca == *cb {
+                prev
+            } else {
+                1 + prev.min(row[j]).min(row[j + 1])
+            };
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+/// The known key closest to a misspelled one, when it is close enough to be a likely typo.
+fn suggestion(key_lower: &str) -> Option<&'static str> {
+    SCHEMA
+        .iter()
+        .map(|(k, _, _)| (edit_distance(&k.to_ascii_lowercase(), key_lower), *k))
+        .filter(|(d, k)| *d <= 3.max(k.len() / 8))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+fn unknown_key(origin: Source, key: &str) -> ConfigError {
+    ConfigError::UnknownKey {
+        origin,
+        key: key.to_owned(),
+        suggestion: suggestion(&key.to_ascii_lowercase()),
+    }
 }
 
 fn canonical(key_lower: &str) -> Option<(&'static str, &'static str, Kind)> {
@@ -241,6 +312,11 @@ pub fn config_files(config: Option<&str>) -> Result<Vec<PathBuf>, ConfigError> {
             })
         })
         .collect();
+    if files.is_empty() {
+        return Err(ConfigError::NoMatch {
+            pattern: pattern.to_owned(),
+        });
+    }
     files.sort();
     Ok(files)
 }
@@ -278,9 +354,7 @@ pub fn load(
                 Some((key, _, _)) => {
                     values.insert(key, (v, Source::File(path.clone())));
                 }
-                None => {
-                    tracing::warn!(file = %path.display(), key = %k, "ignoring an unknown configuration key")
-                }
+                None => return Err(unknown_key(Source::File(path.clone()), &k)),
             }
         }
     }
@@ -295,10 +369,7 @@ pub fn load(
     }
     for (k, v) in flags {
         let (key, _, _) =
-            canonical(&k.to_ascii_lowercase()).ok_or_else(|| ConfigError::UnknownKey {
-                origin: Source::Flag,
-                key: k.clone(),
-            })?;
+            canonical(&k.to_ascii_lowercase()).ok_or_else(|| unknown_key(Source::Flag, k))?;
         values.insert(key, (v.clone(), Source::Flag));
     }
     let get = |key: &str| -> (&String, &Source) {
@@ -354,6 +425,39 @@ pub fn load(
             "must be more than zero".into(),
         ));
     }
+    let duration = |key: &str| parse_go_duration(&text(key)).map_err(|r| invalid(key, r));
+    let positive_duration = |key: &str| {
+        let d = duration(key)?;
+        if d.is_zero() {
+            return Err(invalid(key, "must be more than zero".into()));
+        }
+        Ok(d)
+    };
+    let positive_int = |key: &str, max: i64| {
+        let n = int(key)?;
+        if n <= 0 || n > max {
+            return Err(invalid(key, format!("must be between 1 and {max}")));
+        }
+        Ok(n)
+    };
+    // Go's client-go turns qps <= 0 into its default and burst <= 0 into an error at the first
+    // call; refuse both here, where the mistake is made.
+    let qps = int("secret.kubernetes.qps")?;
+    if qps <= 0 {
+        return Err(invalid(
+            "secret.kubernetes.qps",
+            "must be more than zero (the limit protects a real API server; the embedded engine has none)".into(),
+        ));
+    }
+    let burst = positive_int("secret.kubernetes.burst", i64::from(u32::MAX))?;
+    let namespace = text("secret.kubernetes.namespace");
+    if !crate::kubeapi::validation_rules::is_namespace_name(&namespace) {
+        return Err(invalid(
+            "secret.kubernetes.namespace",
+            "not a valid namespace name (a lowercase RFC 1123 label: at most 63 characters, lower case letters, digits and '-', starting and ending with a letter or digit)".into(),
+        ));
+    }
+    let keepalive = duration("secret.server.http2KeepaliveInterval")?;
     let log_format = text("secret.log.format");
     if !matches!(log_format.as_str(), "text" | "json") {
         return Err(invalid("secret.log.format", "expected text or json".into()));
@@ -366,9 +470,9 @@ pub fn load(
         request_timeout,
         webhook_url: text("secret.webhookURL"),
         kubeconfig: text("secret.kubernetes.kubeconfig"),
-        namespace: text("secret.kubernetes.namespace"),
-        qps: int("secret.kubernetes.qps")?,
-        burst: int("secret.kubernetes.burst")?,
+        namespace,
+        qps,
+        burst,
         timeout,
         cluster_name: text("secret.kubernetes.clusterName"),
         strict_names: boolean("secret.strictNames")?,
@@ -376,6 +480,17 @@ pub fn load(
         ephemeral: boolean("secret.embedded.ephemeral")?,
         kube_api_listen: non_empty("secret.embedded.kubeApiListen"),
         write_kubeconfig: non_empty("secret.embedded.writeKubeconfig").map(PathBuf::from),
+        test_fault_injection: boolean("secret.embedded.testFaultInjection")?,
+        header_read_timeout: positive_duration("secret.server.headerReadTimeout")?,
+        idle_timeout: positive_duration("secret.server.idleTimeout")?,
+        http2_keepalive_interval: Some(keepalive).filter(|d| !d.is_zero()),
+        http2_keepalive_timeout: positive_duration("secret.server.http2KeepaliveTimeout")?,
+        http2_max_concurrent_streams: positive_int(
+            "secret.server.http2MaxConcurrentStreams",
+            i64::from(u32::MAX),
+        )? as u32,
+        max_connections: positive_int("secret.server.maxConnections", 1 << 20)? as usize,
+        shutdown_grace: duration("secret.server.shutdownGrace")?,
         log_json: log_format == "json",
         otlp_endpoint: text("secret.tracing.otlpEndpoint"),
     })
@@ -448,6 +563,79 @@ mod tests {
             e.contains("key secret.kubernetes.timeout") && e.contains("missing unit"),
             "{e}"
         );
+    }
+
+    fn yaml(text: &str) -> (PathBuf, PathBuf) {
+        let dir = std::env::temp_dir().join(format!("flytesecret-config-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("config.yaml");
+        std::fs::write(&file, text).unwrap();
+        (dir, file)
+    }
+
+    /// Issue 9, item 10: a misspelled key in a file used to be ignored with a warning.
+    #[test]
+    fn unknown_file_keys_are_refused_with_a_suggestion() {
+        let (dir, file) = yaml("secret:\n  kubernetes:\n    namspace: x\n");
+        let e = load(std::slice::from_ref(&file), no_env, &[])
+            .unwrap_err()
+            .to_string();
+        std::fs::remove_dir_all(dir).unwrap();
+        assert!(e.contains("\"secret.kubernetes.namspace\""), "{e}");
+        assert!(
+            e.contains("did you mean \"secret.kubernetes.namespace\"?"),
+            "{e}"
+        );
+        let flags = vec![("secret.server.prot".to_owned(), "1".to_owned())];
+        let e = load(&[], no_env, &flags).unwrap_err().to_string();
+        assert!(e.contains("did you mean \"secret.server.port\"?"), "{e}");
+        let flags = vec![("secret.nothing.like.it".to_owned(), "1".to_owned())];
+        let e = load(&[], no_env, &flags).unwrap_err().to_string();
+        assert!(!e.contains("did you mean"), "{e}");
+    }
+
+    #[test]
+    fn a_glob_that_matches_nothing_is_an_error() {
+        let (dir, _file) = yaml("secret: {}\n");
+        let found = config_files(Some(&format!("{}/config*.yaml", dir.display()))).unwrap();
+        assert_eq!(found.len(), 1);
+        let e = config_files(Some(&format!("{}/nomatch*.yaml", dir.display())))
+            .unwrap_err()
+            .to_string();
+        std::fs::remove_dir_all(dir).unwrap();
+        assert!(e.contains("matches no file"), "{e}");
+    }
+
+    #[test]
+    fn qps_burst_namespace_and_limits_are_validated() {
+        for (key, value, expect) in [
+            ("secret.kubernetes.qps", "0", "more than zero"),
+            ("secret.kubernetes.qps", "-1", "more than zero"),
+            ("secret.kubernetes.burst", "0", "between 1 and"),
+            (
+                "secret.kubernetes.namespace",
+                "Bad_NS",
+                "not a valid namespace name",
+            ),
+            (
+                "secret.kubernetes.namespace",
+                "",
+                "not a valid namespace name",
+            ),
+            ("secret.server.maxConnections", "0", "between 1 and"),
+            ("secret.server.headerReadTimeout", "0", "more than zero"),
+            ("secret.server.idleTimeout", "0", "more than zero"),
+        ] {
+            let flags = vec![(key.to_owned(), value.to_owned())];
+            let e = load(&[], no_env, &flags).unwrap_err().to_string();
+            assert!(e.contains(key) && e.contains(expect), "{key}={value}: {e}");
+        }
+        let flags = vec![(
+            "secret.server.http2KeepaliveInterval".to_owned(),
+            "0".to_owned(),
+        )];
+        let c = load(&[], no_env, &flags).unwrap();
+        assert_eq!(c.http2_keepalive_interval, None);
     }
 
     #[test]

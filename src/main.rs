@@ -38,6 +38,10 @@ struct ServeFlags {
     /// Log format: text or json (secret.log.format).
     #[arg(long = "log-format", value_name = "FORMAT")]
     log_format: Option<String>,
+    /// FOR TESTS ONLY: serve the unauthenticated fault-injection endpoint on the embedded
+    /// Kubernetes API (secret.embedded.testFaultInjection).
+    #[arg(long = "test-fault-injection")]
+    test_fault_injection: bool,
 }
 
 impl ServeFlags {
@@ -53,6 +57,12 @@ impl ServeFlags {
         .collect();
         if self.ephemeral {
             out.push(("secret.embedded.ephemeral".to_owned(), "true".to_owned()));
+        }
+        if self.test_fault_injection {
+            out.push((
+                "secret.embedded.testFaultInjection".to_owned(),
+                "true".to_owned(),
+            ));
         }
         out
     }
@@ -107,6 +117,9 @@ enum Command {
         /// Namespace the written kubeconfig selects.
         #[arg(long, default_value = "default")]
         namespace: String,
+        /// FOR TESTS ONLY: serve the unauthenticated fault-injection endpoint.
+        #[arg(long)]
+        test_fault_injection: bool,
     },
     /// Speak the naming-conformance JSON Lines protocol on stdin/stdout (conformance/PROTOCOL.md).
     Naming,
@@ -178,12 +191,14 @@ async fn serve(
         .map_err(|e| anyhow::anyhow!("binding {host}:{}: {e}", cfg.port))?;
     let addr = listener.local_addr()?;
     let app = server::App::new(server::service(&cfg, &backend), cfg.request_timeout);
+    let limits = server::Limits::from(&cfg);
     if let Some(k) = backend.kube_api_addr {
         println!("flytesecret: embedded Kubernetes API on http://{k}");
     }
     println!("flytesecret: serving flyteidl2.secret.SecretService on http://{addr}");
     tracing::info!(%addr, namespace = %cfg.namespace, "serving");
-    server::serve(app, listener, shutdown_signal()).await
+    // The authentication slot of the pipeline is empty until authentication exists.
+    server::serve(app, listener, limits, None, shutdown_signal()).await
 }
 
 async fn kube_api(
@@ -192,6 +207,7 @@ async fn kube_api(
     ephemeral: bool,
     write_kubeconfig: Option<std::path::PathBuf>,
     namespace: String,
+    test_fault_injection: bool,
 ) -> anyhow::Result<()> {
     let _telemetry = flytesecret::telemetry::init(false, None)?;
     let durability = match (ephemeral, data_dir) {
@@ -201,20 +217,30 @@ async fn kube_api(
             anyhow::bail!("give --data-dir DIR, or --ephemeral for a memory-only store")
         }
     };
-    let engine = Engine::open(&durability)?;
+    let engine = Engine::open(&durability).map_err(|e| match &durability {
+        Durability::Directory(dir) => {
+            anyhow::anyhow!("opening the Kubernetes store in {}: {e}", dir.display())
+        }
+        Durability::Memory => anyhow::anyhow!("opening the in-memory Kubernetes store: {e}"),
+    })?;
     engine.ensure_namespace(&namespace);
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
         .map_err(|e| anyhow::anyhow!("binding {listen}: {e}"))?;
     let addr = listener.local_addr()?;
     if let Some(path) = write_kubeconfig {
-        flytesecret::kubeapi::http_face::write_kubeconfig(&path, addr, &namespace)?;
+        flytesecret::kubeapi::http_face::write_kubeconfig(&path, addr, &namespace)
+            .map_err(|e| anyhow::anyhow!("writing kubeconfig {}: {e}", path.display()))?;
     }
     println!("flytesecret: Kubernetes Secrets API on http://{addr}");
-    tokio::select! {
-        r = flytesecret::kubeapi::http_face::serve(engine, listener) => r?,
-        () = shutdown_signal() => {}
-    }
+    flytesecret::kubeapi::http_face::serve(
+        engine,
+        listener,
+        server::Limits::default(),
+        test_fault_injection,
+        shutdown_signal(),
+    )
+    .await;
     Ok(())
 }
 
@@ -253,12 +279,14 @@ fn main() -> ExitCode {
             ephemeral,
             write_kubeconfig,
             namespace,
+            test_fault_injection,
         } => run_async(kube_api(
             listen,
             data_dir,
             ephemeral,
             write_kubeconfig,
             namespace,
+            test_fault_injection,
         )),
         Command::Naming => {
             let stdin = io::stdin().lock();

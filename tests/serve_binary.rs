@@ -381,7 +381,7 @@ fn inject_get_delay(server: &Server, millis: u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deadlines_and_size_limits_hold_on_every_protocol() {
-    let server = Server::start(&["--ephemeral"]);
+    let server = Server::start(&["--ephemeral", "--test-fault-injection"]);
     // gRPC: the client's grpc-timeout bounds a slow Kubernetes call. Sent by hand over h2c, since
     // tonic's client would also cancel on its own side at the same moment.
     inject_get_delay(&server, 3000);
@@ -443,7 +443,12 @@ async fn deadlines_and_size_limits_hold_on_every_protocol() {
 
 #[test]
 fn the_server_bounds_requests_that_set_no_deadline() {
-    let server = Server::start(&["--ephemeral", "--secret.server.requestTimeout", "300ms"]);
+    let server = Server::start(&[
+        "--ephemeral",
+        "--test-fault-injection",
+        "--secret.server.requestTimeout",
+        "300ms",
+    ]);
     inject_get_delay(&server, 3000);
     let (code, body) = connect_json(&server, "GetSecret", json!({"id": {"name": "slow"}}));
     assert_eq!(

@@ -7,7 +7,6 @@ use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::convert::Infallible;
 use std::future::Future;
 use std::io::Write as _;
@@ -57,38 +56,36 @@ async fn control(engine: &Engine, body: Bytes) -> Response<Bytes> {
     }
 }
 
-/// Serves the engine over HTTP/1.1 and h2c on `listener` until the future is dropped.
-pub async fn serve(engine: Arc<Engine>, listener: TcpListener) -> std::io::Result<()> {
-    loop {
-        let (stream, _) = listener.accept().await?;
+/// Serves the engine over HTTP/1.1 and h2c on `listener` until `shutdown` resolves, with the
+/// same connection handling as the service port ([`crate::server::accept`]). The
+/// fault-injection endpoint ([`FAULTS_PATH`]) exists only when `fault_injection` is set (a
+/// switch meant for tests: it lets any caller make the API fail).
+pub async fn serve(
+    engine: Arc<Engine>,
+    listener: TcpListener,
+    limits: crate::server::Limits,
+    fault_injection: bool,
+    shutdown: impl Future<Output = ()>,
+) {
+    let service = tower::service_fn(move |req: Request<Incoming>| {
         let engine = engine.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                let engine = engine.clone();
-                async move {
-                    let (parts, body) = req.into_parts();
-                    let reply = match collect(body).await {
-                        Err(()) => super::status::ApiError::too_large().into_reply(),
-                        Ok(bytes)
-                            if parts.uri.path() == FAULTS_PATH
-                                && parts.method == http::Method::POST =>
-                        {
-                            control(&engine, bytes).await
-                        }
-                        Ok(bytes) => engine.handle(Request::from_parts(parts, bytes)).await,
-                    };
-                    Ok::<_, Infallible>(reply.map(Full::new))
+        async move {
+            let (parts, body) = req.into_parts();
+            let reply = match collect(body).await {
+                Err(()) => super::status::ApiError::too_large().into_reply(),
+                Ok(bytes)
+                    if fault_injection
+                        && parts.uri.path() == FAULTS_PATH
+                        && parts.method == http::Method::POST =>
+                {
+                    control(&engine, bytes).await
                 }
-            });
-            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            if let Err(e) = builder
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
-                tracing::debug!(error = %e, "kube-api connection ended");
-            }
-        });
-    }
+                Ok(bytes) => engine.handle(Request::from_parts(parts, bytes)).await,
+            };
+            Ok::<_, Infallible>(reply.map(Full::new))
+        }
+    });
+    crate::server::accept::serve("kube-api", listener, limits, service, shutdown).await;
 }
 
 /// Writes a kubeconfig that points `kubectl` (or `flytesecret serve`) at `addr`.

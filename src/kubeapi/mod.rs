@@ -21,6 +21,11 @@ mod validation;
 /// Kubernetes validation rules the service reuses for its strict mode.
 pub mod validation_rules {
     pub use super::validation::label_value_ok;
+
+    /// True for a valid namespace name (a DNS-1123 label, as the API server checks it).
+    pub fn is_namespace_name(name: &str) -> bool {
+        super::validation::namespace_name_errors(name).is_empty()
+    }
 }
 
 pub use faults::{Fault, Faults, Verb};

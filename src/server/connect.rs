@@ -81,7 +81,10 @@ fn decode<T: prost::Message + Default + DeserializeOwned>(
 ) -> Result<T, RpcError> {
     match codec {
         Codec::Proto => T::decode(body).map_err(|e| {
-            RpcError::invalid_argument(format!("unmarshal into request message: {e}"))
+            RpcError::invalid_argument(format!(
+                "unmarshal into request message: {}",
+                crate::service::echo(&e.to_string())
+            ))
         }),
         Codec::Json => {
             if body.is_empty() {
@@ -90,7 +93,10 @@ fn decode<T: prost::Message + Default + DeserializeOwned>(
                 ));
             }
             serde_json::from_slice(body).map_err(|e| {
-                RpcError::invalid_argument(format!("unmarshal into request message: {e}"))
+                RpcError::invalid_argument(format!(
+                    "unmarshal into request message: {}",
+                    crate::service::echo(&e.to_string())
+                ))
             })
         }
     }

@@ -44,8 +44,12 @@ fn parse_body<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(body)
-        .map_err(|e| RpcError::invalid_argument(format!("invalid JSON body: {e}")))
+    serde_json::from_slice(body).map_err(|e| {
+        RpcError::invalid_argument(format!(
+            "invalid JSON body: {}",
+            crate::service::echo(&e.to_string())
+        ))
+    })
 }
 
 fn query(q: Option<&str>) -> HashMap<String, String> {
@@ -90,7 +94,10 @@ pub async fn handle(
                 let get = |k: &str| q.get(k).cloned().unwrap_or_default();
                 let limit = match q.get("limit") {
                     Some(l) => l.parse().map_err(|_| {
-                        RpcError::invalid_argument(format!("limit: invalid number {l:?}"))
+                        RpcError::invalid_argument(format!(
+                            "limit: invalid number {:?}",
+                            crate::service::echo(l)
+                        ))
                     })?,
                     None => 0,
                 };
@@ -127,7 +134,7 @@ pub async fn handle(
             }
             _ => Err(RpcError::new(
                 Code::Unimplemented,
-                format!("no route for {method} {path}"),
+                format!("no route for {method} {}", crate::service::echo(path)),
             )),
         }
     }

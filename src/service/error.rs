@@ -86,6 +86,23 @@ impl Code {
     }
 }
 
+/// The most characters of a client's input that an error text repeats back.
+pub const MAX_ECHO_CHARS: usize = 256;
+
+/// A client's input as error texts repeat it: whole when short, else its first
+/// [`MAX_ECHO_CHARS`] characters and a note of how much was left out (a 1 MB name must not
+/// become a 1 MB `grpc-message`).
+pub fn echo(input: &str) -> std::borrow::Cow<'_, str> {
+    match input.char_indices().nth(MAX_ECHO_CHARS) {
+        None => std::borrow::Cow::Borrowed(input),
+        Some((cut, _)) => std::borrow::Cow::Owned(format!(
+            "{}... ({} more bytes)",
+            &input[..cut],
+            input.len() - cut
+        )),
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RpcError {
     pub code: Code,
@@ -121,5 +138,21 @@ impl std::error::Error for RpcError {}
 impl From<RpcError> for tonic::Status {
     fn from(e: RpcError) -> Self {
         tonic::Status::new(e.code.grpc(), e.message)
+    }
+}
+
+#[cfg(test)]
+mod echo_tests {
+    use super::*;
+
+    #[test]
+    fn echo_keeps_short_input_and_truncates_long_input_on_a_char_boundary() {
+        assert_eq!(echo("short"), "short");
+        let exact = "é".repeat(MAX_ECHO_CHARS);
+        assert_eq!(echo(&exact), exact.as_str());
+        let long = "é".repeat(MAX_ECHO_CHARS + 10);
+        let e = echo(&long);
+        assert!(e.starts_with(&"é".repeat(MAX_ECHO_CHARS)));
+        assert!(e.ends_with("... (20 more bytes)"), "{e}");
     }
 }

@@ -6,7 +6,8 @@ use kube::api::{Api, DeleteParams, ListParams, ObjectList, PostParams};
 use std::fmt;
 use std::future::Future;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 /// A failed Kubernetes call, classified the way the service needs.
 #[derive(Debug)]
@@ -59,11 +60,34 @@ impl From<kube::Error> for KubeError {
     }
 }
 
-/// A token bucket: `qps` tokens per second, at most `burst` saved up.
+/// A token bucket: `qps` tokens per second, at most `burst` saved up (client-go's limiter).
+///
+/// A caller that has to wait holds a reservation; when its wait is cancelled (the request was
+/// dropped: client reset, deadline) the token goes back, so cancelled requests leave no debt
+/// behind. A wait that would outlast the request deadline is refused at once.
 pub struct TokenBucket {
     qps: f64,
     burst: f64,
-    state: Mutex<(f64, Instant)>,
+    state: Mutex<Bucket>,
+}
+
+struct Bucket {
+    /// Saved tokens; negative while callers wait (one token per waiting caller).
+    tokens: f64,
+    last: Instant,
+}
+
+/// The limiter would have to wait past the request deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WouldExceedDeadline;
+
+impl fmt::Display for WouldExceedDeadline {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // client-go's wording for the same refusal.
+        f.write_str(
+            "client rate limiter Wait returned an error: rate: Wait(n=1) would exceed context deadline",
+        )
+    }
 }
 
 impl TokenBucket {
@@ -73,33 +97,64 @@ impl TokenBucket {
         TokenBucket {
             qps,
             burst,
-            state: Mutex::new((burst, Instant::now())),
+            state: Mutex::new(Bucket {
+                tokens: burst,
+                last: Instant::now(),
+            }),
         }
     }
 
-    /// How long to wait before the next call may go; takes its token.
-    fn reserve(&self) -> Duration {
-        if self.qps <= 0.0 {
-            return Duration::ZERO;
-        }
+    fn lock(&self) -> std::sync::MutexGuard<'_, Bucket> {
         let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
-        let refill = now.duration_since(s.1).as_secs_f64() * self.qps;
-        s.0 = (s.0 + refill).min(self.burst);
-        s.1 = now;
-        s.0 -= 1.0;
-        if s.0 >= 0.0 {
+        let refill = now.saturating_duration_since(s.last).as_secs_f64() * self.qps;
+        s.tokens = (s.tokens + refill).min(self.burst);
+        s.last = now;
+        s
+    }
+
+    /// Takes a token; returns how long to wait before using it.
+    fn reserve(&self) -> Duration {
+        let mut s = self.lock();
+        s.tokens -= 1.0;
+        if s.tokens >= 0.0 {
             Duration::ZERO
         } else {
-            Duration::from_secs_f64(-s.0 / self.qps)
+            Duration::from_secs_f64(-s.tokens / self.qps)
         }
     }
 
-    pub async fn acquire(&self) {
-        let wait = self.reserve();
-        if !wait.is_zero() {
-            tokio::time::sleep(wait).await;
+    /// Gives back a token taken by [`reserve`](Self::reserve) but never used.
+    fn refund(&self) {
+        let mut s = self.lock();
+        s.tokens = (s.tokens + 1.0).min(self.burst);
+    }
+
+    /// Waits for a token, at most until `deadline`. Dropping the future gives the token back.
+    pub async fn acquire(&self, deadline: Option<Instant>) -> Result<(), WouldExceedDeadline> {
+        if self.qps <= 0.0 {
+            return Ok(());
         }
+        let wait = self.reserve();
+        if wait.is_zero() {
+            return Ok(());
+        }
+        if deadline.is_some_and(|d| Instant::now() + wait > d) {
+            self.refund();
+            return Err(WouldExceedDeadline);
+        }
+        struct Reservation<'a>(Option<&'a TokenBucket>);
+        impl Drop for Reservation<'_> {
+            fn drop(&mut self) {
+                if let Some(bucket) = self.0 {
+                    bucket.refund();
+                }
+            }
+        }
+        let mut held = Reservation(Some(self));
+        tokio::time::sleep(wait).await;
+        held.0 = None;
+        Ok(())
     }
 }
 
@@ -126,7 +181,10 @@ impl KubeBackend {
         &self,
         fut: impl Future<Output = Result<T, kube::Error>>,
     ) -> Result<T, KubeError> {
-        self.limiter.acquire().await;
+        self.limiter
+            .acquire(super::deadline::current())
+            .await
+            .map_err(|e| KubeError::Other(e.to_string()))?;
         match self.timeout {
             Some(d) if !d.is_zero() => match tokio::time::timeout(d, fut).await {
                 Ok(r) => r.map_err(KubeError::from),
@@ -208,8 +266,8 @@ impl KubeBackend {
 mod tests {
     use super::*;
 
-    #[test]
-    fn bucket_allows_a_burst_then_paces() {
+    #[tokio::test(start_paused = true)]
+    async fn bucket_allows_a_burst_then_paces() {
         let b = TokenBucket::new(10.0, 3);
         for _ in 0..3 {
             assert_eq!(b.reserve(), Duration::ZERO);
@@ -219,6 +277,64 @@ mod tests {
             wait > Duration::from_millis(50) && wait <= Duration::from_millis(100),
             "{wait:?}"
         );
-        assert_eq!(TokenBucket::new(0.0, 1).reserve(), Duration::ZERO);
+        let start = Instant::now();
+        TokenBucket::new(0.0, 1).acquire(None).await.unwrap();
+        assert_eq!(start.elapsed(), Duration::ZERO);
+    }
+
+    /// Issue 9, defect 1: thousands of requests cancelled while waiting used to leave their
+    /// tokens taken, so every later call waited for all of them.
+    #[tokio::test(start_paused = true)]
+    async fn cancelled_waits_give_their_tokens_back() {
+        let b = TokenBucket::new(10.0, 1);
+        b.acquire(None).await.unwrap(); // the burst is spent
+        // 2000 concurrent callers all queue, then all give up after 1 ms.
+        let waits =
+            (0..2000).map(|_| tokio::time::timeout(Duration::from_millis(1), b.acquire(None)));
+        for cancelled in futures_util::future::join_all(waits).await {
+            assert!(cancelled.is_err(), "the wait should have been cut short");
+        }
+        let start = Instant::now();
+        b.acquire(None).await.unwrap();
+        assert!(
+            start.elapsed() <= Duration::from_millis(100),
+            "waited {:?} behind cancelled requests",
+            start.elapsed()
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_wait_past_the_deadline_is_refused_at_once_and_costs_nothing() {
+        let b = TokenBucket::new(1.0, 1);
+        b.acquire(None).await.unwrap();
+        let start = Instant::now();
+        let deadline = Some(start + Duration::from_millis(200));
+        for _ in 0..100 {
+            assert_eq!(b.acquire(deadline).await, Err(WouldExceedDeadline));
+        }
+        assert_eq!(start.elapsed(), Duration::ZERO, "refusals must not wait");
+        let deadline = Some(start + Duration::from_secs(2));
+        b.acquire(deadline).await.unwrap();
+        assert!(
+            start.elapsed() <= Duration::from_secs(1),
+            "{:?}",
+            start.elapsed()
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_deadline_of_the_request_scope_bounds_the_backend_wait() {
+        let engine = crate::kubeapi::Engine::ephemeral();
+        engine.ensure_namespace("flyte");
+        let kube = KubeBackend::new(engine.kube_client("flyte"), 1.0, 1, None);
+        kube.ping("flyte").await.unwrap();
+        let deadline = Instant::now() + Duration::from_millis(100);
+        let e = super::super::deadline::scope(deadline, kube.ping("flyte"))
+            .await
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("would exceed context deadline"),
+            "{e}"
+        );
     }
 }

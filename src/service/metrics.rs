@@ -1,11 +1,12 @@
 //! RPC metrics in the Prometheus text format (`/metrics`): a counter by method and code, and a
 //! latency histogram by method. Recorded once per RPC in the protocol-neutral service, so every
-//! protocol is counted the same way.
+//! protocol is counted the same way. [`Outcome`] records on drop, so RPCs cut short (client
+//! resets, deadlines) are counted as `canceled` / `deadline_exceeded` rather than lost.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
@@ -87,9 +88,94 @@ impl Metrics {
     }
 }
 
+/// Records one RPC exactly once: with its code when it finishes, or, when its future is dropped
+/// first, as `deadline_exceeded` (the request deadline has passed) or `canceled` (the client went
+/// away). The code also goes on the RPC's span, as for a finished RPC.
+pub struct Outcome<'a> {
+    metrics: &'a Metrics,
+    method: &'static str,
+    span: tracing::Span,
+    start: Instant,
+    recorded: bool,
+}
+
+impl<'a> Outcome<'a> {
+    pub fn new(metrics: &'a Metrics, method: &'static str, span: tracing::Span) -> Self {
+        Outcome {
+            metrics,
+            method,
+            span,
+            start: Instant::now(),
+            recorded: false,
+        }
+    }
+
+    /// Records the RPC's code (`"ok"` or a Connect code name).
+    pub fn finish(&mut self, code: &'static str) {
+        if self.recorded {
+            return;
+        }
+        self.recorded = true;
+        if code != "ok" {
+            self.span.record("rpc.connect_rpc.error_code", code);
+        }
+        self.metrics
+            .observe(self.method, code, self.start.elapsed());
+    }
+}
+
+impl Drop for Outcome<'_> {
+    fn drop(&mut self) {
+        if !self.recorded {
+            let code = if super::deadline::expired() {
+                "deadline_exceeded"
+            } else {
+                "canceled"
+            };
+            self.finish(code);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn dropped_rpcs_count_as_canceled_or_deadline_exceeded() {
+        let m = Metrics::default();
+        let slow = || async {
+            let _o = Outcome::new(&m, "GetSecret", tracing::Span::none());
+            tokio::time::sleep(Duration::from_secs(10)).await;
+        };
+        // Cut short by the request deadline.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+        let timed =
+            tokio::time::timeout_at(deadline, super::super::deadline::scope(deadline, slow()));
+        assert!(timed.await.is_err());
+        // Dropped before its deadline: the client went away.
+        let far = tokio::time::Instant::now() + Duration::from_secs(60);
+        let dropped = tokio::time::timeout(
+            Duration::from_millis(5),
+            super::super::deadline::scope(far, slow()),
+        );
+        assert!(dropped.await.is_err());
+        // Finished normally: recorded once, not again on drop.
+        {
+            let mut o = Outcome::new(&m, "GetSecret", tracing::Span::none());
+            o.finish("ok");
+        }
+        let text = m.render();
+        for code in ["deadline_exceeded", "canceled", "ok"] {
+            assert!(
+                text.contains(&format!(
+                    "flytesecret_rpc_requests_total{{method=\"GetSecret\",code=\"{code}\"}} 1"
+                )),
+                "{code}: {text}"
+            );
+        }
+        assert!(text.contains("flytesecret_rpc_duration_seconds_count{method=\"GetSecret\"} 3"));
+    }
 
     #[test]
     fn renders_counters_and_histograms() {

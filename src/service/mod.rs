@@ -3,12 +3,13 @@
 //! `shared/spec/flyte-secret-service.md` sections 2-7; deliberate differences are marked.
 
 pub mod cluster;
+pub mod deadline;
 mod error;
 pub mod kube_backend;
 pub mod metrics;
 mod validate;
 
-pub use error::{Code, RpcError};
+pub use error::{Code, MAX_ECHO_CHARS, RpcError, echo};
 pub use kube_backend::{KubeBackend, KubeError};
 
 use crate::invalidation::Invalidator;
@@ -61,11 +62,14 @@ pub struct SecretService {
 }
 
 fn check_scope(domain: &str, project: &str) -> Result<(), RpcError> {
-    naming::check_scope(domain, project).map_err(|e| RpcError::invalid_argument(e.to_string()))
+    // The rule only looks at whether the domain is empty; the message repeats the project, so
+    // a long one is shortened first (see `echo`).
+    naming::check_scope(domain, &echo(project))
+        .map_err(|e| RpcError::invalid_argument(e.to_string()))
 }
 
 fn not_found(name: &str) -> RpcError {
-    RpcError::not_found(format!("secret {name} not found"))
+    RpcError::not_found(format!("secret {} not found", echo(name)))
 }
 
 /// Go's mapping for calls on one secret: `NotFound` names the user's secret, all else is internal.
@@ -154,16 +158,14 @@ impl SecretService {
             rpc.method = method,
             rpc.connect_rpc.error_code = tracing::field::Empty,
         );
-        let start = std::time::Instant::now();
-        let result = rpc.instrument(span.clone()).await;
-        let code = match &result {
+        // Recorded by a guard, so an RPC whose future is dropped (client reset, deadline) is
+        // counted too: as `deadline_exceeded` when its deadline has passed, else `canceled`.
+        let mut outcome = metrics::Outcome::new(&self.metrics, method, span.clone());
+        let result = rpc.instrument(span).await;
+        outcome.finish(match &result {
             Ok(_) => "ok",
             Err(e) => e.code.connect_name(),
-        };
-        if code != "ok" {
-            span.record("rpc.connect_rpc.error_code", code);
-        }
-        self.metrics.observe(method, code, start.elapsed());
+        });
         result
     }
 

@@ -31,18 +31,20 @@ pub fn check_create(id: Option<&SecretIdentifier>) -> Result<(), RpcError> {
     if !name_ok(&id.name) {
         return Err(RpcError::invalid_argument(format!(
             "id.name: value does not match regex pattern {NAME_PATTERN:?}, got {:?}",
-            id.name
+            super::echo(&id.name)
         )));
     }
     for (field, value) in [("id.domain", &id.domain), ("id.project", &id.project)] {
         if !label_value_ok(value) {
             return Err(RpcError::invalid_argument(format!(
-                "{field}: {value:?} is not a valid Kubernetes label value (at most 63 characters: letters, digits, '-', '_' or '.', starting and ending with a letter or digit)"
+                "{field}: {:?} is not a valid Kubernetes label value (at most 63 characters: letters, digits, '-', '_' or '.', starting and ending with a letter or digit)",
+                super::echo(value)
             )));
         }
         if value.contains("__") || value.ends_with('_') {
             return Err(RpcError::invalid_argument(format!(
-                "{field}: {value:?} must not contain \"__\" or end with \"_\": the encoded id would be shared with another secret"
+                "{field}: {:?} must not contain \"__\" or end with \"_\": the encoded id would be shared with another secret",
+                super::echo(value)
             )));
         }
     }

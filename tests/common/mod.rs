@@ -29,10 +29,29 @@ impl Server {
 
     /// Like [`Server::start`], with debug logs written to `log` (for checking what logs contain).
     pub fn start_logging(extra: &[&str], log: Option<&std::path::Path>) -> Server {
+        Self::start_with(&[], extra, log.map(|p| (p, "trace")))
+    }
+
+    /// Like [`Server::start_logging`] (logs at `RUST_LOG` level `.1`), run through `sh -c` with
+    /// `shell` first (e.g. `ulimit -n 64`).
+    pub fn start_with(
+        shell: &[&str],
+        extra: &[&str],
+        log: Option<(&std::path::Path, &str)>,
+    ) -> Server {
         let dir = std::env::temp_dir().join(format!("flytesecret-test-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).unwrap();
         let kubeconfig = dir.join("kubeconfig");
-        let mut child = Command::new(BIN)
+        let mut command = if shell.is_empty() {
+            Command::new(BIN)
+        } else {
+            let mut c = Command::new("sh");
+            c.arg("-c")
+                .arg(format!("{} && exec \"$0\" \"$@\"", shell.join(" && ")))
+                .arg(BIN);
+            c
+        };
+        let mut child = command
             .args([
                 "serve",
                 "--secret.server.port",
@@ -44,12 +63,12 @@ impl Server {
             .arg(&kubeconfig)
             .args(["--secret.webhookURL", ""])
             .args(extra)
-            .env("RUST_LOG", if log.is_some() { "trace" } else { "warn" })
+            .env("RUST_LOG", log.map_or("warn", |(_, level)| level))
             .env_remove("KUBERNETES_SERVICE_HOST")
             .current_dir(&dir)
             .stdout(Stdio::piped())
             .stderr(match log {
-                Some(path) => Stdio::from(std::fs::File::create(path).unwrap()),
+                Some((path, _)) => Stdio::from(std::fs::File::create(path).unwrap()),
                 None => Stdio::inherit(),
             })
             .spawn()

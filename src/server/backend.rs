@@ -1,0 +1,135 @@
+//! Backend selection: a kubeconfig if configured, else in-cluster, else the embedded engine
+//! (optionally also served over HTTP for kubectl); and the service built over it.
+
+use super::accept;
+use crate::config::{Config, expand_home};
+use crate::invalidation::Invalidator;
+use crate::kubeapi::{self, Durability, Engine};
+use crate::service::{KubeBackend, SecretService, Settings};
+use anyhow::{Context, Result};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+/// The Kubernetes side of the process.
+pub struct Backend {
+    pub client: kube::Client,
+    /// Set when the embedded engine is in use.
+    pub engine: Option<Arc<Engine>>,
+    /// Where the embedded engine's HTTP face listens, when enabled.
+    pub kube_api_addr: Option<SocketAddr>,
+}
+
+impl Backend {
+    /// A real API server (kubeconfig or in-cluster), which the client-side rate limit protects.
+    pub fn is_real_api_server(&self) -> bool {
+        self.engine.is_none()
+    }
+}
+
+async fn kube_config_client(c: &Config) -> Result<kube::Client> {
+    let mut kc = if !c.kubeconfig.is_empty() {
+        let path = expand_home(&c.kubeconfig);
+        let kubeconfig = kube::config::Kubeconfig::read_from(&path)
+            .with_context(|| format!("reading kubeconfig {}", path.display()))?;
+        kube::Config::from_custom_kubeconfig(
+            kubeconfig,
+            &kube::config::KubeConfigOptions::default(),
+        )
+        .await
+        .with_context(|| format!("loading kubeconfig {}", path.display()))?
+    } else {
+        kube::Config::incluster().context("loading in-cluster Kubernetes configuration")?
+    };
+    // Faults surface as `internal` at once, as with client-go without Retry-After; the service
+    // bounds each call with `secret.kubernetes.timeout` itself.
+    kc.default_retry = false;
+    kc.read_timeout = None;
+    kube::Client::try_from(kc).context("building the Kubernetes client")
+}
+
+/// Picks the backend: a kubeconfig if configured, else in-cluster, else the embedded engine.
+pub async fn backend(c: &Config) -> Result<Backend> {
+    let in_cluster = std::env::var_os("KUBERNETES_SERVICE_HOST").is_some();
+    if !c.kubeconfig.is_empty() || in_cluster {
+        return Ok(Backend {
+            client: kube_config_client(c).await?,
+            engine: None,
+            kube_api_addr: None,
+        });
+    }
+    let durability = if c.ephemeral {
+        Durability::Memory
+    } else {
+        let dir = c.data_dir.clone().unwrap_or_else(|| {
+            dirs::data_dir()
+                .unwrap_or_else(std::env::temp_dir)
+                .join("flytesecret")
+                .join("kube")
+        });
+        Durability::Directory(dir)
+    };
+    let engine = Engine::open(&durability).with_context(|| match &durability {
+        Durability::Directory(dir) => {
+            format!("opening the embedded Kubernetes store in {}", dir.display())
+        }
+        Durability::Memory => "opening the in-memory Kubernetes store".to_owned(),
+    })?;
+    let mut kube_api_addr = None;
+    if let Some(listen) = &c.kube_api_listen {
+        let listener = TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("binding the embedded Kubernetes API on {listen}"))?;
+        let addr = listener.local_addr()?;
+        if let Some(path) = &c.write_kubeconfig {
+            kubeapi::http_face::write_kubeconfig(path, addr, &c.namespace)
+                .with_context(|| format!("writing kubeconfig {}", path.display()))?;
+        }
+        tokio::spawn(kubeapi::http_face::serve(
+            engine.clone(),
+            listener,
+            accept::Limits::from(c),
+            c.test_fault_injection,
+            std::future::pending(),
+        ));
+        kube_api_addr = Some(addr);
+    }
+    tracing::info!(store = ?durability, kube_api = ?kube_api_addr, "using the embedded Kubernetes engine");
+    Ok(Backend {
+        client: engine.kube_client(&c.namespace),
+        engine: Some(engine),
+        kube_api_addr,
+    })
+}
+
+/// Builds the service over a backend. The `qps`/`burst` limit protects real API servers only;
+/// the embedded engine runs in this process and gets no limit.
+pub fn service(c: &Config, backend: &Backend) -> Arc<SecretService> {
+    let (qps, burst) = if backend.is_real_api_server() {
+        (c.qps as f64, c.burst as u32)
+    } else {
+        (0.0, 1)
+    };
+    let kube = KubeBackend::new(backend.client.clone(), qps, burst, c.timeout);
+    let settings = Settings {
+        namespace: c.namespace.clone(),
+        cluster_name: c.cluster_name.clone(),
+        strict_names: c.strict_names,
+        ..Settings::default()
+    };
+    Arc::new(SecretService::new(
+        kube,
+        settings,
+        Invalidator::new(&c.webhook_url),
+    ))
+}
+
+/// The address to bind: with the embedded engine, loopback unless a host was set explicitly
+/// (an unauthenticated secret store must not appear on the network by accident).
+pub fn bind_host(c: &Config, embedded: bool) -> String {
+    if embedded && !c.host_explicit {
+        "127.0.0.1".to_owned()
+    } else {
+        c.host.clone()
+    }
+}

@@ -1,0 +1,199 @@
+//! The request pipeline: every request on the service port passes these tower layers, outermost
+//! first, before the protocol router ([`super::router::route`]):
+//!
+//! 1. **trace** (tower-http): a `request` span and request/response/failure events, all at
+//!    debug level.
+//! 2. **classify**: decides the [`Protocol`] once and stores it in the request's extensions, so
+//!    every later layer answers in the client's protocol.
+//! 3. **catch panic**: a panic anywhere below becomes `internal` (HTTP 500 for Connect/REST) for
+//!    that request only; the connection and the process go on.
+//! 4. **deadline**: the client's `grpc-timeout` / `connect-timeout-ms` bounded by
+//!    `secret.server.requestTimeout` ([`super::deadline`]); a malformed value is
+//!    `invalid_argument`; when time runs out the request is dropped and answered
+//!    `deadline_exceeded`. The deadline is visible to the RPC code ([`crate::service::deadline`]),
+//!    which bounds its rate-limiter waits by it and counts dropped RPCs in `/metrics`.
+//! 5. **authentication slot** ([`AuthLayer`]): empty today; see below.
+//!
+//! Limits that belong to connections rather than requests (connection count, header and idle
+//! timeouts, HTTP/2 keepalive) are in [`super::accept`]; body size limits are where bodies are
+//! read (tonic's `max_decoding_message_size` and the router's `collect_limited`, both
+//! [`super::MAX_REQUEST_BYTES`]).
+
+use super::router::{self, Protocol};
+use super::{App, Body};
+use crate::service::{Code, RpcError};
+use futures_util::FutureExt as _;
+use http::{Request, Response};
+use hyper::body::Incoming;
+use std::convert::Infallible;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tower::ServiceBuilder;
+use tower::util::{BoxCloneSyncService, BoxCloneSyncServiceLayer};
+
+/// A service in the pipeline: an HTTP request in, a response out, never an error (every failure
+/// is an answer in the client's protocol).
+pub type HttpService = BoxCloneSyncService<Request<Incoming>, Response<Body>, Infallible>;
+
+/// **The authentication slot.** A layer given here wraps the protocol router and runs inside the
+/// deadline (so its own work is bounded by it) and the panic guard. It sees each
+/// `http::Request` with its [`Protocol`] in the extensions, may answer by itself (401/403, or
+/// `unauthenticated`/`permission_denied` in the client's protocol via
+/// [`router::error_response`]), and passes accepted requests on with the caller's identity in
+/// the request extensions for the RPC code to read. It also sees the plain endpoints
+/// (`/healthz`, `/readyz`, `/metrics`) and decides whether they need credentials.
+pub type AuthLayer =
+    BoxCloneSyncServiceLayer<HttpService, Request<Incoming>, Response<Body>, Infallible>;
+
+/// Builds the pipeline over the router. `auth` fills the authentication slot.
+pub fn build(app: Arc<App>, auth: Option<AuthLayer>) -> HttpService {
+    let limit = app.request_timeout;
+    let router = tower::service_fn(move |req: Request<Incoming>| {
+        let app = app.clone();
+        async move { Ok::<_, Infallible>(router::route(app, req).await) }
+    });
+    let mut inner = HttpService::new(router);
+    if let Some(auth) = auth {
+        inner = tower::Layer::layer(&auth, inner);
+    }
+    let stack = ServiceBuilder::new()
+        .map_response(|r: Response<_>| r.map(Body::new))
+        .layer(
+            // 5xx answers are normal outcomes here (a deadline, readiness): debug, not error.
+            tower_http::trace::TraceLayer::new_for_http().on_failure(
+                tower_http::trace::DefaultOnFailure::new().level(tracing::Level::DEBUG),
+            ),
+        )
+        .map_request(classify)
+        .layer(CatchPanicLayer)
+        .layer(DeadlineLayer { limit })
+        .service(inner);
+    HttpService::new(stack)
+}
+
+/// The classify step: the request's protocol, decided once.
+fn classify<B>(mut req: Request<B>) -> Request<B> {
+    let protocol = Protocol::of(&req);
+    req.extensions_mut().insert(protocol);
+    req
+}
+
+fn protocol_of<B>(req: &Request<B>) -> Protocol {
+    req.extensions()
+        .get::<Protocol>()
+        .copied()
+        .unwrap_or_else(|| Protocol::of(req))
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// Turns a panic while handling a request into `internal` for that request.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CatchPanicLayer;
+
+impl<S> tower::Layer<S> for CatchPanicLayer {
+    type Service = CatchPanic<S>;
+    fn layer(&self, inner: S) -> CatchPanic<S> {
+        CatchPanic(inner)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct CatchPanic<S>(S);
+
+fn panicked(protocol: Protocol) -> Response<Body> {
+    tracing::error!("a request handler panicked; answered internal");
+    router::error_response(protocol, &RpcError::internal("internal error"))
+}
+
+impl<S> tower::Service<Request<Incoming>> for CatchPanic<S>
+where
+    S: tower::Service<Request<Incoming>, Response = Response<Body>, Error = Infallible>,
+    S::Future: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Result<Response<Body>, Infallible>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<Incoming>) -> Self::Future {
+        let protocol = protocol_of(&req);
+        match std::panic::catch_unwind(AssertUnwindSafe(|| self.0.call(req))) {
+            Ok(fut) => Box::pin(async move {
+                match AssertUnwindSafe(fut).catch_unwind().await {
+                    Ok(resp) => resp,
+                    Err(_) => Ok(panicked(protocol)),
+                }
+            }),
+            Err(_) => Box::pin(std::future::ready(Ok(panicked(protocol)))),
+        }
+    }
+}
+
+/// Runs each RPC under its deadline (see the module documentation, step 4).
+#[derive(Clone, Copy, Debug)]
+pub struct DeadlineLayer {
+    /// `secret.server.requestTimeout`: the longest any request may run.
+    pub limit: Duration,
+}
+
+impl<S> tower::Layer<S> for DeadlineLayer {
+    type Service = Deadline<S>;
+    fn layer(&self, inner: S) -> Deadline<S> {
+        Deadline {
+            inner,
+            limit: self.limit,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Deadline<S> {
+    inner: S,
+    limit: Duration,
+}
+
+impl<S> tower::Service<Request<Incoming>> for Deadline<S>
+where
+    S: tower::Service<Request<Incoming>, Response = Response<Body>, Error = Infallible>,
+    S::Future: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Result<Response<Body>, Infallible>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<Incoming>) -> Self::Future {
+        let protocol = protocol_of(&req);
+        if protocol == Protocol::Plain {
+            return Box::pin(self.inner.call(req));
+        }
+        let timeout = match super::deadline::effective(req.headers(), self.limit) {
+            Ok(t) => t,
+            Err(e) => {
+                return Box::pin(std::future::ready(Ok(router::error_response(protocol, &e))));
+            }
+        };
+        let deadline = tokio::time::Instant::now() + timeout;
+        let fut = crate::service::deadline::scope(deadline, self.inner.call(req));
+        Box::pin(async move {
+            match tokio::time::timeout_at(deadline, fut).await {
+                Ok(resp) => resp,
+                Err(_) => Ok(router::error_response(
+                    protocol,
+                    &RpcError::new(Code::DeadlineExceeded, "the request deadline was exceeded"),
+                )),
+            }
+        })
+    }
+}
