@@ -102,6 +102,13 @@ enum Command {
         data_dir: Option<std::path::PathBuf>,
         #[arg(long)]
         ephemeral: bool,
+        /// Key file (32 random bytes, base64) sealing the store's records at rest.
+        #[arg(long, value_name = "FILE", conflicts_with = "ephemeral")]
+        encryption_key_file: Option<std::path::PathBuf>,
+        /// Repair a store that refuses to start: back up --data-dir, truncate its log at the
+        /// first damaged record, check that it opens, and exit.
+        #[arg(long, requires = "data_dir")]
+        repair: bool,
         #[arg(long)]
         write_kubeconfig: Option<std::path::PathBuf>,
         /// Namespace the written kubeconfig selects.
@@ -186,17 +193,28 @@ async fn serve(
     server::serve(app, listener, shutdown_signal()).await
 }
 
-async fn kube_api(
+struct KubeApiArgs {
     listen: String,
     data_dir: Option<std::path::PathBuf>,
     ephemeral: bool,
+    encryption_key_file: Option<std::path::PathBuf>,
     write_kubeconfig: Option<std::path::PathBuf>,
     namespace: String,
-) -> anyhow::Result<()> {
+}
+
+async fn kube_api(args: KubeApiArgs) -> anyhow::Result<()> {
+    let KubeApiArgs {
+        listen,
+        data_dir,
+        ephemeral,
+        encryption_key_file,
+        write_kubeconfig,
+        namespace,
+    } = args;
     let _telemetry = flytesecret::telemetry::init(false, None)?;
     let durability = match (ephemeral, data_dir) {
         (true, _) => Durability::Memory,
-        (false, Some(dir)) => Durability::Directory(dir),
+        (false, Some(dir)) => Durability::on_disk(dir, encryption_key_file),
         (false, None) => {
             anyhow::bail!("give --data-dir DIR, or --ephemeral for a memory-only store")
         }
@@ -248,18 +266,39 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve { config, flags } => run_async(serve(config, flags, secret_flags)),
         Command::KubeApi {
+            data_dir: Some(dir),
+            encryption_key_file,
+            repair: true,
+            ..
+        } => {
+            let _telemetry = flytesecret::telemetry::init(false, None);
+            match flytesecret::kubeapi::store::repair(&dir, encryption_key_file.as_deref()) {
+                Ok(report) => {
+                    print!("{report}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("flytesecret kube-api --repair: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::KubeApi {
             listen,
             data_dir,
             ephemeral,
+            encryption_key_file,
+            repair: _,
             write_kubeconfig,
             namespace,
-        } => run_async(kube_api(
+        } => run_async(kube_api(KubeApiArgs {
             listen,
             data_dir,
             ephemeral,
+            encryption_key_file,
             write_kubeconfig,
             namespace,
-        )),
+        })),
         Command::Naming => {
             let stdin = io::stdin().lock();
             let stdout = io::stdout().lock();

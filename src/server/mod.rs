@@ -364,7 +364,7 @@ pub async fn backend(c: &Config) -> Result<Backend> {
                 .join("flytesecret")
                 .join("kube")
         });
-        Durability::Directory(dir)
+        Durability::on_disk(dir, c.encryption_key_file.clone())
     };
     let engine = Engine::open(&durability)
         .with_context(|| format!("opening the embedded Kubernetes store ({durability:?})"))?;
