@@ -40,6 +40,7 @@ const SCHEMA: &[(&str, &str, Kind)] = &[
     ("secret.embedded.kubeApiListen", "", Kind::Str),
     ("secret.embedded.writeKubeconfig", "", Kind::Str),
     ("secret.embedded.testFaultInjection", "false", Kind::Bool),
+    ("secret.embedded.encryption.keyFile", "", Kind::Str),
     ("secret.log.format", "text", Kind::Str),
     ("secret.tracing.otlpEndpoint", "", Kind::Str),
 ];
@@ -131,6 +132,8 @@ pub struct Config {
     pub http2_max_concurrent_streams: u32,
     pub max_connections: usize,
     pub shutdown_grace: Duration,
+    /// Key (32 bytes, base64) sealing the embedded store's records at rest; none: plaintext.
+    pub encryption_key_file: Option<PathBuf>,
     pub log_json: bool,
     /// Where to export traces over OTLP/gRPC; empty leaves tracing off.
     pub otlp_endpoint: String,
@@ -491,6 +494,7 @@ pub fn load(
         )? as u32,
         max_connections: positive_int("secret.server.maxConnections", 1 << 20)? as usize,
         shutdown_grace: duration("secret.server.shutdownGrace")?,
+        encryption_key_file: non_empty("secret.embedded.encryption.keyFile").map(PathBuf::from),
         log_json: log_format == "json",
         otlp_endpoint: text("secret.tracing.otlpEndpoint"),
     })
@@ -524,6 +528,41 @@ mod tests {
         assert_eq!(c.timeout, Some(Duration::from_secs(30)));
         assert_eq!(c.cluster_name, "flyte-devbox");
         assert!(c.strict_names);
+        assert_eq!(c.encryption_key_file, None);
+    }
+
+    #[test]
+    fn the_encryption_key_file_comes_from_files_env_and_flags() {
+        let env = |name: &str| {
+            (name == "SECRET_EMBEDDED_ENCRYPTION_KEYFILE").then(|| "/from/env".to_owned())
+        };
+        assert_eq!(
+            load(&[], env, &[]).unwrap().encryption_key_file,
+            Some(PathBuf::from("/from/env"))
+        );
+        let flags = vec![(
+            "secret.embedded.encryption.keyFile".to_owned(),
+            "/from/flag".to_owned(),
+        )];
+        assert_eq!(
+            load(&[], env, &flags).unwrap().encryption_key_file,
+            Some(PathBuf::from("/from/flag"))
+        );
+        let dir = std::env::temp_dir().join(format!("flytesecret-config-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("config.yaml");
+        std::fs::write(
+            &file,
+            "secret:\n  embedded:\n    encryption:\n      keyFile: /from/file\n",
+        )
+        .unwrap();
+        assert_eq!(
+            load(std::slice::from_ref(&file), no_env, &[])
+                .unwrap()
+                .encryption_key_file,
+            Some(PathBuf::from("/from/file"))
+        );
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]

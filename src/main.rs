@@ -112,6 +112,13 @@ enum Command {
         data_dir: Option<std::path::PathBuf>,
         #[arg(long)]
         ephemeral: bool,
+        /// Key file (32 random bytes, base64) sealing the store's records at rest.
+        #[arg(long, value_name = "FILE", conflicts_with = "ephemeral")]
+        encryption_key_file: Option<std::path::PathBuf>,
+        /// Repair a store that refuses to start: back up --data-dir, truncate its log at the
+        /// first damaged record, check that it opens, and exit.
+        #[arg(long, requires = "data_dir")]
+        repair: bool,
         #[arg(long)]
         write_kubeconfig: Option<std::path::PathBuf>,
         /// Namespace the written kubeconfig selects.
@@ -201,24 +208,36 @@ async fn serve(
     server::serve(app, listener, limits, None, shutdown_signal()).await
 }
 
-async fn kube_api(
+struct KubeApiArgs {
     listen: String,
     data_dir: Option<std::path::PathBuf>,
     ephemeral: bool,
+    encryption_key_file: Option<std::path::PathBuf>,
     write_kubeconfig: Option<std::path::PathBuf>,
     namespace: String,
     test_fault_injection: bool,
-) -> anyhow::Result<()> {
+}
+
+async fn kube_api(args: KubeApiArgs) -> anyhow::Result<()> {
+    let KubeApiArgs {
+        listen,
+        data_dir,
+        ephemeral,
+        encryption_key_file,
+        write_kubeconfig,
+        namespace,
+        test_fault_injection,
+    } = args;
     let _telemetry = flytesecret::telemetry::init(false, None)?;
     let durability = match (ephemeral, data_dir) {
         (true, _) => Durability::Memory,
-        (false, Some(dir)) => Durability::Directory(dir),
+        (false, Some(dir)) => Durability::on_disk(dir, encryption_key_file),
         (false, None) => {
             anyhow::bail!("give --data-dir DIR, or --ephemeral for a memory-only store")
         }
     };
     let engine = Engine::open(&durability).map_err(|e| match &durability {
-        Durability::Directory(dir) => {
+        Durability::Directory(dir) | Durability::Encrypted { dir, .. } => {
             anyhow::anyhow!("opening the Kubernetes store in {}: {e}", dir.display())
         }
         Durability::Memory => anyhow::anyhow!("opening the in-memory Kubernetes store: {e}"),
@@ -274,20 +293,41 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve { config, flags } => run_async(serve(config, flags, secret_flags)),
         Command::KubeApi {
+            data_dir: Some(dir),
+            encryption_key_file,
+            repair: true,
+            ..
+        } => {
+            let _telemetry = flytesecret::telemetry::init(false, None);
+            match flytesecret::kubeapi::store::repair(&dir, encryption_key_file.as_deref()) {
+                Ok(report) => {
+                    print!("{report}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("flytesecret kube-api --repair: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::KubeApi {
             listen,
             data_dir,
             ephemeral,
+            encryption_key_file,
+            repair: _,
             write_kubeconfig,
             namespace,
             test_fault_injection,
-        } => run_async(kube_api(
+        } => run_async(kube_api(KubeApiArgs {
             listen,
             data_dir,
             ephemeral,
+            encryption_key_file,
             write_kubeconfig,
             namespace,
             test_fault_injection,
-        )),
+        })),
         Command::Naming => {
             let stdin = io::stdin().lock();
             let stdout = io::stdout().lock();

@@ -1,5 +1,6 @@
 //! Crash safety of the durable embedded store: a `flytesecret kube-api` child is killed with
-//! SIGKILL mid-write, again and again; every write it acknowledged is there after the restart,
+//! SIGKILL mid-write, again and again, while several clients write at once (their records
+//! share group commits); every write it acknowledged is there after the restart,
 //! and the store always opens.
 
 mod common;
@@ -47,11 +48,13 @@ fn create(addr: SocketAddr, name: &str) -> bool {
     )
 }
 
+/// Concurrent writers per round.
+const WRITERS: u64 = 4;
+
 #[test]
 fn acknowledged_writes_survive_sigkill() {
     let dir = std::env::temp_dir().join(format!("flytesecret-crash-{}", uuid::Uuid::new_v4()));
     let mut acknowledged: Vec<String> = Vec::new();
-    let mut n = 0;
     for round in 0..6 {
         let (mut child, addr) = start(&dir);
         // Everything acknowledged so far is there.
@@ -66,22 +69,34 @@ fn acknowledged_writes_survive_sigkill() {
             .unwrap();
             assert_eq!(code, 200, "round {round}: acknowledged {name} lost");
         }
-        // Write for a while from another thread, then SIGKILL mid-stream.
+        // Write for a while from several threads at once (so their records share group
+        // commits), then SIGKILL mid-stream.
         let kill_after = Duration::from_millis(80 + 40 * round);
         let pid = child.id();
         let killer = std::thread::spawn(move || {
             std::thread::sleep(kill_after);
             let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
         });
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            n += 1;
-            let name = format!("s{n}");
-            if create(addr, &name) {
-                acknowledged.push(name);
-            } else {
-                break;
-            }
+        let writers: Vec<_> = (0..WRITERS)
+            .map(|w| {
+                std::thread::spawn(move || {
+                    let mut acked = Vec::new();
+                    let deadline = Instant::now() + Duration::from_secs(5);
+                    let mut i = 0;
+                    while Instant::now() < deadline {
+                        i += 1;
+                        let name = format!("r{round}-w{w}-{i}");
+                        if !create(addr, &name) {
+                            break;
+                        }
+                        acked.push(name);
+                    }
+                    acked
+                })
+            })
+            .collect();
+        for w in writers {
+            acknowledged.extend(w.join().unwrap());
         }
         killer.join().unwrap();
         let _ = child.wait();

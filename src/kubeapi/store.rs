@@ -1,27 +1,36 @@
 //! The versioned object store behind the engine: one global, only-growing resourceVersion,
-//! persistent maps (cheap snapshots for consistent paged lists), and optional durability through
-//! a write-ahead log.
+//! persistent maps (cheap snapshots for consistent paged lists), and optional durability.
 //!
-//! Durability design: every commit appends one JSON line (`{"rv":N,"m":[...]}`) to `wal.jsonl`
-//! and fsyncs it *before* the change becomes visible or is acknowledged. Appending is O(change),
-//! where rewriting a whole state file per write would be O(store). A kill -9 can only tear the
-//! last line, which replay detects (no newline or not JSON) and drops: that write was never
-//! acknowledged. When the log grows long, the state is written to `state.json.tmp`, fsynced and
-//! renamed over `state.json` (atomic), the directory is fsynced, and only then is the log
-//! truncated; replay skips log records at or below the state's resourceVersion, so a crash
-//! between rename and truncate loses nothing and applies nothing twice.
+//! Durability design. A commit validates against the newest state (including writes still on
+//! their way to disk), encodes its log record and hands it to the store's writer thread, in
+//! resourceVersion order, under the state lock; it then waits, off the lock, for the writer's
+//! answer. The writer takes every record queued so far, appends them with one write and one
+//! fsync (group commit: concurrent writers share an fsync), publishes the resulting state to
+//! readers, then acknowledges. Readers only ever see fsynced state and never wait for an
+//! fsync. A failed append is rolled back and fails every write queued on top of it (their
+//! state is discarded); if the rollback fails, the store refuses writes until restarted. When
+//! the newest log segment grows long, the writer starts a new one and a compaction thread
+//! streams a snapshot of the fsynced state, after which the older segments are deleted: no
+//! request waits for it. Files: `wal.rs` (the log), `snapshot.rs`, `codec.rs` (record
+//! forms), `crypto.rs` (encryption at rest), `files.rs` (permissions, directory fsync).
 
-use super::object::{
-    Namespace, Secret, decode_namespace, decode_secret, encode_namespace, encode_secret,
-};
+mod codec;
+mod crypto;
+mod files;
+mod snapshot;
+mod wal;
+
+use super::object::{Namespace, Secret};
 use super::status::ApiError;
+use crypto::Cipher;
 use imbl::OrdMap;
-use serde_json::{Value, json};
 use std::collections::VecDeque;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Write};
+use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// Storage key: `<namespace>/<name>`; its byte order is the API server's list order.
@@ -41,6 +50,16 @@ pub struct View {
     pub namespaces: OrdMap<String, Arc<Namespace>>,
 }
 
+impl View {
+    fn empty() -> View {
+        View {
+            rv: 1000,
+            secrets: OrdMap::new(),
+            namespaces: OrdMap::new(),
+        }
+    }
+}
+
 /// A change a commit applies.
 #[derive(Clone, Debug)]
 pub enum Mutation {
@@ -52,16 +71,66 @@ pub enum Mutation {
 /// How many list snapshots are kept for continue tokens, and for how long.
 const PAGED_SNAPSHOTS: usize = 256;
 const PAGED_RETENTION: Duration = Duration::from_secs(300);
+/// Records in the newest log segment that start a compaction.
 const COMPACT_AFTER_RECORDS: usize = 4096;
+/// The most records one group commit writes.
+const MAX_BATCH: usize = 1024;
 
 struct Inner {
+    /// What readers see: fsynced state only.
     view: View,
+    /// The newest state, including writes queued for the writer; commits validate against it.
+    pending: View,
     paged: VecDeque<(u64, Instant, SecretMap)>,
-    wal: Option<Wal>,
+    /// Set when a failed append could not be rolled back: writes are refused until restart.
+    poisoned: Option<String>,
+}
+
+struct Shared {
+    inner: Mutex<Inner>,
+    /// Log appends (each one write and one fsync), for tests and benchmarks.
+    appends: AtomicU64,
+    #[cfg(test)]
+    injection: Mutex<Option<Injection>>,
+    /// Held by a test to stop the writer before it gathers a batch.
+    #[cfg(test)]
+    gate: Mutex<()>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A write failure to inject into the log (unit tests).
+#[cfg(test)]
+#[derive(Clone, Debug, Default)]
+pub struct Injection {
+    /// Writes fail with ENOSPC after writing `partial` bytes.
+    pub fail_writes: bool,
+    pub partial: usize,
+    /// Rolling back fails too.
+    pub fail_rollback: bool,
+}
+
+/// One record on its way to the log.
+struct Job {
+    record: Vec<u8>,
+    /// The state once this record is durable.
+    view: View,
+    done: SyncSender<Result<(), String>>,
+}
+
+struct Writer {
+    queue: Option<Sender<Job>>,
+    thread: Option<JoinHandle<()>>,
+    cipher: Option<Cipher>,
 }
 
 pub struct Store {
-    inner: Mutex<Inner>,
+    shared: Arc<Shared>,
+    writer: Option<Writer>,
 }
 
 /// Where the store keeps its data.
@@ -69,75 +138,119 @@ pub struct Store {
 pub enum Durability {
     Memory,
     Directory(PathBuf),
+    /// A directory whose records are sealed with the key in `key_file` (32 bytes, base64).
+    Encrypted {
+        dir: PathBuf,
+        key_file: PathBuf,
+    },
+}
+
+impl Durability {
+    /// A directory store, encrypted when a key file is given.
+    pub fn on_disk(dir: PathBuf, key_file: Option<PathBuf>) -> Durability {
+        match key_file {
+            Some(key_file) => Durability::Encrypted { dir, key_file },
+            None => Durability::Directory(dir),
+        }
+    }
 }
 
 impl Store {
-    /// Opens (or creates) a store. A directory store replays its state and log.
+    /// Opens (or creates) a store. A directory store loads its snapshot and replays its log.
     pub fn open(durability: &Durability) -> io::Result<Self> {
-        let mut view = View {
-            rv: 1000,
-            secrets: OrdMap::new(),
-            namespaces: OrdMap::new(),
-        };
-        let wal = match durability {
-            Durability::Memory => None,
-            Durability::Directory(dir) => Some(Wal::open(dir, &mut view)?),
-        };
-        let store = Store {
-            inner: Mutex::new(Inner {
-                view,
-                paged: VecDeque::new(),
-                wal,
+        match durability {
+            Durability::Memory => Ok(Store {
+                shared: Arc::new(Shared::new(View::empty())),
+                writer: None,
             }),
+            Durability::Directory(dir) => Self::open_dir(dir, None),
+            Durability::Encrypted { dir, key_file } => {
+                Self::open_dir(dir, Some(Cipher::from_key_file(key_file)?))
+            }
+        }
+    }
+
+    fn open_dir(dir: &Path, cipher: Option<Cipher>) -> io::Result<Self> {
+        files::prepare_dir(dir)?;
+        let mut view = View::empty();
+        let loaded = snapshot::load(dir, cipher.as_ref(), &mut view)?;
+        let replayed = wal::replay(dir, cipher.as_ref(), &mut view)?;
+        let mut log = wal::Wal::open(dir, &replayed)?;
+        let plain = loaded.plain_records + replayed.plain_records;
+        if cipher.is_some() && plain > 0 {
+            // A store written in the clear, now given a key: rewrite it sealed before serving.
+            let older = log.rotate()?;
+            snapshot::write(dir, &view, cipher.as_ref())?;
+            remove_segments(dir, &older)?;
+            tracing::info!(path = %dir.display(), records = plain, "encrypted the records of a plaintext store");
+        }
+        let shared = Arc::new(Shared::new(view));
+        let (queue, jobs) = mpsc::channel();
+        let thread = {
+            let shared = shared.clone();
+            let dir = dir.to_owned();
+            let cipher = cipher.clone();
+            std::thread::Builder::new()
+                .name("store-writer".into())
+                .spawn(move || write_loop(&shared, &jobs, log, &dir, cipher))?
         };
-        Ok(store)
+        Ok(Store {
+            shared,
+            writer: Some(Writer {
+                queue: Some(queue),
+                thread: Some(thread),
+                cipher,
+            }),
+        })
     }
 
-    fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
+    /// The current (durable) state; never waits for a disk write.
     pub fn read(&self) -> View {
-        self.lock().view.clone()
+        self.shared.lock().view.clone()
     }
 
-    /// Runs `f` on the current state with the resourceVersion the commit will get; applies the
+    /// Runs `f` on the newest state with the resourceVersion the commit will get; applies the
     /// mutations it returns (durably first, when the store is durable) and returns its result.
     pub fn commit<R>(
         &self,
         f: impl FnOnce(&View, u64) -> Result<(Vec<Mutation>, R), ApiError>,
     ) -> Result<R, ApiError> {
-        let mut inner = self.lock();
-        let next_rv = inner.view.rv + 1 + u64::from(rand::random::<u8>() % 3);
-        let (mutations, result) = f(&inner.view, next_rv)?;
+        let mut inner = self.shared.lock();
+        if let Some(why) = &inner.poisoned {
+            return Err(ApiError::internal(why));
+        }
+        let next_rv = inner.pending.rv + 1 + u64::from(rand::random::<u8>() % 3);
+        let (mutations, result) = f(&inner.pending, next_rv)?;
         if mutations.is_empty() {
             return Ok(result);
         }
-        if let Some(wal) = inner.wal.as_mut() {
-            wal.append(next_rv, &mutations)
-                .map_err(|e| ApiError::internal(&format!("writing the store log: {e}")))?;
-        }
-        let mut view = inner.view.clone();
+        let Some(writer) = &self.writer else {
+            apply(&mut inner.pending, next_rv, mutations);
+            inner.view = inner.pending.clone();
+            return Ok(result);
+        };
+        let record = codec::encode_record(next_rv, &mutations, writer.cipher.as_ref());
+        let mut view = inner.pending.clone();
         apply(&mut view, next_rv, mutations);
-        inner.view = view;
-        let compact = inner
-            .wal
-            .as_ref()
-            .is_some_and(|w| w.records >= COMPACT_AFTER_RECORDS);
-        if compact {
-            let view = inner.view.clone();
-            if let Some(wal) = inner.wal.as_mut()
-                && let Err(e) = wal.compact(&view)
-            {
-                tracing::warn!(error = %e, "compacting the store log failed; the log keeps growing");
-            }
+        let (done, answer) = mpsc::sync_channel(1);
+        let job = Job {
+            record,
+            view: view.clone(),
+            done,
+        };
+        let queued = writer.queue.as_ref().is_some_and(|q| q.send(job).is_ok());
+        if !queued {
+            return Err(ApiError::internal("the store writer has stopped"));
         }
+        inner.pending = view;
+        drop(inner);
+        wait(answer).map_err(|why| ApiError::internal(&why))?;
         Ok(result)
     }
 
     /// Remembers `snapshot` as the state a paged list was read at.
     pub fn keep_for_paging(&self, rv: u64, snapshot: SecretMap) {
-        let mut inner = self.lock();
+        let mut inner = self.shared.lock();
         let now = Instant::now();
         inner
             .paged
@@ -153,7 +266,7 @@ impl Store {
 
     /// The snapshot a continue token refers to, if still retained.
     pub fn paged_snapshot(&self, rv: u64) -> Option<SecretMap> {
-        let inner = self.lock();
+        let inner = self.shared.lock();
         let now = Instant::now();
         inner
             .paged
@@ -164,8 +277,180 @@ impl Store {
 
     /// Forgets every list snapshot, as etcd compaction would (continue tokens then expire).
     pub fn compact_history(&self) {
-        self.lock().paged.clear();
+        self.shared.lock().paged.clear();
     }
+
+    /// How many log appends (write + fsync) the store has made; fewer than commits when
+    /// concurrent writers shared them.
+    pub fn log_appends(&self) -> u64 {
+        self.shared.appends.load(Ordering::Relaxed)
+    }
+
+    #[cfg(test)]
+    fn inject(&self, injection: Option<Injection>) {
+        *self.shared.injection.lock().unwrap() = injection;
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        if let Some(w) = self.writer.as_mut() {
+            drop(w.queue.take());
+            if let Some(t) = w.thread.take() {
+                let _ = t.join();
+            }
+        }
+    }
+}
+
+impl Shared {
+    fn new(view: View) -> Shared {
+        Shared {
+            inner: Mutex::new(Inner {
+                pending: view.clone(),
+                view,
+                paged: VecDeque::new(),
+                poisoned: None,
+            }),
+            appends: AtomicU64::new(0),
+            #[cfg(test)]
+            injection: Mutex::new(None),
+            #[cfg(test)]
+            gate: Mutex::new(()),
+        }
+    }
+}
+
+/// Waits for the writer's answer. On a multi-threaded runtime the worker hands its other
+/// tasks to another thread while it waits, so a write never holds up the runtime.
+fn wait(answer: Receiver<Result<(), String>>) -> Result<(), String> {
+    let receive = || {
+        answer
+            .recv()
+            .unwrap_or_else(|_| Err("the store writer has stopped".into()))
+    };
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(receive)
+        }
+        _ => receive(),
+    }
+}
+
+/// The writer thread: group commit, publication, compaction hand-off.
+fn write_loop(
+    shared: &Shared,
+    jobs: &Receiver<Job>,
+    mut log: wal::Wal,
+    dir: &Path,
+    cipher: Option<Cipher>,
+) {
+    let mut compactor: Option<JoinHandle<()>> = None;
+    let mut buf = Vec::new();
+    while let Ok(first) = jobs.recv() {
+        #[cfg(test)]
+        drop(shared.gate.lock().unwrap());
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        buf.clear();
+        for job in &batch {
+            buf.extend_from_slice(&job.record);
+        }
+        #[cfg(test)]
+        {
+            log.inject = shared.injection.lock().unwrap().clone();
+        }
+        shared.appends.fetch_add(1, Ordering::Relaxed);
+        match log.append(&buf, batch.len()) {
+            Ok(()) => {
+                let published = batch.last().expect("a batch").view.clone();
+                shared.lock().view = published;
+                for job in batch {
+                    let _ = job.done.send(Ok(()));
+                }
+            }
+            Err(failure) => {
+                let mut why = format!("writing the store log: {}", failure.error);
+                if failure.poisoned {
+                    why.push_str(
+                        "; rolling the log back failed too, so the store refuses writes until it is restarted",
+                    );
+                }
+                tracing::error!(error = %why, "a store write failed; the log is as it was before it");
+                let mut inner = shared.lock();
+                inner.pending = inner.view.clone();
+                if failure.poisoned {
+                    inner.poisoned = Some(why.clone());
+                }
+                // Everything queued was validated against the state that just failed.
+                let mut failed = batch;
+                while let Ok(job) = jobs.try_recv() {
+                    failed.push(job);
+                }
+                drop(inner);
+                for job in failed {
+                    let _ = job.done.send(Err(why.clone()));
+                }
+                if failure.poisoned {
+                    continue;
+                }
+            }
+        }
+        let idle = compactor.as_ref().is_none_or(JoinHandle::is_finished);
+        if log.records >= COMPACT_AFTER_RECORDS && idle {
+            if let Some(done) = compactor.take() {
+                let _ = done.join();
+            }
+            compactor = start_compaction(shared, &mut log, dir, cipher.clone());
+        }
+    }
+    if let Some(c) = compactor {
+        let _ = c.join();
+    }
+}
+
+/// Starts a new segment and snapshots the durable state in the background; the older
+/// segments are deleted once the snapshot is in place.
+fn start_compaction(
+    shared: &Shared,
+    log: &mut wal::Wal,
+    dir: &Path,
+    cipher: Option<Cipher>,
+) -> Option<JoinHandle<()>> {
+    let older = match log.rotate() {
+        Ok(older) => older,
+        Err(e) => {
+            tracing::warn!(error = %e, "starting a new log segment failed; compaction postponed");
+            return None;
+        }
+    };
+    // Only the writer publishes, so this is exactly the state at the end of `older`.
+    let view = shared.lock().view.clone();
+    let dir = dir.to_owned();
+    let spawned = std::thread::Builder::new()
+        .name("store-compactor".into())
+        .spawn(move || {
+            let result = snapshot::write(&dir, &view, cipher.as_ref())
+                .and_then(|()| remove_segments(&dir, &older));
+            if let Err(e) = result {
+                tracing::warn!(error = %e, "compacting the store failed; the log segments stay and replay still reads them");
+            }
+        });
+    spawned
+        .map_err(|e| tracing::warn!(error = %e, "starting the compaction thread failed"))
+        .ok()
+}
+
+fn remove_segments(dir: &Path, segments: &[PathBuf]) -> io::Result<()> {
+    for path in segments {
+        std::fs::remove_file(path).map_err(|e| files::named(path, "removing", e))?;
+    }
+    files::sync_dir(dir)
 }
 
 fn apply(view: &mut View, rv: u64, mutations: Vec<Mutation>) {
@@ -186,205 +471,123 @@ fn apply(view: &mut View, rv: u64, mutations: Vec<Mutation>) {
     view.rv = rv;
 }
 
-fn encode_mutation(m: &Mutation) -> Value {
-    match m {
-        Mutation::PutSecret(s) => json!({"put": encode_secret(s, true)}),
-        Mutation::DeleteSecret(k) => json!({"del": k}),
-        Mutation::PutNamespace(ns) => json!({"ns": encode_namespace(ns, true)}),
+/// `flytesecret kube-api --repair`: backs up the data directory, truncates the log at its
+/// first damaged record, and checks that the store then opens. Returns a report for people.
+pub fn repair(dir: &Path, key_file: Option<&Path>) -> io::Result<String> {
+    if !dir.is_dir() {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("no data directory at {}", dir.display()),
+        ));
     }
-}
-
-fn decode_mutation(v: &Value) -> Option<Mutation> {
-    if let Some(s) = v.get("put") {
-        let bytes = serde_json::to_vec(s).ok()?;
-        return decode_secret(&bytes)
-            .ok()
-            .map(|(s, _)| Mutation::PutSecret(s));
+    let cipher = key_file.map(Cipher::from_key_file).transpose()?;
+    let mut scratch = View::empty();
+    snapshot::load(dir, cipher.as_ref(), &mut scratch).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("{e}\nThe snapshot itself is damaged; repair cannot cut it. Restore the directory from a backup."),
+        )
+    })?;
+    let report = wal::repair(dir, cipher.as_ref())?;
+    wal::replay(dir, cipher.as_ref(), &mut scratch)?;
+    let mut out = format!(
+        "backup of {} written to {}\n",
+        dir.display(),
+        report.backup.display()
+    );
+    match &report.cut {
+        None => out.push_str("no damaged record found; the log is unchanged\n"),
+        Some((path, line, why)) => out.push_str(&format!(
+            "{}:{line}: {why}\ntruncated the log there: {} line(s) dropped, {} later segment(s) removed\n",
+            path.display(),
+            report.lines_dropped,
+            report.segments_removed.len()
+        )),
     }
-    if let Some(Value::String(k)) = v.get("del") {
-        return Some(Mutation::DeleteSecret(k.clone()));
-    }
-    if let Some(ns) = v.get("ns") {
-        let bytes = serde_json::to_vec(ns).ok()?;
-        return decode_namespace(&bytes).ok().map(Mutation::PutNamespace);
-    }
-    None
-}
-
-struct Wal {
-    dir: PathBuf,
-    file: File,
-    records: usize,
-}
-
-fn corrupt(path: &Path, line: usize, what: &str) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::InvalidData,
-        format!("{}:{line}: {what}", path.display()),
-    )
-}
-
-impl Wal {
-    fn open(dir: &Path, view: &mut View) -> io::Result<Wal> {
-        fs::create_dir_all(dir)?;
-        let state_path = dir.join("state.json");
-        if state_path.exists() {
-            let state: Value = serde_json::from_slice(&fs::read(&state_path)?)
-                .map_err(|e| corrupt(&state_path, 1, &e.to_string()))?;
-            let rv = state["rv"]
-                .as_u64()
-                .ok_or_else(|| corrupt(&state_path, 1, "no rv"))?;
-            let mut mutations = Vec::new();
-            for m in state["m"].as_array().into_iter().flatten() {
-                mutations
-                    .push(decode_mutation(m).ok_or_else(|| corrupt(&state_path, 1, "bad object"))?);
-            }
-            apply(view, rv, mutations);
-        }
-        let wal_path = dir.join("wal.jsonl");
-        let mut records = 0;
-        let mut good_len = 0u64;
-        if wal_path.exists() {
-            let mut reader = BufReader::new(File::open(&wal_path)?);
-            let mut line = Vec::new();
-            let mut n = 0;
-            loop {
-                line.clear();
-                let read = reader.read_until(b'\n', &mut line)?;
-                if read == 0 {
-                    break;
-                }
-                n += 1;
-                let complete = line.last() == Some(&b'\n');
-                let parsed: Option<(u64, Vec<Mutation>)> =
-                    serde_json::from_slice::<Value>(&line).ok().and_then(|v| {
-                        let rv = v["rv"].as_u64()?;
-                        let ms = v["m"]
-                            .as_array()?
-                            .iter()
-                            .map(decode_mutation)
-                            .collect::<Option<Vec<_>>>()?;
-                        Some((rv, ms))
-                    });
-                match (complete, parsed) {
-                    (true, Some((rv, ms))) => {
-                        if rv > view.rv {
-                            apply(view, rv, ms);
-                        }
-                        records += 1;
-                        good_len += read as u64;
-                    }
-                    _ => {
-                        // Only the final record can be torn by a crash; anything after it is damage.
-                        let mut rest = Vec::new();
-                        io::Read::read_to_end(&mut reader, &mut rest)?;
-                        if !rest.is_empty() {
-                            return Err(corrupt(
-                                &wal_path,
-                                n,
-                                "unreadable record before the end of the log",
-                            ));
-                        }
-                        tracing::warn!(path = %wal_path.display(), line = n, "dropping a torn final log record (never acknowledged)");
-                        break;
-                    }
-                }
-            }
-        }
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&wal_path)?;
-        if file.metadata()?.len() != good_len {
-            file.set_len(good_len)?;
-            file.sync_all()?;
-        }
-        sync_dir(dir)?;
-        Ok(Wal {
-            dir: dir.to_owned(),
-            file,
-            records,
-        })
-    }
-
-    fn append(&mut self, rv: u64, mutations: &[Mutation]) -> io::Result<()> {
-        let record =
-            json!({"rv": rv, "m": mutations.iter().map(encode_mutation).collect::<Vec<_>>()});
-        let mut line = serde_json::to_vec(&record)?;
-        line.push(b'\n');
-        self.file.write_all(&line)?;
-        self.file.sync_data()?;
-        self.records += 1;
-        Ok(())
-    }
-
-    fn compact(&mut self, view: &View) -> io::Result<()> {
-        let mut all: Vec<Value> = view
-            .namespaces
-            .values()
-            .map(|ns| encode_mutation(&Mutation::PutNamespace((**ns).clone())))
-            .collect();
-        all.extend(
-            view.secrets
-                .values()
-                .map(|s| encode_mutation(&Mutation::PutSecret((**s).clone()))),
-        );
-        let tmp = self.dir.join("state.json.tmp");
-        {
-            let mut f = File::create(&tmp)?;
-            f.write_all(&serde_json::to_vec(&json!({"rv": view.rv, "m": all}))?)?;
-            f.sync_all()?;
-        }
-        fs::rename(&tmp, self.dir.join("state.json"))?;
-        sync_dir(&self.dir)?;
-        self.file.set_len(0)?;
-        self.file.sync_all()?;
-        self.records = 0;
-        Ok(())
-    }
-}
-
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
+    out.push_str(&format!(
+        "the store opens: {} secrets at resourceVersion {} ({} log records kept)\n",
+        scratch.secrets.len(),
+        scratch.rv,
+        report.records_kept
+    ));
+    Ok(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::super::object::ObjectMeta;
     use super::*;
+    use std::fs;
+    use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
 
-    fn secret(name: &str) -> Secret {
+    fn secret(name: &str, value: &str) -> Secret {
         Secret {
             meta: ObjectMeta {
                 name: name.into(),
                 namespace: "ns".into(),
                 ..Default::default()
             },
-            data: [("k".to_owned(), b"v".to_vec())].into(),
+            data: [("k".to_owned(), value.as_bytes().to_vec())].into(),
             type_: "Opaque".into(),
             ..Default::default()
         }
     }
 
+    fn put(store: &Store, name: &str, value: &str) -> Result<(), ApiError> {
+        store.commit(|_, _| Ok((vec![Mutation::PutSecret(secret(name, value))], ())))
+    }
+
+    fn value(view: &View, name: &str) -> Option<Vec<u8>> {
+        view.secrets
+            .get(&key("ns", name))
+            .map(|s| s.data["k"].clone())
+    }
+
+    fn temp_dir() -> PathBuf {
+        std::env::temp_dir().join(format!("flytesecret-store-{}", uuid::Uuid::new_v4()))
+    }
+
+    fn newest_segment(dir: &Path) -> PathBuf {
+        wal::segments(dir).unwrap().pop().unwrap().1
+    }
+
+    /// Every byte of every file in the directory.
+    fn dir_bytes(dir: &Path) -> Vec<u8> {
+        let mut all = Vec::new();
+        for e in fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_file() {
+                all.extend(fs::read(p).unwrap());
+            }
+        }
+        all
+    }
+
+    fn contains(hay: &[u8], needle: &[u8]) -> bool {
+        hay.windows(needle.len()).any(|w| w == needle)
+    }
+
     #[test]
     fn directory_store_survives_reopen_compaction_and_a_torn_tail() {
-        let dir = std::env::temp_dir().join(format!("flytesecret-store-{}", uuid::Uuid::new_v4()));
+        let dir = temp_dir();
         let durable = Durability::Directory(dir.clone());
         let store = Store::open(&durable).unwrap();
         for i in 0..(COMPACT_AFTER_RECORDS + 10) {
-            store
-                .commit(|_, _| Ok((vec![Mutation::PutSecret(secret(&format!("s{i}")))], ())))
-                .unwrap();
+            put(&store, &format!("s{i}"), "v").unwrap();
         }
         store
             .commit(|_, _| Ok((vec![Mutation::DeleteSecret(key("ns", "s0"))], ())))
             .unwrap();
         let before = store.read();
         drop(store);
+        // Compaction left a snapshot and only the segment started after it.
+        assert!(dir.join("snapshot.jsonl").exists());
+        assert_eq!(wal::segments(&dir).unwrap().len(), 1);
         // A torn, unacknowledged record at the end is dropped on replay.
-        let mut wal = OpenOptions::new()
+        let mut wal = fs::OpenOptions::new()
             .append(true)
-            .open(dir.join("wal.jsonl"))
+            .open(newest_segment(&dir))
             .unwrap();
         wal.write_all(br#"{"rv":999999,"m":[{"del":"ns/s1"#)
             .unwrap();
@@ -392,11 +595,241 @@ mod tests {
         let reopened = Store::open(&durable).unwrap().read();
         assert_eq!(reopened.rv, before.rv);
         assert_eq!(reopened.secrets.len(), COMPACT_AFTER_RECORDS + 9);
-        assert!(reopened.secrets.get(&key("ns", "s0")).is_none());
-        assert_eq!(
-            reopened.secrets.get(&key("ns", "s1")).unwrap().data["k"],
-            b"v"
-        );
+        assert!(value(&reopened, "s0").is_none());
+        assert_eq!(value(&reopened, "s1").unwrap(), b"v");
         fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_failed_append_leaves_the_log_as_before_and_the_store_writable() {
+        let dir = temp_dir();
+        let durable = Durability::Directory(dir.clone());
+        let store = Store::open(&durable).unwrap();
+        put(&store, "a", "1").unwrap();
+        let log_before = fs::read(newest_segment(&dir)).unwrap();
+        store.inject(Some(Injection {
+            fail_writes: true,
+            partial: 17,
+            fail_rollback: false,
+        }));
+        let err = put(&store, "b", "2").unwrap_err();
+        assert_eq!(err.code, 500);
+        assert!(
+            err.message.contains("No space left on device"),
+            "{}",
+            err.message
+        );
+        assert_eq!(fs::read(newest_segment(&dir)).unwrap(), log_before);
+        assert!(value(&store.read(), "b").is_none());
+        store.inject(None);
+        // The failed write's state was discarded: creating b again sees no b.
+        store
+            .commit(|view, _| {
+                assert!(value(view, "b").is_none());
+                Ok((vec![Mutation::PutSecret(secret("c", "3"))], ()))
+            })
+            .unwrap();
+        drop(store);
+        let view = Store::open(&durable).unwrap().read();
+        assert_eq!(value(&view, "a").unwrap(), b"1");
+        assert_eq!(value(&view, "c").unwrap(), b"3");
+        assert!(value(&view, "b").is_none());
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_failed_rollback_poisons_the_store_until_restart() {
+        let dir = temp_dir();
+        let durable = Durability::Directory(dir.clone());
+        let store = Store::open(&durable).unwrap();
+        put(&store, "a", "1").unwrap();
+        store.inject(Some(Injection {
+            fail_writes: true,
+            partial: 9,
+            fail_rollback: true,
+        }));
+        assert_eq!(put(&store, "b", "2").unwrap_err().code, 500);
+        store.inject(None);
+        let err = put(&store, "c", "3").unwrap_err();
+        assert_eq!(err.code, 500);
+        assert!(
+            err.message.contains("until it is restarted"),
+            "{}",
+            err.message
+        );
+        assert_eq!(value(&store.read(), "a").unwrap(), b"1");
+        drop(store);
+        // The partial record has no newline: a torn tail, dropped; a is there.
+        let store = Store::open(&durable).unwrap();
+        let view = store.read();
+        assert_eq!(value(&view, "a").unwrap(), b"1");
+        assert!(value(&view, "b").is_none());
+        put(&store, "d", "4").unwrap();
+        drop(store);
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn concurrent_writers_share_one_fsync() {
+        let dir = temp_dir();
+        let store = Arc::new(Store::open(&Durability::Directory(dir.clone())).unwrap());
+        put(&store, "first", "0").unwrap();
+        let appends_before = store.log_appends();
+        let gate = store.shared.gate.lock().unwrap();
+        let writers: Vec<_> = (0..8)
+            .map(|i| {
+                let store = store.clone();
+                std::thread::spawn(move || put(&store, &format!("w{i}"), "v"))
+            })
+            .collect();
+        // Wait until all eight are queued behind the held writer; none is visible yet.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while store.shared.lock().pending.secrets.len() < 9 {
+            assert!(Instant::now() < deadline, "writers did not queue");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        assert_eq!(
+            store.read().secrets.len(),
+            1,
+            "reads see only fsynced state"
+        );
+        drop(gate);
+        for w in writers {
+            w.join().unwrap().unwrap();
+        }
+        assert!(
+            store.log_appends() - appends_before <= 2,
+            "8 queued writes took {} appends",
+            store.log_appends() - appends_before
+        );
+        assert_eq!(store.read().secrets.len(), 9);
+        drop(store);
+        let view = Store::open(&Durability::Directory(dir.clone()))
+            .unwrap()
+            .read();
+        assert_eq!(view.secrets.len(), 9);
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_damaged_complete_record_refuses_to_start_and_repair_cuts_it_with_a_backup() {
+        let dir = temp_dir();
+        let durable = Durability::Directory(dir.clone());
+        let store = Store::open(&durable).unwrap();
+        for name in ["a", "b", "c"] {
+            put(&store, name, name).unwrap();
+        }
+        drop(store);
+        let seg = newest_segment(&dir);
+        let original = fs::read(&seg).unwrap();
+        // Damage the last record but keep its newline: not a torn write.
+        let mut damaged = original.clone();
+        let n = damaged.len();
+        damaged[n - 5] = b'#';
+        fs::write(&seg, &damaged).unwrap();
+        let err = Store::open(&durable).err().unwrap().to_string();
+        let name = seg.file_name().unwrap().to_str().unwrap();
+        assert!(err.contains(&format!("{name}:3:")), "{err}");
+        assert!(
+            err.contains("--repair") && err.contains("Recovering a store"),
+            "{err}"
+        );
+        // Damage in the middle is refused the same way, naming its line.
+        let mut middle = original.clone();
+        let second = original.iter().position(|b| *b == b'\n').unwrap() + 3;
+        middle[second] = b'#';
+        fs::write(&seg, &middle).unwrap();
+        let err = Store::open(&durable).err().unwrap().to_string();
+        assert!(err.contains(&format!("{name}:2:")), "{err}");
+        let report = repair(&dir, None).unwrap();
+        assert!(
+            report.contains(":2:") && report.contains("2 line(s) dropped"),
+            "{report}"
+        );
+        let backup = report
+            .lines()
+            .next()
+            .unwrap()
+            .rsplit(" written to ")
+            .next()
+            .unwrap();
+        assert_eq!(fs::read(Path::new(backup).join(name)).unwrap(), middle);
+        let view = Store::open(&durable).unwrap().read();
+        assert_eq!(value(&view, "a").unwrap(), b"a");
+        assert!(value(&view, "b").is_none());
+        fs::remove_dir_all(dir).unwrap();
+        fs::remove_dir_all(backup).unwrap();
+    }
+
+    #[test]
+    fn group_and_world_access_is_removed_from_an_existing_directory() {
+        let dir = temp_dir();
+        fs::create_dir_all(&dir).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+        let store = Store::open(&Durability::Directory(dir.clone())).unwrap();
+        put(&store, "a", "1").unwrap();
+        drop(store);
+        let seg = newest_segment(&dir);
+        fs::set_permissions(&seg, fs::Permissions::from_mode(0o644)).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+        drop(Store::open(&Durability::Directory(dir.clone())).unwrap());
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&seg), 0o600);
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    fn key_file(dir: &Path, byte: u8) -> PathBuf {
+        use base64::Engine as _;
+        let path = dir.join(format!("key-{byte}"));
+        fs::write(
+            &path,
+            base64::engine::general_purpose::STANDARD.encode([byte; 32]),
+        )
+        .unwrap();
+        path
+    }
+
+    #[test]
+    fn encryption_at_rest_hides_values_migrates_plaintext_and_refuses_a_wrong_key() {
+        use base64::Engine as _;
+        let root = temp_dir();
+        let dir = root.join("data");
+        fs::create_dir_all(&root).unwrap();
+        let (key, other) = (key_file(&root, 1), key_file(&root, 2));
+        let value_text = "correct-horse-battery-staple";
+        let b64 = base64::engine::general_purpose::STANDARD.encode(value_text);
+        // A plaintext store first: the value is on disk.
+        let plain = Durability::Directory(dir.clone());
+        let store = Store::open(&plain).unwrap();
+        put(&store, "old", value_text).unwrap();
+        drop(store);
+        assert!(contains(&dir_bytes(&dir), b64.as_bytes()));
+        // Opened with a key, it is rewritten sealed before serving; new writes are sealed.
+        let sealed = Durability::on_disk(dir.clone(), Some(key.clone()));
+        let store = Store::open(&sealed).unwrap();
+        put(&store, "new", value_text).unwrap();
+        for i in 0..(COMPACT_AFTER_RECORDS + 5) {
+            put(&store, &format!("bulk{i}"), value_text).unwrap();
+        }
+        drop(store);
+        let bytes = dir_bytes(&dir);
+        assert!(!contains(&bytes, value_text.as_bytes()));
+        assert!(!contains(&bytes, b64.as_bytes()));
+        let view = Store::open(&sealed).unwrap().read();
+        assert_eq!(value(&view, "old").unwrap(), value_text.as_bytes());
+        assert_eq!(value(&view, "new").unwrap(), value_text.as_bytes());
+        // Another key, or none, is a clear startup error.
+        let err = Store::open(&Durability::on_disk(dir.clone(), Some(other)))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("wrong encryption key") && !err.contains("--repair"),
+            "{err}"
+        );
+        let err = Store::open(&plain).err().unwrap().to_string();
+        assert!(err.contains("no key is configured"), "{err}");
+        fs::remove_dir_all(root).unwrap();
     }
 }

@@ -67,10 +67,10 @@ pub async fn backend(c: &Config) -> Result<Backend> {
                 .join("flytesecret")
                 .join("kube")
         });
-        Durability::Directory(dir)
+        Durability::on_disk(dir, c.encryption_key_file.clone())
     };
     let engine = Engine::open(&durability).with_context(|| match &durability {
-        Durability::Directory(dir) => {
+        Durability::Directory(dir) | Durability::Encrypted { dir, .. } => {
             format!("opening the embedded Kubernetes store in {}", dir.display())
         }
         Durability::Memory => "opening the in-memory Kubernetes store".to_owned(),
