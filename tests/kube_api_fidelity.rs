@@ -1611,8 +1611,11 @@ async fn server_side_apply_managers_conflicts_and_force() {
     assert_eq!((again.code, rv(&again.body)), (200, rv(&r.body)));
     // Another manager changing an owned field: the conflict text of
     // apimachinery/pkg/util/managedfields/internal/conflict.go.
+    let bob = |v: &str| {
+        format!("apiVersion: v1\nkind: Secret\nmetadata:\n  name: ssa\ndata:\n  k: {v}\n")
+    };
     let r = api
-        .patch(&format!("{path}?fieldManager=bob"), APPLY, &config("eA=="))
+        .patch(&format!("{path}?fieldManager=bob"), APPLY, &bob("eA=="))
         .await;
     assert_status(
         &r,
@@ -1629,7 +1632,7 @@ async fn server_side_apply_managers_conflicts_and_force() {
         .patch(
             &format!("{path}?fieldManager=bob&force=true"),
             APPLY,
-            &config("eA=="),
+            &bob("eA=="),
         )
         .await;
     assert_eq!((r.code, r.body["data"]["k"].as_str()), (200, Some("eA==")));
@@ -1640,7 +1643,7 @@ async fn server_side_apply_managers_conflicts_and_force() {
         .map(|e| e["manager"].as_str().unwrap())
         .collect();
     assert_eq!(managers, ["alice", "bob"]);
-    // alice stops applying her label: nobody else owns it, so it goes.
+    // alice stops applying her label: nobody else owns it, so it goes; bob's field stays.
     let r = api
         .patch(
             &format!("{path}?fieldManager=alice"),
@@ -1662,7 +1665,7 @@ async fn server_side_apply_managers_conflicts_and_force() {
         .await;
     assert_eq!(r.code, 200);
     let r = api
-        .patch(&format!("{path}?fieldManager=bob"), APPLY, &config("eA=="))
+        .patch(&format!("{path}?fieldManager=bob"), APPLY, &bob("eA=="))
         .await;
     assert_status(
         &r,
