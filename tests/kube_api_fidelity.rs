@@ -1980,3 +1980,27 @@ async fn kube_runtime_watcher_follows_secrets_through_the_in_process_client() {
     assert_eq!(applied.metadata.labels.unwrap()["x"], "y");
     assert_eq!(next_name().await, "after");
 }
+
+#[tokio::test]
+async fn openapi_v2_answers_kubectl_1_27_in_protobuf() {
+    // kubectl 1.27 validates `create -f`/`apply -f` against /openapi/v2 (gnostic protobuf) and
+    // fails outright on a 404; a document without definitions leaves validation to the server.
+    let api = Api::new();
+    let r = api
+        .send(
+            Method::GET,
+            "/openapi/v2",
+            &[(
+                "accept",
+                "application/com.github.proto-openapi.spec.v2@v1.0+protobuf",
+            )],
+            vec![],
+        )
+        .await;
+    assert_eq!(r.code, 200);
+    assert_eq!(
+        r.headers["content-type"],
+        "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
+    );
+    assert!(r.raw.starts_with(b"\x0a\x032.0\x12"));
+}

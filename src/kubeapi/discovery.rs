@@ -37,3 +37,24 @@ pub fn openapi_v3_core() -> Value {
             "parameters": [{"name": "fieldValidation", "in": "query", "schema": {"type": "string"}}],
             "responses": {}}}}})
 }
+
+/// `/openapi/v2` as kubectl 1.27 asks for it (`application/com.github.proto-openapi.spec.v2@v1.0+protobuf`,
+/// gnostic's `openapi_v2.Document`): a document with no definitions, so kubectl's client-side
+/// validation finds no schema for the kind and lets the server validate.
+pub fn openapi_v2() -> http::Response<bytes::Bytes> {
+    fn field(tag: u8, bytes: &[u8]) -> Vec<u8> {
+        let mut out = vec![tag << 3 | 2, bytes.len() as u8];
+        out.extend_from_slice(bytes);
+        out
+    }
+    let info = [field(1, b"Kubernetes"), field(2, b"v1.33.0")].concat();
+    let doc = [field(1, b"2.0"), field(2, &info)].concat();
+    http::Response::builder()
+        .status(200)
+        .header(
+            http::header::CONTENT_TYPE,
+            "application/com.github.proto-openapi.spec.v2.v1.0+protobuf",
+        )
+        .body(bytes::Bytes::from(doc))
+        .expect("static headers are valid")
+}

@@ -52,6 +52,7 @@ enum Route<'a> {
     Namespaces,
     Namespace(&'a str),
     Discovery(serde_json::Value),
+    OpenApiV2,
     Unrouted,
 }
 
@@ -62,6 +63,7 @@ fn route(path: &str) -> Route<'_> {
         ["apis"] => Route::Discovery(discovery::api_groups()),
         ["api", "v1"] => Route::Discovery(discovery::core_v1_resources()),
         ["version"] => Route::Discovery(discovery::version()),
+        ["openapi", "v2"] => Route::OpenApiV2,
         ["openapi", "v3"] => Route::Discovery(discovery::openapi_v3_root()),
         ["openapi", "v3", "api", "v1"] => Route::Discovery(discovery::openapi_v3_core()),
         ["api", "v1", "secrets"] => Route::Secrets(None),
@@ -212,12 +214,13 @@ impl Engine {
         if body.len() > handlers::MAX_BODY {
             return ApiError::too_large().into_reply();
         }
-        if !matches!(route, Route::Unrouted) && !acceptable(call.accept) {
+        if !matches!(route, Route::Unrouted | Route::OpenApiV2) && !acceptable(call.accept) {
             return ApiError::not_acceptable().into_reply();
         }
         let db = &self.db;
         let result: Result<Reply, ApiError> = match (route, &parts.method) {
             (Route::Discovery(doc), &Method::GET) => Ok(json_reply(200, &doc)),
+            (Route::OpenApiV2, &Method::GET) => Ok(discovery::openapi_v2()),
             (Route::Secrets(Some(ns)), &Method::POST) => handlers::create_secret(db, ns, &call),
             (Route::Secrets(ns), &Method::GET) => handlers::list_secrets(db, ns, &call),
             (Route::Secret(ns, name), &Method::GET) => {
@@ -237,7 +240,9 @@ impl Engine {
             (Route::Namespace(name), &Method::GET) => namespace::get(db, name, call.accept),
             (Route::Namespace(name), &Method::PATCH) => namespace::patch(db, name, &call),
             (Route::Namespace(name), &Method::DELETE) => namespace::delete(db, name, &call),
-            (Route::Unrouted | Route::Discovery(_), _) => Ok(text_reply(404, "404 page not found")),
+            (Route::Unrouted | Route::Discovery(_) | Route::OpenApiV2, _) => {
+                Ok(text_reply(404, "404 page not found"))
+            }
             (Route::Secrets(_), m) => Err(ApiError::method_not_allowed(
                 &m.as_str().to_lowercase(),
                 "secrets",
