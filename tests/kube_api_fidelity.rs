@@ -1771,7 +1771,7 @@ async fn watch_without_resource_version_starts_with_the_current_state() {
     let api = Api::new();
     api.create(s("x", json!({}))).await;
     api.create(s("y", json!({}))).await;
-    let mut w = api.watch(&format!("{SECRETS}?watch=1"), &[]).await;
+    let mut w = api.watch(&format!("{SECRETS}?watch=True"), &[]).await;
     assert_eq!(w.event().await.1["metadata"]["name"], "x");
     assert_eq!(w.event().await.1["metadata"]["name"], "y");
     api.create(s("z", json!({}))).await;

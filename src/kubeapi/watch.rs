@@ -69,10 +69,17 @@ pub enum Resource {
     Namespaces,
 }
 
+/// A boolean query parameter as Go's `strconv.ParseBool` reads it (the Python client sends
+/// `watch=True`).
+fn flag(query: &HashMap<String, String>, name: &str) -> Option<bool> {
+    match query.get(name)?.as_str() {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        _ => Some(false),
+    }
+}
+
 pub fn is_watch(query: &HashMap<String, String>) -> bool {
-    query
-        .get("watch")
-        .is_some_and(|w| matches!(w.as_str(), "true" | "1"))
+    flag(query, "watch") == Some(true)
 }
 
 struct Filter {
@@ -195,8 +202,7 @@ fn parse_rv(q: &HashMap<String, String>) -> Result<Option<u64>, ApiError> {
 fn check_options(q: &HashMap<String, String>) -> Result<bool, ApiError> {
     let send_initial = match q.get("sendInitialEvents").map(String::as_str) {
         None | Some("") => None,
-        Some("true") | Some("1") => Some(true),
-        Some(_) => Some(false),
+        Some(_) => flag(q, "sendInitialEvents"),
     };
     let rv_match = q.get("resourceVersionMatch").cloned().unwrap_or_default();
     let forbid = |field: &str, detail: &str| {
@@ -233,9 +239,7 @@ pub fn watch(
     .map_err(ApiError::bad_request)?;
     let send_initial = check_options(query)?;
     let since = parse_rv(query)?;
-    let bookmarks = query
-        .get("allowWatchBookmarks")
-        .is_some_and(|b| matches!(b.as_str(), "true" | "1"));
+    let bookmarks = flag(query, "allowWatchBookmarks") == Some(true);
     let timeout = match query
         .get("timeoutSeconds")
         .and_then(|t| t.parse::<u64>().ok())
