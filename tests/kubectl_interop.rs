@@ -418,7 +418,7 @@ fn kubectl_apply_client_and_server_side(#[case] minor: u32) {
     // Server-side apply, its conflict text and --force-conflicts.
     let ssa = r#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"ssa","labels":{"a":"b"}},"data":{"k":"dg=="}}"#;
     assert_eq!(
-        api.ok(&["apply", "--server-side", "-f", "-"], Some(&ssa))
+        api.ok(&["apply", "--server-side", "-f", "-"], Some(ssa))
             .trim(),
         "secret/ssa serverside-applied"
     );
