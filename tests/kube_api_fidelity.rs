@@ -1141,3 +1141,866 @@ async fn namespace_validation_names_the_namespace_kind() {
         json!({"a": "b", "kubernetes.io/metadata.name": "ok"})
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Issue 13: bodies without apiVersion/kind, Namespaces, PATCH, server-side apply, watch.
+// Texts are pinned to kube-apiserver's source; each test names the file.
+
+impl Api {
+    async fn patch(&self, path: &str, content_type: &str, body: &str) -> Reply {
+        self.send(
+            Method::PATCH,
+            path,
+            &[("content-type", content_type)],
+            body.as_bytes().to_vec(),
+        )
+        .await
+    }
+
+    /// Opens a watch and returns its events as they arrive.
+    async fn watch(&self, path: &str, headers: &[(&str, &str)]) -> Watch {
+        let mut req = Request::builder().method(Method::GET).uri(path);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = self.0.respond(req.body(Bytes::new()).unwrap()).await;
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.headers()["content-type"], "application/json");
+        Watch {
+            body: resp.into_body(),
+            buf: Vec::new(),
+        }
+    }
+}
+
+struct Watch {
+    body: flytesecret::kubeapi::watch::Body,
+    buf: Vec<u8>,
+}
+
+impl Watch {
+    /// The next event, or None when the stream ends; panics after 5 s of silence.
+    async fn next(&mut self) -> Option<Value> {
+        use http_body_util::BodyExt;
+        loop {
+            if let Some(i) = self.buf.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = self.buf.drain(..=i).collect();
+                return Some(serde_json::from_slice(&line).unwrap());
+            }
+            let frame = tokio::time::timeout(std::time::Duration::from_secs(5), self.body.frame())
+                .await
+                .expect("no watch event within 5 s");
+            match frame {
+                None => return None,
+                Some(f) => self.buf.extend_from_slice(&f.unwrap().into_data().unwrap()),
+            }
+        }
+    }
+
+    async fn event(&mut self) -> (String, Value) {
+        let e = self.next().await.expect("the watch ended");
+        (e["type"].as_str().unwrap().to_owned(), e["object"].clone())
+    }
+}
+
+const MERGE: &str = "application/merge-patch+json";
+const JSON_PATCH: &str = "application/json-patch+json";
+const STRATEGIC: &str = "application/strategic-merge-patch+json";
+const APPLY: &str = "application/apply-patch+yaml";
+
+#[tokio::test]
+async fn bodies_without_api_version_and_kind_take_them_from_the_url() {
+    // apiserver/pkg/endpoints/handlers/create.go and update.go decode with the request's kind as
+    // the default (`scope.Kind`), so the Python client's bodies without TypeMeta are Secrets.
+    let api = Api::new();
+    let r = api
+        .create(json!({"metadata": {"name": "bare"}, "data": {"k": "dg=="}}))
+        .await;
+    assert_eq!(r.code, 201, "{}", r.body);
+    assert_eq!(
+        (r.body["kind"].as_str(), r.body["apiVersion"].as_str()),
+        (Some("Secret"), Some("v1"))
+    );
+    let r = api
+        .json(
+            Method::PUT,
+            &format!("{SECRETS}/bare"),
+            json!({"metadata": {"name": "bare"}, "data": {"k": "eA=="}}),
+        )
+        .await;
+    assert_eq!((r.code, r.body["data"]["k"].as_str()), (200, Some("eA==")));
+    let r = api
+        .json(
+            Method::POST,
+            "/api/v1/namespaces",
+            json!({"metadata": {"name": "bare-ns"}}),
+        )
+        .await;
+    assert_eq!((r.code, r.body["kind"].as_str()), (201, Some("Namespace")));
+    // A different kind is still refused with the decoder's text.
+    let r = api
+        .create(json!({"kind": "ConfigMap", "metadata": {"name": "cm"}}))
+        .await;
+    assert_status(
+        &r,
+        400,
+        "BadRequest",
+        "ConfigMap in version \"v1\" cannot be handled as a Secret: no kind \"ConfigMap\" is registered for version \"v1\"",
+    );
+}
+
+#[tokio::test]
+async fn a_fresh_server_has_the_default_namespaces_with_phase_and_table() {
+    let api = Api::new();
+    let r = api.get("/api/v1/namespaces").await;
+    assert_eq!(r.body["kind"], "NamespaceList");
+    let names: Vec<&str> = r.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["default", "kube-node-lease", "kube-public", "kube-system"]
+    );
+    for n in r.body["items"].as_array().unwrap() {
+        assert_eq!(n["status"]["phase"], "Active");
+        assert_eq!(n["spec"]["finalizers"], json!(["kubernetes"]));
+    }
+    let r = api
+        .send(
+            Method::GET,
+            "/api/v1/namespaces",
+            &[("accept", TABLE_ACCEPT)],
+            vec![],
+        )
+        .await;
+    let cols: Vec<&str> = r.body["columnDefinitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(cols, ["Name", "Status", "Age"]);
+    assert_eq!(
+        r.body["rows"][0]["cells"].as_array().unwrap()[0..2],
+        [json!("default"), json!("Active")]
+    );
+    let r = api
+        .send(
+            Method::GET,
+            "/api/v1/namespaces/kube-system",
+            &[("accept", TABLE_ACCEPT)],
+            vec![],
+        )
+        .await;
+    assert_eq!(r.body["rows"][0]["cells"][1], "Active");
+    let r = api
+        .get("/api/v1/namespaces?fieldSelector=metadata.name%3Dkube-public")
+        .await;
+    assert_eq!(r.body["items"].as_array().unwrap().len(), 1);
+}
+
+/// A protobuf Namespace as client-go's typed clientset sends it (`kubectl create namespace`).
+fn protobuf_namespace(name: &str) -> Vec<u8> {
+    // runtime.Unknown{raw: Namespace{metadata: ObjectMeta{name}}}, hand-encoded.
+    let meta = [&[0x0a, name.len() as u8][..], name.as_bytes()].concat();
+    let ns = [&[0x0a, meta.len() as u8][..], &meta].concat();
+    let type_meta = b"\x0a\x02v1\x12\x09Namespace";
+    let unknown = [
+        &[0x0a, type_meta.len() as u8][..],
+        type_meta,
+        &[0x12, ns.len() as u8][..],
+        &ns,
+    ]
+    .concat();
+    [&b"k8s\0"[..], &unknown].concat()
+}
+
+#[tokio::test]
+async fn namespaces_accept_protobuf_bodies() {
+    let api = Api::new();
+    let r = api
+        .send(
+            Method::POST,
+            "/api/v1/namespaces",
+            &[
+                ("content-type", "application/vnd.kubernetes.protobuf"),
+                (
+                    "accept",
+                    "application/vnd.kubernetes.protobuf, application/json",
+                ),
+            ],
+            protobuf_namespace("team"),
+        )
+        .await;
+    assert_eq!(r.code, 201, "{}", r.body);
+    assert_eq!(r.body["metadata"]["name"], "team");
+    assert_eq!(r.body["status"]["phase"], "Active");
+    let r = api
+        .send(
+            Method::POST,
+            "/api/v1/namespaces",
+            &[("content-type", "application/vnd.kubernetes.protobuf")],
+            protobuf_namespace("team"),
+        )
+        .await;
+    assert_status(
+        &r,
+        409,
+        "AlreadyExists",
+        "namespaces \"team\" already exists",
+    );
+}
+
+#[tokio::test]
+async fn namespace_delete_lifecycle() {
+    let api = Api::new();
+    let ns = "/api/v1/namespaces";
+    api.json(Method::POST, ns, json!({"metadata": {"name": "team"}}))
+        .await;
+    let team = "/api/v1/namespaces/team/secrets";
+    api.json(Method::POST, team, s("plain", json!({}))).await;
+    let mut kept = s("kept", json!({}));
+    kept["metadata"]["finalizers"] = json!(["example.com/hold"]);
+    assert_eq!(api.json(Method::POST, team, kept).await.code, 201);
+    // DELETE answers the Namespace, now Terminating (the namespace registry's Delete).
+    let r = api
+        .send(Method::DELETE, "/api/v1/namespaces/team", &[], vec![])
+        .await;
+    assert_eq!(r.code, 200, "{}", r.body);
+    assert_eq!(r.body["kind"], "Namespace");
+    assert_eq!(r.body["status"]["phase"], "Terminating");
+    assert!(r.body["metadata"]["deletionTimestamp"].is_string());
+    // Its Secrets are removed; one held by a finalizer stays, marked, and keeps it Terminating.
+    assert_eq!(api.get(&format!("{team}/plain")).await.code, 404);
+    let held = api.get(&format!("{team}/kept")).await;
+    assert!(held.body["metadata"]["deletionTimestamp"].is_string());
+    assert_eq!(
+        api.get("/api/v1/namespaces/team").await.body["status"]["phase"],
+        "Terminating"
+    );
+    // Creating in it is refused: apiserver/pkg/admission/plugin/namespace/lifecycle/admission.go.
+    let r = api.json(Method::POST, team, s("new", json!({}))).await;
+    assert_status(
+        &r,
+        403,
+        "Forbidden",
+        "secrets \"new\" is forbidden: unable to create new content in namespace team because it is being terminated",
+    );
+    assert_eq!(
+        r.body["details"]["causes"][0],
+        json!({"reason": "NamespaceTerminating", "message": "namespace team is being terminated", "field": "metadata.namespace"})
+    );
+    // Deleting again: kubernetes pkg/registry/core/namespace/storage/storage.go.
+    let r = api
+        .send(Method::DELETE, "/api/v1/namespaces/team", &[], vec![])
+        .await;
+    assert_status(
+        &r,
+        409,
+        "Conflict",
+        "Operation cannot be fulfilled on namespaces \"team\": The system is ensuring all content is removed from this namespace.  Upon completion, this namespace will automatically be purged by the system.",
+    );
+    let r = api
+        .json(Method::POST, ns, json!({"metadata": {"name": "team"}}))
+        .await;
+    assert_status(
+        &r,
+        409,
+        "AlreadyExists",
+        "object is being deleted: namespaces \"team\" already exists",
+    );
+    // Releasing the finalizer lets the namespace go.
+    let r = api
+        .patch(
+            &format!("{team}/kept"),
+            MERGE,
+            r#"{"metadata":{"finalizers":null}}"#,
+        )
+        .await;
+    assert_eq!(r.code, 200, "{}", r.body);
+    assert_eq!(api.get(&format!("{team}/kept")).await.code, 404);
+    let r = api.get("/api/v1/namespaces/team").await;
+    assert_status(&r, 404, "NotFound", "namespaces \"team\" not found");
+    // And the name can be used again.
+    let r = api
+        .json(Method::POST, ns, json!({"metadata": {"name": "team"}}))
+        .await;
+    assert_eq!(
+        (r.code, r.body["status"]["phase"].as_str()),
+        (201, Some("Active"))
+    );
+}
+
+#[tokio::test]
+async fn patch_merge_json_and_strategic() {
+    let api = Api::new();
+    let created = api
+        .create(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "p", "labels": {"a": "1"}}, "data": {"k": "dg==", "j": "eA=="}}))
+        .await;
+    let path = format!("{SECRETS}/p");
+    // RFC 7386: null removes, stringData merges into data as on create.
+    let r = api
+        .patch(
+            &path,
+            MERGE,
+            r#"{"data":{"j":null},"stringData":{"s":"plain"},"metadata":{"labels":{"b":"2"}}}"#,
+        )
+        .await;
+    assert_eq!(r.code, 200, "{}", r.body);
+    assert_eq!(r.body["data"], json!({"k": "dg==", "s": "cGxhaW4="}));
+    assert_eq!(r.body["metadata"]["labels"], json!({"a": "1", "b": "2"}));
+    assert!(rv(&r.body) > rv(&created.body));
+    assert_eq!(r.body["metadata"]["uid"], created.body["metadata"]["uid"]);
+    // RFC 6902 with a passing `test`.
+    let r = api
+        .patch(&path, JSON_PATCH, r#"[{"op":"test","path":"/data/k","value":"dg=="},{"op":"add","path":"/data/n","value":"bg=="}]"#)
+        .await;
+    assert_eq!((r.code, r.body["data"]["n"].as_str()), (200, Some("bg==")));
+    // A failing `test` is apimachinery's generic 422 (NewGenericServerResponse in
+    // pkg/api/errors/errors.go, called from apiserver/pkg/endpoints/handlers/patch.go).
+    let before = rv(&api.get(&path).await.body);
+    let r = api
+        .patch(
+            &path,
+            JSON_PATCH,
+            r#"[{"op":"test","path":"/data/k","value":"eA=="},{"op":"remove","path":"/data/k"}]"#,
+        )
+        .await;
+    assert_status(
+        &r,
+        422,
+        "Invalid",
+        "the server rejected our request due to an error in our request",
+    );
+    assert_eq!(r.body["details"], json!({}));
+    assert_eq!(rv(&api.get(&path).await.body), before);
+    // Strategic merge: maps merge, `$patch: replace` and `$retainKeys` directives.
+    let r = api
+        .patch(
+            &path,
+            STRATEGIC,
+            r#"{"metadata":{"labels":{"a":null}},"data":{"$retainKeys":["k"],"x":"eQ=="}}"#,
+        )
+        .await;
+    assert_eq!(r.code, 200, "{}", r.body);
+    assert_eq!(r.body["data"], json!({"k": "dg=="}));
+    assert_eq!(r.body["metadata"]["labels"], json!({"b": "2"}));
+    let r = api
+        .patch(
+            &path,
+            STRATEGIC,
+            r#"{"data":{"$patch":"replace","only":"bw=="}}"#,
+        )
+        .await;
+    assert_eq!(r.body["data"], json!({"only": "bw=="}));
+    // A no-op patch writes nothing.
+    let same = api.patch(&path, MERGE, r#"{"data":{"only":"bw=="}}"#).await;
+    assert_eq!(rv(&same.body), rv(&r.body));
+    // A stale resourceVersion in the patch is the update path's Conflict.
+    let r = api
+        .patch(
+            &path,
+            MERGE,
+            r#"{"metadata":{"resourceVersion":"1"},"data":{"z":"eg=="}}"#,
+        )
+        .await;
+    assert_status(
+        &r,
+        409,
+        "Conflict",
+        "Operation cannot be fulfilled on secrets \"p\": the object has been modified; please apply your changes to the latest version and try again",
+    );
+    // Validation still applies (type is immutable).
+    let r = api
+        .patch(&path, MERGE, r#"{"type":"kubernetes.io/tls"}"#)
+        .await;
+    assert_eq!((r.code, r.body["reason"].as_str()), (422, Some("Invalid")));
+    // Missing object.
+    let r = api.patch(&format!("{SECRETS}/nope"), MERGE, "{}").await;
+    assert_status(&r, 404, "NotFound", "secrets \"nope\" not found");
+}
+
+#[tokio::test]
+async fn patch_content_types_and_options() {
+    let api = Api::new();
+    api.create(s("o", json!({}))).await;
+    let path = format!("{SECRETS}/o");
+    // apiserver/pkg/endpoints/installer.go lists the patch types; handlers/negotiation/errors.go
+    // words the refusal.
+    let r = api.patch(&path, "application/json", "{}").await;
+    assert_status(
+        &r,
+        415,
+        "UnsupportedMediaType",
+        "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml",
+    );
+    // apimachinery/pkg/apis/meta/v1/validation/validation.go (ValidatePatchOptions).
+    let r = api.patch(&path, APPLY, "{}").await;
+    assert_status(
+        &r,
+        422,
+        "Invalid",
+        "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
+    );
+    let r = api.patch(&format!("{path}?force=true"), MERGE, "{}").await;
+    assert_status(
+        &r,
+        422,
+        "Invalid",
+        "PatchOptions.meta.k8s.io \"\" is invalid: force: Forbidden: may not be specified for non-apply patch",
+    );
+    // handlers/patch.go (validateAndTranscodePatch).
+    let r = api.patch(&path, MERGE, "{not json").await;
+    assert_status(&r, 400, "BadRequest", "invalid JSON patch");
+    // dryRun answers the patched object without storing it.
+    let r = api
+        .patch(
+            &format!("{path}?dryRun=All"),
+            MERGE,
+            r#"{"data":{"d":"ZA=="}}"#,
+        )
+        .await;
+    assert_eq!((r.code, r.body["data"]["d"].as_str()), (200, Some("ZA==")));
+    assert!(api.get(&path).await.body["data"].get("d").is_none());
+}
+
+#[tokio::test]
+async fn server_side_apply_managers_conflicts_and_force() {
+    let api = Api::new();
+    let path = format!("{SECRETS}/ssa");
+    let config = |v: &str| {
+        format!(
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: ssa\n  labels:\n    app: web\ndata:\n  k: {v}\n"
+        )
+    };
+    // Apply creates.
+    let r = api
+        .patch(
+            &format!("{path}?fieldManager=alice"),
+            APPLY,
+            &config("dg=="),
+        )
+        .await;
+    assert_eq!(r.code, 201, "{}", r.body);
+    assert_eq!(r.body["type"], "Opaque");
+    let mf = &r.body["metadata"]["managedFields"];
+    assert_eq!(mf.as_array().unwrap().len(), 1);
+    assert_eq!(
+        (
+            mf[0]["manager"].as_str(),
+            mf[0]["operation"].as_str(),
+            mf[0]["fieldsType"].as_str()
+        ),
+        (Some("alice"), Some("Apply"), Some("FieldsV1"))
+    );
+    assert_eq!(
+        mf[0]["fieldsV1"],
+        json!({"f:data": {".": {}, "f:k": {}}, "f:metadata": {"f:labels": {".": {}, "f:app": {}}}})
+    );
+    // Re-applying the same configuration is no write.
+    let again = api
+        .patch(
+            &format!("{path}?fieldManager=alice"),
+            APPLY,
+            &config("dg=="),
+        )
+        .await;
+    assert_eq!((again.code, rv(&again.body)), (200, rv(&r.body)));
+    // Another manager changing an owned field: the conflict text of
+    // apimachinery/pkg/util/managedfields/internal/conflict.go.
+    let bob = |v: &str| {
+        format!("apiVersion: v1\nkind: Secret\nmetadata:\n  name: ssa\ndata:\n  k: {v}\n")
+    };
+    let r = api
+        .patch(&format!("{path}?fieldManager=bob"), APPLY, &bob("eA=="))
+        .await;
+    assert_status(
+        &r,
+        409,
+        "Conflict",
+        "Apply failed with 1 conflict: conflict with \"alice\": .data.k",
+    );
+    assert_eq!(
+        r.body["details"]["causes"][0],
+        json!({"reason": "FieldManagerConflict", "message": "conflict with \"alice\"", "field": ".data.k"})
+    );
+    // force=true takes the field.
+    let r = api
+        .patch(
+            &format!("{path}?fieldManager=bob&force=true"),
+            APPLY,
+            &bob("eA=="),
+        )
+        .await;
+    assert_eq!((r.code, r.body["data"]["k"].as_str()), (200, Some("eA==")));
+    let managers: Vec<&str> = r.body["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["manager"].as_str().unwrap())
+        .collect();
+    assert_eq!(managers, ["alice", "bob"]);
+    // alice stops applying her label: nobody else owns it, so it goes; bob's field stays.
+    let r = api
+        .patch(
+            &format!("{path}?fieldManager=alice"),
+            APPLY,
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: ssa\n",
+        )
+        .await;
+    assert_eq!(r.code, 200, "{}", r.body);
+    assert!(r.body["metadata"].get("labels").is_none(), "{}", r.body);
+    assert_eq!(r.body["data"]["k"], "eA==");
+    // After the first apply, ordinary updates are tracked too; applying over one conflicts with
+    // the updater, named with its apiVersion.
+    let r = api
+        .patch(
+            &format!("{path}?fieldManager=carol"),
+            MERGE,
+            r#"{"data":{"k":"Yw=="}}"#,
+        )
+        .await;
+    assert_eq!(r.code, 200);
+    let r = api
+        .patch(&format!("{path}?fieldManager=bob"), APPLY, &bob("eA=="))
+        .await;
+    assert_status(
+        &r,
+        409,
+        "Conflict",
+        "Apply failed with 1 conflict: conflict with \"carol\" using v1: .data.k",
+    );
+}
+
+#[tokio::test]
+async fn server_side_apply_over_an_untracked_object_conflicts_with_before_first_apply() {
+    // skipnonapplied.go: fields that existed before the first apply belong to
+    // "before-first-apply" (operation Update).
+    let api = Api::new();
+    api.create(s("old", json!({"k": "dg=="}))).await;
+    let r = api
+        .patch(
+            &format!("{SECRETS}/old?fieldManager=kubectl"),
+            APPLY,
+            r#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"old"},"data":{"k":"eA=="}}"#,
+        )
+        .await;
+    assert_status(
+        &r,
+        409,
+        "Conflict",
+        "Apply failed with 1 conflict: conflict with \"before-first-apply\" using v1: .data.k",
+    );
+    let r = api
+        .patch(&format!("{SECRETS}/old?fieldManager=kubectl"), APPLY, r#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"old"},"data":{"k":"dg==","j":"eA=="}}"#)
+        .await;
+    assert_eq!(r.code, 200, "{}", r.body);
+    let managers: Vec<(&str, &str)> = r.body["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["manager"].as_str().unwrap(),
+                e["operation"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        managers,
+        [("kubectl", "Apply"), ("before-first-apply", "Update")]
+    );
+}
+
+#[tokio::test]
+async fn watch_streams_events_from_a_resource_version() {
+    let api = Api::new();
+    let start = rv(&api.get(SECRETS).await.body);
+    api.create(s("a", json!({"k": "dg=="}))).await;
+    let mut w = api
+        .watch(
+            &format!("{SECRETS}?watch=true&resourceVersion={start}"),
+            &[],
+        )
+        .await;
+    let (t, o) = w.event().await;
+    assert_eq!(
+        (
+            t.as_str(),
+            o["kind"].as_str(),
+            o["metadata"]["name"].as_str()
+        ),
+        ("ADDED", Some("Secret"), Some("a"))
+    );
+    assert_eq!(o["data"]["k"], "dg==");
+    api.patch(&format!("{SECRETS}/a"), MERGE, r#"{"data":{"k":"eA=="}}"#)
+        .await;
+    let (t, o) = w.event().await;
+    assert_eq!(
+        (t.as_str(), o["data"]["k"].as_str()),
+        ("MODIFIED", Some("eA=="))
+    );
+    let modified_rv = rv(&o);
+    let r = api
+        .send(Method::DELETE, &format!("{SECRETS}/a"), &[], vec![])
+        .await;
+    assert_eq!(r.code, 200);
+    let (t, o) = w.event().await;
+    assert_eq!(t, "DELETED");
+    assert!(rv(&o) > modified_rv);
+    // Other namespaces are not this watch's business.
+    api.json(
+        Method::POST,
+        "/api/v1/namespaces/kube-system/secrets",
+        s("elsewhere", json!({})),
+    )
+    .await;
+    api.create(s("b", json!({}))).await;
+    let (t, o) = w.event().await;
+    assert_eq!(
+        (t.as_str(), o["metadata"]["name"].as_str()),
+        ("ADDED", Some("b"))
+    );
+}
+
+#[tokio::test]
+async fn watch_without_resource_version_starts_with_the_current_state() {
+    let api = Api::new();
+    api.create(s("x", json!({}))).await;
+    api.create(s("y", json!({}))).await;
+    let mut w = api.watch(&format!("{SECRETS}?watch=True"), &[]).await;
+    assert_eq!(w.event().await.1["metadata"]["name"], "x");
+    assert_eq!(w.event().await.1["metadata"]["name"], "y");
+    api.create(s("z", json!({}))).await;
+    let (t, o) = w.event().await;
+    assert_eq!(
+        (t.as_str(), o["metadata"]["name"].as_str()),
+        ("ADDED", Some("z"))
+    );
+}
+
+#[tokio::test]
+async fn watch_selectors_turn_leaving_into_deleted() {
+    let api = Api::new();
+    let mut w = api
+        .watch(
+            &format!("{SECRETS}?watch=true&labelSelector=app%3Dweb&fieldSelector=type%3DOpaque"),
+            &[],
+        )
+        .await;
+    api.create(s("plain", json!({}))).await;
+    let mut labelled = s("web", json!({}));
+    labelled["metadata"]["labels"] = json!({"app": "web"});
+    api.create(labelled).await;
+    let (t, o) = w.event().await;
+    assert_eq!(
+        (t.as_str(), o["metadata"]["name"].as_str()),
+        ("ADDED", Some("web"))
+    );
+    api.patch(
+        &format!("{SECRETS}/plain"),
+        MERGE,
+        r#"{"metadata":{"labels":{"app":"web"}}}"#,
+    )
+    .await;
+    let (t, o) = w.event().await;
+    assert_eq!(
+        (t.as_str(), o["metadata"]["name"].as_str()),
+        ("ADDED", Some("plain"))
+    );
+    api.patch(
+        &format!("{SECRETS}/web"),
+        MERGE,
+        r#"{"metadata":{"labels":{"app":"db"}}}"#,
+    )
+    .await;
+    let (t, o) = w.event().await;
+    assert_eq!(
+        (t.as_str(), o["metadata"]["name"].as_str()),
+        ("DELETED", Some("web"))
+    );
+}
+
+#[tokio::test]
+async fn watch_too_old_resource_version_is_a_410_error_event() {
+    // apiserver/pkg/storage/cacher/watch_cache_history.go: "too old resource version: %d (%d)".
+    let api = Api::new();
+    api.create(s("a", json!({}))).await;
+    api.0.compact();
+    let now = rv(&api.get(SECRETS).await.body);
+    let mut w = api
+        .watch(&format!("{SECRETS}?watch=true&resourceVersion=5"), &[])
+        .await;
+    let (t, o) = w.event().await;
+    assert_eq!(t, "ERROR");
+    assert_eq!(
+        o,
+        json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+               "message": format!("too old resource version: 5 ({now})"), "reason": "Expired", "code": 410})
+    );
+    assert!(w.next().await.is_none());
+}
+
+#[tokio::test]
+async fn watch_timeout_bookmarks_and_initial_events() {
+    let api = Api::new();
+    api.create(s("a", json!({}))).await;
+    let current = rv(&api.get(SECRETS).await.body);
+    let mut w = api
+        .watch(&format!("{SECRETS}?watch=true&resourceVersion={current}&allowWatchBookmarks=true&timeoutSeconds=1"), &[])
+        .await;
+    let (t, o) = w.event().await;
+    assert_eq!(t, "BOOKMARK");
+    assert_eq!(
+        o,
+        json!({"kind": "Secret", "apiVersion": "v1", "metadata": {"resourceVersion": current.to_string(), "creationTimestamp": null}})
+    );
+    assert!(w.next().await.is_none(), "the watch ends at timeoutSeconds");
+    // sendInitialEvents: the state, then a bookmark marking its end.
+    let mut w = api
+        .watch(&format!("{SECRETS}?watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true"), &[])
+        .await;
+    assert_eq!(w.event().await.0, "ADDED");
+    let (t, o) = w.event().await;
+    assert_eq!(t, "BOOKMARK");
+    assert_eq!(
+        o["metadata"]["annotations"]["k8s.io/initial-events-end"],
+        "true"
+    );
+    // apimachinery/pkg/apis/meta/internalversion/validation/validation.go.
+    let req = Request::builder()
+        .uri(format!("{SECRETS}?watch=true&sendInitialEvents=true"))
+        .body(Bytes::new())
+        .unwrap();
+    let resp = api.0.respond(req).await;
+    assert_eq!(resp.status(), 422);
+    let body = {
+        use http_body_util::BodyExt;
+        resp.into_body().collect().await.unwrap().to_bytes()
+    };
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        body["message"],
+        "ListOptions.meta.k8s.io \"\" is invalid: resourceVersionMatch: Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan"
+    );
+}
+
+#[tokio::test]
+async fn watch_as_table_sends_column_definitions_once() {
+    // apiserver/pkg/endpoints/handlers/response.go: later events set NoHeaders.
+    let api = Api::new();
+    api.create(s("a", json!({}))).await;
+    api.create(s("b", json!({}))).await;
+    let mut w = api
+        .watch(
+            &format!("{SECRETS}?watch=true"),
+            &[("accept", TABLE_ACCEPT)],
+        )
+        .await;
+    let (_, first) = w.event().await;
+    assert_eq!(first["kind"], "Table");
+    assert!(first["columnDefinitions"].is_array());
+    assert_eq!(first["rows"][0]["cells"][0], "a");
+    let (_, second) = w.event().await;
+    assert!(second.get("columnDefinitions").is_none());
+    assert_eq!(second["rows"][0]["cells"][0], "b");
+}
+
+#[tokio::test]
+async fn watch_namespaces_sees_a_deletion_through_to_the_end() {
+    let api = Api::new();
+    api.json(
+        Method::POST,
+        "/api/v1/namespaces",
+        json!({"metadata": {"name": "gone"}}),
+    )
+    .await;
+    let mut w = api
+        .watch(
+            "/api/v1/namespaces?watch=true&fieldSelector=metadata.name%3Dgone",
+            &[],
+        )
+        .await;
+    assert_eq!(w.event().await.0, "ADDED");
+    api.send(Method::DELETE, "/api/v1/namespaces/gone", &[], vec![])
+        .await;
+    let (t, o) = w.event().await;
+    assert_eq!(
+        (t.as_str(), o["status"]["phase"].as_str()),
+        ("MODIFIED", Some("Terminating"))
+    );
+    let (t, o) = w.event().await;
+    assert_eq!(
+        (t.as_str(), o["metadata"]["name"].as_str()),
+        ("DELETED", Some("gone"))
+    );
+}
+
+#[tokio::test]
+async fn kube_runtime_watcher_follows_secrets_through_the_in_process_client() {
+    use futures::StreamExt;
+    use k8s_openapi::api::core::v1::Secret;
+    use kube::api::{Patch, PatchParams, PostParams};
+    use kube::runtime::{WatchStreamExt, watcher};
+    let engine = Engine::ephemeral();
+    let api: kube::Api<Secret> = kube::Api::namespaced(engine.kube_client("default"), "default");
+    let secret = |name: &str| -> Secret {
+        serde_json::from_value(json!({"metadata": {"name": name}, "stringData": {"k": "v"}}))
+            .unwrap()
+    };
+    api.create(&PostParams::default(), &secret("before"))
+        .await
+        .unwrap();
+    let mut stream = watcher(api.clone(), watcher::Config::default())
+        .applied_objects()
+        .boxed();
+    let mut next_name = async || {
+        tokio::time::timeout(std::time::Duration::from_secs(5), stream.next())
+            .await
+            .expect("the watcher saw nothing within 5 s")
+            .unwrap()
+            .unwrap()
+            .metadata
+            .name
+            .unwrap()
+    };
+    assert_eq!(next_name().await, "before");
+    api.create(&PostParams::default(), &secret("after"))
+        .await
+        .unwrap();
+    assert_eq!(next_name().await, "after");
+    let patch = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "after", "labels": {"x": "y"}}});
+    let applied = api
+        .patch("after", &PatchParams::apply("rust"), &Patch::Apply(&patch))
+        .await
+        .unwrap();
+    assert_eq!(applied.metadata.labels.unwrap()["x"], "y");
+    assert_eq!(next_name().await, "after");
+}
+
+#[tokio::test]
+async fn openapi_v2_answers_kubectl_1_27_in_protobuf() {
+    // kubectl 1.27 validates `create -f`/`apply -f` against /openapi/v2 (gnostic protobuf) and
+    // fails outright on a 404; a document without definitions leaves validation to the server.
+    let api = Api::new();
+    let r = api
+        .send(
+            Method::GET,
+            "/openapi/v2",
+            &[(
+                "accept",
+                "application/com.github.proto-openapi.spec.v2@v1.0+protobuf",
+            )],
+            vec![],
+        )
+        .await;
+    assert_eq!(r.code, 200);
+    assert_eq!(
+        r.headers["content-type"],
+        "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
+    );
+    assert!(r.raw.starts_with(b"\x0a\x032.0\x12"));
+}

@@ -1,5 +1,8 @@
 //! The real `kubectl` against the embedded engine's HTTP face (`flytesecret kube-api`).
-//! Skips, with a printed reason, only when no kubectl is on PATH.
+//! The first two tests use the kubectl on PATH (and skip, with a printed reason, when there is
+//! none); the issue-13 tests run every command against both the oldest and the newest kubectl
+//! the image ships (`/usr/lib/google-cloud-sdk/bin/kubectl.1.27` and `.1.33`, installed by
+//! `.ci/run`), and fail when those are missing.
 
 mod common;
 
@@ -11,10 +14,15 @@ use std::process::{Child, Command, Output, Stdio};
 struct KubeApi {
     child: Child,
     dir: PathBuf,
+    kubectl: PathBuf,
 }
 
 impl KubeApi {
     fn start() -> KubeApi {
+        Self::start_with(PathBuf::from("kubectl"))
+    }
+
+    fn start_with(kubectl: PathBuf) -> KubeApi {
         let dir =
             std::env::temp_dir().join(format!("flytesecret-kubectl-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -33,11 +41,25 @@ impl KubeApi {
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         lines.next().expect("kube-api did not start").unwrap();
         std::thread::spawn(move || for _ in lines {});
-        KubeApi { child, dir }
+        KubeApi {
+            child,
+            dir,
+            kubectl,
+        }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(&self.kubectl);
+        cmd.arg("--kubeconfig")
+            .arg(self.dir.join("kubeconfig"))
+            .arg("--cache-dir")
+            .arg(self.dir.join("cache"))
+            .args(args);
+        cmd
     }
 
     fn kubectl(&self, args: &[&str], stdin: Option<&str>) -> Output {
-        let mut cmd = Command::new("kubectl");
+        let mut cmd = Command::new(&self.kubectl);
         cmd.arg("--kubeconfig")
             .arg(self.dir.join("kubeconfig"))
             .arg("--cache-dir")
@@ -179,4 +201,289 @@ fn kubectl_create_secret_generic() {
         serde_json::json!({"pw": "czNjcjN0", "user": "YWRtaW4="})
     );
     assert_eq!(v["type"], "Opaque");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Issue 13: everyday kubectl, against the oldest and the newest kubectl.
+
+const KUBECTL_DIR: &str = "/usr/lib/google-cloud-sdk/bin";
+
+fn kubectl_version(minor: u32) -> PathBuf {
+    let path = PathBuf::from(KUBECTL_DIR).join(format!("kubectl.1.{minor}"));
+    assert!(
+        path.exists(),
+        "{} is missing: .ci/run installs the kubectl versions these tests need",
+        path.display()
+    );
+    path
+}
+
+fn secret_json(name: &str, data: &str) -> String {
+    format!(
+        r#"{{"apiVersion":"v1","kind":"Secret","metadata":{{"name":"{name}"}},"data":{{{data}}}}}"#
+    )
+}
+
+fn get_json(api: &KubeApi, args: &[&str]) -> serde_json::Value {
+    let mut all = args.to_vec();
+    all.extend(["-o", "json"]);
+    serde_json::from_str(&api.ok(&all, None)).unwrap()
+}
+
+#[rstest::rstest]
+#[case::oldest(27)]
+#[case::newest(33)]
+fn kubectl_namespaces(#[case] minor: u32) {
+    let api = KubeApi::start_with(kubectl_version(minor));
+    assert_eq!(
+        api.ok(&["create", "namespace", "team"], None).trim(),
+        "namespace/team created"
+    );
+    let table = api.ok(&["get", "namespaces"], None);
+    let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["NAME", "STATUS", "AGE"]);
+    let names: Vec<(&str, &str)> = table
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let mut cells = l.split_whitespace();
+            (cells.next().unwrap(), cells.next().unwrap())
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("default", "Active"),
+            ("kube-node-lease", "Active"),
+            ("kube-public", "Active"),
+            ("kube-system", "Active"),
+            ("team", "Active"),
+        ]
+    );
+    assert_eq!(
+        get_json(&api, &["get", "ns", "team"])["status"]["phase"],
+        "Active"
+    );
+    assert_eq!(
+        api.ok(
+            &[
+                "-n",
+                "team",
+                "create",
+                "secret",
+                "generic",
+                "s",
+                "--from-literal=a=b"
+            ],
+            None
+        )
+        .trim(),
+        "secret/s created"
+    );
+    // kubectl waits until the namespace is gone (it watches it when it is still there).
+    assert_eq!(
+        api.ok(&["delete", "namespace", "team"], None).trim(),
+        "namespace \"team\" deleted"
+    );
+    let missing = api.err(&["get", "namespace", "team"], None);
+    assert!(
+        missing.contains("Error from server (NotFound): namespaces \"team\" not found"),
+        "{missing}"
+    );
+    let secrets = api.ok(&["-n", "team", "get", "secrets", "-o", "name"], None);
+    assert_eq!(secrets.trim(), "");
+}
+
+#[rstest::rstest]
+#[case::oldest(27)]
+#[case::newest(33)]
+fn kubectl_label_annotate_patch_edit(#[case] minor: u32) {
+    let api = KubeApi::start_with(kubectl_version(minor));
+    api.ok(
+        &["create", "-f", "-"],
+        Some(&secret_json("a", r#""k":"dg==""#)),
+    );
+    assert_eq!(
+        api.ok(&["label", "secret", "a", "app=web"], None).trim(),
+        "secret/a labeled"
+    );
+    // kubectl 1.27 itself prints "annotate" (its own message, fixed in 1.28).
+    let annotated = if minor == 27 { "annotate" } else { "annotated" };
+    assert_eq!(
+        api.ok(&["annotate", "secret", "a", "note=hi"], None).trim(),
+        format!("secret/a {annotated}")
+    );
+    let v = get_json(&api, &["get", "secret", "a"]);
+    assert_eq!(v["metadata"]["labels"]["app"], "web");
+    assert_eq!(v["metadata"]["annotations"]["note"], "hi");
+    assert_eq!(
+        api.ok(&["label", "secret", "a", "app-"], None).trim(),
+        "secret/a unlabeled"
+    );
+    // Strategic merge (kubectl's default), merge and JSON patches.
+    assert_eq!(
+        api.ok(
+            &["patch", "secret", "a", "-p", r#"{"data":{"s":"cw=="}}"#],
+            None
+        )
+        .trim(),
+        "secret/a patched"
+    );
+    api.ok(
+        &[
+            "patch",
+            "secret",
+            "a",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"data":{"m":"bQ=="}}"#,
+        ],
+        None,
+    );
+    api.ok(
+        &[
+            "patch",
+            "secret",
+            "a",
+            "--type",
+            "json",
+            "-p",
+            r#"[{"op":"test","path":"/data/k","value":"dg=="},{"op":"remove","path":"/data/s"}]"#,
+        ],
+        None,
+    );
+    let v = get_json(&api, &["get", "secret", "a"]);
+    assert_eq!(v["data"], serde_json::json!({"k": "dg==", "m": "bQ=="}));
+    assert!(v["metadata"]["labels"].get("app").is_none());
+    let failed = api.err(
+        &[
+            "patch",
+            "secret",
+            "a",
+            "--type",
+            "json",
+            "-p",
+            r#"[{"op":"test","path":"/data/k","value":"eA=="}]"#,
+        ],
+        None,
+    );
+    assert!(
+        failed.contains("the server rejected our request due to an error in our request"),
+        "{failed}"
+    );
+    // kubectl edit: the editor rewrites the file, kubectl patches the difference.
+    let out = api
+        .command(&["edit", "secret", "a"])
+        .env("KUBE_EDITOR", "sed -i s/bQ==/bg==/")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "secret/a edited"
+    );
+    assert_eq!(get_json(&api, &["get", "secret", "a"])["data"]["m"], "bg==");
+}
+
+#[rstest::rstest]
+#[case::oldest(27)]
+#[case::newest(33)]
+fn kubectl_apply_client_and_server_side(#[case] minor: u32) {
+    let api = KubeApi::start_with(kubectl_version(minor));
+    let one = secret_json("ap", r#""k":"dg==","gone":"Zw==""#);
+    assert_eq!(
+        api.ok(&["apply", "-f", "-"], Some(&one)).trim(),
+        "secret/ap created"
+    );
+    assert_eq!(
+        api.ok(&["apply", "-f", "-"], Some(&one)).trim(),
+        "secret/ap unchanged"
+    );
+    let two = secret_json("ap", r#""k":"eA==""#);
+    assert_eq!(
+        api.ok(&["apply", "-f", "-"], Some(&two)).trim(),
+        "secret/ap configured"
+    );
+    let v = get_json(&api, &["get", "secret", "ap"]);
+    assert_eq!(v["data"], serde_json::json!({"k": "eA=="}));
+    assert!(
+        v["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"]
+            .is_string()
+    );
+    // Server-side apply, its conflict text and --force-conflicts.
+    let ssa = r#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"ssa","labels":{"a":"b"}},"data":{"k":"dg=="}}"#;
+    assert_eq!(
+        api.ok(&["apply", "--server-side", "-f", "-"], Some(ssa))
+            .trim(),
+        "secret/ssa serverside-applied"
+    );
+    let other = secret_json("ssa", r#""k":"eA==""#);
+    let conflict = api.err(
+        &["apply", "--server-side", "--field-manager=other", "-f", "-"],
+        Some(&other),
+    );
+    assert!(
+        conflict.contains("Apply failed with 1 conflict: conflict with \"kubectl\": .data.k"),
+        "{conflict}"
+    );
+    api.ok(
+        &[
+            "apply",
+            "--server-side",
+            "--field-manager=other",
+            "--force-conflicts",
+            "-f",
+            "-",
+        ],
+        Some(&other),
+    );
+    let v = get_json(&api, &["get", "secret", "ssa", "--show-managed-fields"]);
+    assert_eq!(v["data"]["k"], "eA==");
+    let managers: Vec<&str> = v["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["manager"].as_str().unwrap())
+        .collect();
+    assert_eq!(managers, ["kubectl", "other"]);
+}
+
+#[rstest::rstest]
+#[case::oldest(27)]
+#[case::newest(33)]
+fn kubectl_get_watch(#[case] minor: u32) {
+    let api = KubeApi::start_with(kubectl_version(minor));
+    api.ok(&["create", "-f", "-"], Some(&secret_json("first", "")));
+    let mut watcher = api
+        .command(&["get", "secrets", "--watch"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(watcher.stdout.take().unwrap()).lines();
+    let header: Vec<String> = lines
+        .next()
+        .unwrap()
+        .unwrap()
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(header, ["NAME", "TYPE", "DATA", "AGE"]);
+    assert!(lines.next().unwrap().unwrap().starts_with("first "));
+    api.ok(
+        &["create", "-f", "-"],
+        Some(&secret_json("second", r#""k":"dg==""#)),
+    );
+    let row = lines.next().unwrap().unwrap();
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(cells[..3], ["second", "Opaque", "1"]);
+    api.ok(&["label", "secret", "second", "x=y"], None);
+    assert!(lines.next().unwrap().unwrap().starts_with("second "));
+    let _ = watcher.kill();
+    let _ = watcher.wait();
 }

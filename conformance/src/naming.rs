@@ -36,7 +36,10 @@ mod tests {
         );
         let name = object_name(&key);
         assert_eq!(name.len(), 32);
-        assert!(name.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+        assert!(
+            name.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        );
         // MD5 of the empty string: the classic check value.
         assert_eq!(object_name(""), "d41d8cd98f00b204e9800998ecf8427e");
     }

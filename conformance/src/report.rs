@@ -114,8 +114,14 @@ mod tests {
         assert_eq!(r.summary(), (2, 1));
         assert!(!r.ok());
         let junit = r.to_junit("service");
-        assert!(junit.contains("tests=\"3\"") && junit.contains("failures=\"1\""), "{junit}");
-        assert!(junit.contains("<skipped") && junit.contains("<failure"), "{junit}");
+        assert!(
+            junit.contains("tests=\"3\"") && junit.contains("failures=\"1\""),
+            "{junit}"
+        );
+        assert!(
+            junit.contains("<skipped") && junit.contains("<failure"),
+            "{junit}"
+        );
         assert!(r.to_json().contains("\"unexpected-pass\""));
     }
 }

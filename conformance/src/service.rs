@@ -2,12 +2,12 @@
 //! behavioural contract in `cases/service.yaml`, over gRPC, Connect proto or Connect JSON, and,
 //! given a kubeconfig, checks the Kubernetes objects each write leaves behind.
 
+use crate::naming::{ORGANIZATION, data_key, object_name};
 use crate::report::{CaseResult, Outcome, Report};
 use anyhow::{Context, Result, anyhow, bail};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
-use crate::naming::{ORGANIZATION, data_key, object_name};
 use flytesecret::proto::flyteidl2::secret::secret_service_client::SecretServiceClient;
 use flytesecret::proto::flyteidl2::secret::*;
 use http_body_util::{BodyExt, Full};

@@ -124,7 +124,10 @@ fn the_checkers_own_naming_matches_every_encode_and_k8s_name_record() {
         }
         "k8s_name" => {
             checked += 1;
-            Ok(serde_json::Value::String(object_name(&field(r, "secret_name"))))
+            Ok(serde_json::Value::String(object_name(&field(
+                r,
+                "secret_name",
+            ))))
         }
         _ => naming_adapter::answer(&r.request_line()),
     });

@@ -14,9 +14,9 @@ pub fn api_groups() -> Value {
 pub fn core_v1_resources() -> Value {
     json!({"kind": "APIResourceList", "groupVersion": "v1", "resources": [
         {"name": "namespaces", "singularName": "namespace", "namespaced": false, "kind": "Namespace",
-         "verbs": ["create", "get", "list"], "shortNames": ["ns"]},
+         "verbs": ["create", "delete", "get", "list", "patch", "watch"], "shortNames": ["ns"]},
         {"name": "secrets", "singularName": "secret", "namespaced": true, "kind": "Secret",
-         "verbs": ["create", "delete", "get", "list", "update"], "storageVersionHash": "S6u1pOWzb84="},
+         "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"], "storageVersionHash": "S6u1pOWzb84="},
     ]})
 }
 
@@ -36,4 +36,25 @@ pub fn openapi_v3_core() -> Value {
             "x-kubernetes-group-version-kind": {"group": "", "version": "v1", "kind": "Secret"},
             "parameters": [{"name": "fieldValidation", "in": "query", "schema": {"type": "string"}}],
             "responses": {}}}}})
+}
+
+/// `/openapi/v2` as kubectl 1.27 asks for it (`application/com.github.proto-openapi.spec.v2@v1.0+protobuf`,
+/// gnostic's `openapi_v2.Document`): a document with no definitions, so kubectl's client-side
+/// validation finds no schema for the kind and lets the server validate.
+pub fn openapi_v2() -> http::Response<bytes::Bytes> {
+    fn field(tag: u8, bytes: &[u8]) -> Vec<u8> {
+        let mut out = vec![tag << 3 | 2, bytes.len() as u8];
+        out.extend_from_slice(bytes);
+        out
+    }
+    let info = [field(1, b"Kubernetes"), field(2, b"v1.33.0")].concat();
+    let doc = [field(1, b"2.0"), field(2, &info)].concat();
+    http::Response::builder()
+        .status(200)
+        .header(
+            http::header::CONTENT_TYPE,
+            "application/com.github.proto-openapi.spec.v2.v1.0+protobuf",
+        )
+        .body(bytes::Bytes::from(doc))
+        .expect("static headers are valid")
 }

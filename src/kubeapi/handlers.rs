@@ -1,12 +1,16 @@
 //! The Secret and Namespace verbs, in the API server's processing order (spec 3.3), so that the
 //! same error wins as on a real server.
 
-use super::object::{self, Namespace, Secret, Timestamp, encode_namespace, encode_secret};
+use super::apply;
+use super::events::Db;
+use super::namespace;
+use super::object::{self, Phase, Secret, Timestamp, encode_secret};
+use super::patch::{self, PatchType};
 use super::selector::{FieldSelector, LabelSelector};
-use super::status::{ApiError, FieldError, Reply, json_reply};
-use super::store::{Mutation, SecretMap, Store, key};
+use super::status::{ApiError, Reply, json_reply};
+use super::store::{Mutation, SecretMap, View, key};
 use super::table;
-use super::validation::{namespace_name_errors, validate_secret, validate_secret_update};
+use super::validation::{validate_secret, validate_secret_update};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::HeaderValue;
@@ -21,10 +25,21 @@ pub struct Call<'a> {
     pub query: HashMap<String, String>,
     pub content_type: Option<&'a str>,
     pub accept: Option<&'a str>,
+    pub user_agent: Option<&'a str>,
     pub body: &'a [u8],
 }
 
-fn now() -> Timestamp {
+impl Call<'_> {
+    /// Who this write is recorded as in `managedFields`.
+    fn manager(&self) -> String {
+        apply::manager_name(
+            self.query.get("fieldManager").map(String::as_str),
+            self.user_agent,
+        )
+    }
+}
+
+pub fn now() -> Timestamp {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
@@ -118,7 +133,7 @@ fn generated_name(prefix: &str) -> String {
     p
 }
 
-pub fn create_secret(store: &Store, ns: &str, call: &Call<'_>) -> Result<Reply, ApiError> {
+pub fn create_secret(db: &Db, ns: &str, call: &Call<'_>) -> Result<Reply, ApiError> {
     let fv = check_write_options(call)?;
     let (mut s, warnings) = decode_for_write(call, &fv)?;
     let body_rv = std::mem::take(&mut s.meta.resource_version);
@@ -133,9 +148,14 @@ pub fn create_secret(store: &Store, ns: &str, call: &Call<'_>) -> Result<Reply, 
     }
     s.meta.namespace = ns.to_owned();
     let dry_run = call.query.contains_key("dryRun");
-    let created = store.commit(|view, rv| {
-        if !view.namespaces.contains_key(ns) {
-            return Err(ApiError::not_found("namespaces", ns));
+    s.meta.managed_fields.clear();
+    let created = db.commit(|view, rv| {
+        match namespace::lookup(view, ns) {
+            None => return Err(ApiError::not_found("namespaces", ns)),
+            Some(n) if n.phase == Phase::Terminating => {
+                return Err(ApiError::namespace_terminating("secrets", &s.meta.name, ns));
+            }
+            Some(_) => {}
         }
         s.meta.uid = uuid::Uuid::new_v4().to_string();
         s.meta.creation_timestamp = Some(now());
@@ -178,13 +198,8 @@ pub fn create_secret(store: &Store, ns: &str, call: &Call<'_>) -> Result<Reply, 
     ))
 }
 
-pub fn get_secret(
-    store: &Store,
-    ns: &str,
-    name: &str,
-    accept: Option<&str>,
-) -> Result<Reply, ApiError> {
-    let view = store.read();
+pub fn get_secret(db: &Db, ns: &str, name: &str, accept: Option<&str>) -> Result<Reply, ApiError> {
+    let view = db.read();
     let s = view
         .secrets
         .get(&key(ns, name))
@@ -198,12 +213,7 @@ pub fn get_secret(
     Ok(json_reply(200, &encode_secret(s, true)))
 }
 
-pub fn replace_secret(
-    store: &Store,
-    ns: &str,
-    name: &str,
-    call: &Call<'_>,
-) -> Result<Reply, ApiError> {
+pub fn replace_secret(db: &Db, ns: &str, name: &str, call: &Call<'_>) -> Result<Reply, ApiError> {
     let fv = check_write_options(call)?;
     let (mut s, warnings) = decode_for_write(call, &fv)?;
     if !s.meta.namespace.is_empty() && s.meta.namespace != ns {
@@ -219,45 +229,13 @@ pub fn replace_secret(
     }
     s.meta.namespace = ns.to_owned();
     let dry_run = call.query.contains_key("dryRun");
-    let stored = store.commit(|view, rv| {
-        let old = view.secrets.get(&key(ns, name)).ok_or_else(|| ApiError::not_found("secrets", name))?;
-        if !s.meta.uid.is_empty() && s.meta.uid != old.meta.uid {
-            return Err(ApiError::conflict(
-                name,
-                &format!(
-                    "StorageError: invalid object, Code: 4, Key: /registry/secrets/{ns}/{name}, ResourceVersion: 0, AdditionalErrorMsg: Precondition failed: UID in precondition: {}, UID in object meta: {}",
-                    s.meta.uid, old.meta.uid
-                ),
-            ));
-        }
-        match s.meta.resource_version.as_str() {
-            "" | "0" => {}
-            v if v == old.meta.resource_version => {}
-            v if v.parse::<u64>().is_ok() => return Err(ApiError::stale_resource_version(name)),
-            v => return Err(ApiError::bare_internal(format!("invalid resource version {v:?}"))),
-        }
-        s.meta.generation = old.meta.generation;
-        s.meta.creation_timestamp = old.meta.creation_timestamp;
-        s.meta.uid = old.meta.uid.clone();
-        s.meta.deletion_timestamp = old.meta.deletion_timestamp;
-        if s.meta.deletion_grace_period_seconds.is_none() {
-            s.meta.deletion_grace_period_seconds = old.meta.deletion_grace_period_seconds;
-        }
-        let errors = validate_secret_update(&s, old);
-        if !errors.is_empty() {
-            return Err(ApiError::invalid("Secret", name, &errors));
-        }
-        s.meta.resource_version = old.meta.resource_version.clone();
-        if s == **old {
-            return Ok((vec![], s.clone()));
-        }
-        s.meta.resource_version = rv.to_string();
-        let mutation = if s.meta.deletion_timestamp.is_some() && s.meta.finalizers.is_empty() {
-            Mutation::DeleteSecret(key(ns, name))
-        } else {
-            Mutation::PutSecret(s.clone())
-        };
-        Ok((if dry_run { vec![] } else { vec![mutation] }, s.clone()))
+    let manager = call.manager();
+    let stored = db.commit(|view, rv| {
+        let old = view
+            .secrets
+            .get(&key(ns, name))
+            .ok_or_else(|| ApiError::not_found("secrets", name))?;
+        update_stored(old, s, rv, dry_run, Some(&manager))
     })?;
     Ok(with_warnings(
         json_reply(200, &encode_secret(&stored, true)),
@@ -265,12 +243,216 @@ pub fn replace_secret(
     ))
 }
 
-pub fn delete_secret(
-    store: &Store,
+/// The update path shared by PUT and PATCH, in the server's order: uid and resourceVersion
+/// preconditions, server-owned fields copied from the stored object, validation, managed fields,
+/// and no write at all when nothing changed.
+fn update_stored(
+    old: &Secret,
+    mut s: Secret,
+    rv: u64,
+    dry_run: bool,
+    manager: Option<&str>,
+) -> Result<(Vec<Mutation>, Secret), ApiError> {
+    let (ns, name) = (old.meta.namespace.as_str(), old.meta.name.as_str());
+    if !s.meta.uid.is_empty() && s.meta.uid != old.meta.uid {
+        return Err(ApiError::conflict(
+            name,
+            &format!(
+                "StorageError: invalid object, Code: 4, Key: /registry/secrets/{ns}/{name}, ResourceVersion: 0, AdditionalErrorMsg: Precondition failed: UID in precondition: {}, UID in object meta: {}",
+                s.meta.uid, old.meta.uid
+            ),
+        ));
+    }
+    match s.meta.resource_version.as_str() {
+        "" | "0" => {}
+        v if v == old.meta.resource_version => {}
+        v if v.parse::<u64>().is_ok() => return Err(ApiError::stale_resource_version(name)),
+        v => {
+            return Err(ApiError::bare_internal(format!(
+                "invalid resource version {v:?}"
+            )));
+        }
+    }
+    s.meta.generation = old.meta.generation;
+    s.meta.creation_timestamp = old.meta.creation_timestamp;
+    s.meta.uid = old.meta.uid.clone();
+    s.meta.deletion_timestamp = old.meta.deletion_timestamp;
+    if s.meta.deletion_grace_period_seconds.is_none() {
+        s.meta.deletion_grace_period_seconds = old.meta.deletion_grace_period_seconds;
+    }
+    let errors = validate_secret_update(&s, old);
+    if !errors.is_empty() {
+        return Err(ApiError::invalid("Secret", name, &errors));
+    }
+    if let Some(manager) = manager {
+        apply::record_update(old, &mut s, manager, now());
+    }
+    s.meta.resource_version = old.meta.resource_version.clone();
+    if s == *old || same_but_for_times(&s, old) {
+        return Ok((vec![], old.clone()));
+    }
+    s.meta.resource_version = rv.to_string();
+    let mutation = if s.meta.deletion_timestamp.is_some() && s.meta.finalizers.is_empty() {
+        Mutation::DeleteSecret(key(ns, name))
+    } else {
+        Mutation::PutSecret(s.clone())
+    };
+    Ok((if dry_run { vec![] } else { vec![mutation] }, s))
+}
+
+/// A write that changes nothing but managed-field timestamps is no write
+/// (`IgnoreManagedFieldsTimestampsTransformer`).
+fn same_but_for_times(a: &Secret, b: &Secret) -> bool {
+    let strip = |s: &Secret| {
+        let mut s = s.clone();
+        for e in &mut s.meta.managed_fields {
+            if let Some(m) = e.as_object_mut() {
+                m.remove("time");
+            }
+        }
+        s
+    };
+    strip(a) == strip(b)
+}
+
+/// PATCH of a Secret: merge, JSON, strategic merge, or server-side apply
+/// (apiserver/pkg/endpoints/handlers/patch.go). Options are checked first, then the patch
+/// body, then the stored object is patched and goes through the update path; an apply patch of
+/// a missing Secret creates it (201).
+pub fn patch_secret(db: &Db, ns: &str, name: &str, call: &Call<'_>) -> Result<Reply, ApiError> {
+    let patch_type = patch::patch_type(call.content_type)?;
+    check_patch_options(call, patch_type)?;
+    let body = patch::transcode(patch_type, call.body)?;
+    let dry_run = call.query.contains_key("dryRun");
+    let manager = call.manager();
+    let force = call
+        .query
+        .get("force")
+        .is_some_and(|f| f == "true" || f == "1");
+    let (created, stored) = db.commit(|view, rv| {
+        let old = view.secrets.get(&key(ns, name));
+        if patch_type == PatchType::Apply {
+            return apply_secret(view, ns, name, old.map(|o| &**o), &body, &manager, force, rv, dry_run);
+        }
+        let old = old.ok_or_else(|| ApiError::not_found("secrets", name))?;
+        let mut doc = encode_secret(old, true);
+        patch::apply_patch(patch_type, &mut doc, &body)?;
+        let (mut s, _) = object::decode_secret(&serde_json::to_vec(&doc).expect("serialisable"))?;
+        if s.meta.name != name {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({}) does not match the name on the URL ({name})",
+                s.meta.name
+            )));
+        }
+        if !s.meta.namespace.is_empty() && s.meta.namespace != ns {
+            return Err(ApiError::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request",
+            ));
+        }
+        s.meta.namespace = ns.to_owned();
+        let (mutations, stored) = update_stored(old, s, rv, dry_run, Some(&manager))?;
+        Ok((mutations, (false, stored)))
+    })?;
+    Ok(json_reply(
+        if created { 201 } else { 200 },
+        &encode_secret(&stored, true),
+    ))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn apply_secret(
+    view: &View,
     ns: &str,
     name: &str,
-    call: &Call<'_>,
-) -> Result<Reply, ApiError> {
+    old: Option<&Secret>,
+    body: &Value,
+    manager: &str,
+    force: bool,
+    rv: u64,
+    dry_run: bool,
+) -> Result<(Vec<Mutation>, (bool, Secret)), ApiError> {
+    let (mut config, _) = object::decode_secret(&serde_json::to_vec(body).expect("serialisable"))?;
+    if config.meta.name != name {
+        return Err(ApiError::bad_request(format!(
+            "the name of the object ({}) does not match the name on the URL ({name})",
+            config.meta.name
+        )));
+    }
+    if !config.meta.namespace.is_empty() && config.meta.namespace != ns {
+        return Err(ApiError::bad_request(
+            "the namespace of the provided object does not match the namespace sent on the request",
+        ));
+    }
+    config.meta.namespace = ns.to_owned();
+    let mut applied = apply::apply(old, &config, body, manager, force, now())?;
+    let Some(old) = old else {
+        match namespace::lookup(view, ns) {
+            None => return Err(ApiError::not_found("namespaces", ns)),
+            Some(n) if n.phase == Phase::Terminating => {
+                return Err(ApiError::namespace_terminating("secrets", name, ns));
+            }
+            Some(_) => {}
+        }
+        applied.meta.uid = uuid::Uuid::new_v4().to_string();
+        applied.meta.creation_timestamp = Some(now());
+        applied.meta.resource_version.clear();
+        let errors = validate_secret(&applied);
+        if !errors.is_empty() {
+            return Err(ApiError::invalid("Secret", name, &errors));
+        }
+        applied.meta.resource_version = rv.to_string();
+        let mutations = if dry_run {
+            vec![]
+        } else {
+            vec![Mutation::PutSecret(applied.clone())]
+        };
+        return Ok((mutations, (true, applied)));
+    };
+    // The applier's managed fields are computed: the update path keeps them as they are.
+    applied.meta.resource_version = config.meta.resource_version.clone();
+    let (mutations, stored) = update_stored(old, applied, rv, dry_run, None)?;
+    Ok((mutations, (false, stored)))
+}
+
+fn check_patch_options(call: &Call<'_>, patch_type: PatchType) -> Result<(), ApiError> {
+    let q = &call.query;
+    let mut errors: Vec<String> = Vec::new();
+    if patch_type == PatchType::Apply {
+        if q.get("fieldManager").is_none_or(String::is_empty) {
+            errors.push("fieldManager: Required value: is required for apply patch".into());
+        }
+    } else if q.contains_key("force") {
+        errors.push("force: Forbidden: may not be specified for non-apply patch".into());
+    }
+    if q.get("fieldManager").is_some_and(|m| m.len() > 128) {
+        errors.push("fieldManager: Too long: may not be more than 128 bytes".into());
+    }
+    if let Some(d) = q.get("dryRun")
+        && d != "All"
+    {
+        errors.push(format!(
+            "dryRun: Unsupported value: {}: supported values: \"All\"",
+            crate::gostr::quote(d)
+        ));
+    }
+    let fv = q.get("fieldValidation").cloned().unwrap_or_default();
+    if !matches!(fv.as_str(), "" | "Ignore" | "Strict" | "Warn") {
+        errors.push(format!(
+            "fieldValidation: Unsupported value: {}: supported values: \"\", \"Ignore\", \"Strict\", \"Warn\"",
+            crate::gostr::quote(&fv)
+        ));
+    }
+    match errors.len() {
+        0 => Ok(()),
+        1 => Err(ApiError::invalid_options("PatchOptions", &errors[0])),
+        _ => Err(ApiError::invalid_options(
+            "PatchOptions",
+            &format!("[{}]", errors.join(", ")),
+        )),
+    }
+}
+
+pub fn delete_secret(db: &Db, ns: &str, name: &str, call: &Call<'_>) -> Result<Reply, ApiError> {
     let options: Value = if call.body.iter().all(u8::is_ascii_whitespace) {
         let mut m = serde_json::Map::new();
         if let Some(p) = call.query.get("propagationPolicy") {
@@ -313,7 +495,7 @@ pub fn delete_secret(
         .pointer("/preconditions/resourceVersion")
         .and_then(Value::as_str)
         .map(str::to_owned);
-    let outcome = store.commit(|view, rv| {
+    let outcome = db.commit(|view, rv| {
         let old = view
             .secrets
             .get(&key(ns, name))
@@ -420,7 +602,7 @@ fn encode_continue(rv: i64, start: &str) -> String {
 const CONTINUE_EXPIRED: &str = "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.";
 
 /// LIST in one namespace (`Some`) or all of them (`None`), with selectors and paging.
-pub fn list_secrets(store: &Store, ns: Option<&str>, call: &Call<'_>) -> Result<Reply, ApiError> {
+pub fn list_secrets(db: &Db, ns: Option<&str>, call: &Call<'_>) -> Result<Reply, ApiError> {
     let q = &call.query;
     let labels = LabelSelector::parse(q.get("labelSelector").map_or("", String::as_str))
         .map_err(ApiError::bad_request)?;
@@ -465,13 +647,13 @@ pub fn list_secrets(store: &Store, ns: Option<&str>, call: &Call<'_>) -> Result<
     }
     let prefix = ns.map(|n| format!("{n}/")).unwrap_or_default();
     let (list_rv, snapshot, start): (u64, SecretMap, String) = if token.is_empty() {
-        let view = store.read();
+        let view = db.read();
         (view.rv, view.secrets, prefix.clone())
     } else {
         let (rv, start) = decode_continue(&token)?;
         let snapshot = u64::try_from(rv)
             .ok()
-            .and_then(|rv| store.paged_snapshot(rv));
+            .and_then(|rv| db.store().paged_snapshot(rv));
         match snapshot {
             Some(s) => (rv as u64, s, format!("{prefix}{start}")),
             None => {
@@ -508,7 +690,7 @@ pub fn list_secrets(store: &Store, ns: Option<&str>, call: &Call<'_>) -> Result<
     meta.insert("resourceVersion".into(), json!(list_rv.to_string()));
     let continue_token = match (more, &last_key) {
         (true, Some(last)) => {
-            store.keep_for_paging(list_rv, snapshot.clone());
+            db.store().keep_for_paging(list_rv, snapshot.clone());
             let relative = &last[prefix.len()..];
             Some(encode_continue(list_rv as i64, &format!("{relative}\u{0}")))
         }
@@ -539,80 +721,4 @@ pub fn list_secrets(store: &Store, ns: Option<&str>, call: &Call<'_>) -> Result<
         "items": items.iter().map(|s| encode_secret(s, false)).collect::<Vec<_>>(),
     });
     Ok(json_reply(200, &body))
-}
-
-pub fn create_namespace(store: &Store, call: &Call<'_>) -> Result<Reply, ApiError> {
-    let mut ns = object::decode_namespace(call.body)?;
-    let name = ns.meta.name.clone();
-    let errors: Vec<FieldError> = namespace_name_errors(&name);
-    if !errors.is_empty() {
-        return Err(ApiError::invalid("Namespace", &name, &errors));
-    }
-    let created = store.commit(|view, rv| {
-        if view.namespaces.contains_key(&name) {
-            return Err(ApiError::namespace_already_exists(&name));
-        }
-        let created = new_namespace(
-            &name,
-            rv,
-            std::mem::take(&mut ns.meta.labels),
-            std::mem::take(&mut ns.meta.annotations),
-        );
-        Ok((vec![Mutation::PutNamespace(created.clone())], created))
-    })?;
-    Ok(json_reply(201, &encode_namespace(&created, true)))
-}
-
-/// A Namespace as the server stores it: fresh uid and timestamp, and the
-/// `kubernetes.io/metadata.name` label the server always adds.
-fn new_namespace(
-    name: &str,
-    rv: u64,
-    mut labels: std::collections::BTreeMap<String, String>,
-    annotations: std::collections::BTreeMap<String, String>,
-) -> Namespace {
-    labels.insert("kubernetes.io/metadata.name".to_owned(), name.to_owned());
-    Namespace {
-        meta: object::ObjectMeta {
-            name: name.to_owned(),
-            uid: uuid::Uuid::new_v4().to_string(),
-            resource_version: rv.to_string(),
-            creation_timestamp: Some(now()),
-            labels,
-            annotations,
-            ..Default::default()
-        },
-    }
-}
-
-pub fn ensure_namespace(store: &Store, name: &str) {
-    let _ = store.commit(|view, rv| {
-        if view.namespaces.contains_key(name) {
-            return Ok((vec![], ()));
-        }
-        let ns = new_namespace(name, rv, Default::default(), Default::default());
-        Ok((vec![Mutation::PutNamespace(ns)], ()))
-    });
-}
-
-pub fn get_namespace(store: &Store, name: &str) -> Result<Reply, ApiError> {
-    let view = store.read();
-    let ns = view
-        .namespaces
-        .get(name)
-        .ok_or_else(|| ApiError::not_found("namespaces", name))?;
-    Ok(json_reply(200, &encode_namespace(ns, true)))
-}
-
-pub fn list_namespaces(store: &Store) -> Reply {
-    let view = store.read();
-    json_reply(
-        200,
-        &json!({
-            "kind": "NamespaceList",
-            "apiVersion": "v1",
-            "metadata": {"resourceVersion": view.rv.to_string()},
-            "items": view.namespaces.values().map(|n| encode_namespace(n, false)).collect::<Vec<_>>(),
-        }),
-    )
 }

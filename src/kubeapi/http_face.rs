@@ -3,9 +3,10 @@
 
 use super::Engine;
 use super::faults::Injection;
+use super::watch::Body;
 use bytes::Bytes;
 use http::{Request, Response};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use std::convert::Infallible;
 use std::future::Future;
@@ -72,17 +73,19 @@ pub async fn serve(
         async move {
             let (parts, body) = req.into_parts();
             let reply = match collect(body).await {
-                Err(()) => super::status::ApiError::too_large().into_reply(),
+                Err(()) => super::status::ApiError::too_large()
+                    .into_reply()
+                    .map(Body::full),
                 Ok(bytes)
                     if fault_injection
                         && parts.uri.path() == FAULTS_PATH
                         && parts.method == http::Method::POST =>
                 {
-                    control(&engine, bytes).await
+                    control(&engine, bytes).await.map(Body::full)
                 }
-                Ok(bytes) => engine.handle(Request::from_parts(parts, bytes)).await,
+                Ok(bytes) => engine.respond(Request::from_parts(parts, bytes)).await,
             };
-            Ok::<_, Infallible>(reply.map(Full::new))
+            Ok::<_, Infallible>(reply)
         }
     });
     crate::server::accept::serve("kube-api", listener, limits, service, shutdown).await;
@@ -105,7 +108,7 @@ pub fn write_kubeconfig(path: &Path, addr: SocketAddr, namespace: &str) -> std::
 pub struct InProcess(pub Arc<Engine>);
 
 impl tower::Service<Request<kube::client::Body>> for InProcess {
-    type Response = Response<Full<Bytes>>;
+    type Response = Response<Body>;
     type Error = std::io::Error;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
 
@@ -117,11 +120,12 @@ impl tower::Service<Request<kube::client::Body>> for InProcess {
         let engine = self.0.clone();
         Box::pin(async move {
             let (parts, body) = req.into_parts();
-            let reply = match collect(body).await {
-                Ok(bytes) => engine.handle(Request::from_parts(parts, bytes)).await,
-                Err(()) => super::status::ApiError::too_large().into_reply(),
-            };
-            Ok(reply.map(Full::new))
+            Ok(match collect(body).await {
+                Ok(bytes) => engine.respond(Request::from_parts(parts, bytes)).await,
+                Err(()) => super::status::ApiError::too_large()
+                    .into_reply()
+                    .map(Body::full),
+            })
         })
     }
 }

@@ -6,17 +6,22 @@
 //! `kube::Client` with no socket, so the service's real Kubernetes code path runs either way.
 //! Behaviour follows `shared/spec/kubernetes-secrets-api.md`.
 
+mod apply;
 mod discovery;
+mod events;
 pub mod faults;
 mod handlers;
 pub mod http_face;
+mod namespace;
 mod object;
+mod patch;
 mod protobuf;
 mod selector;
 mod status;
 pub mod store;
 mod table;
 mod validation;
+pub mod watch;
 
 /// Kubernetes validation rules the service reuses for its strict mode.
 pub mod validation_rules {
@@ -32,6 +37,7 @@ pub use faults::{Fault, Faults, Verb};
 pub use store::Durability;
 
 use bytes::Bytes;
+use events::Db;
 use handlers::Call;
 use http::{Method, Request, Response};
 use status::{ApiError, Reply, json_reply, text_reply};
@@ -39,9 +45,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use store::Store;
 
-/// The engine: a store, fault rules, and the request router.
+/// The engine: a store with its watch events, fault rules, and the request router.
 pub struct Engine {
-    store: Store,
+    db: Db,
     faults: Faults,
 }
 
@@ -51,6 +57,7 @@ enum Route<'a> {
     Namespaces,
     Namespace(&'a str),
     Discovery(serde_json::Value),
+    OpenApiV2,
     Unrouted,
 }
 
@@ -61,6 +68,7 @@ fn route(path: &str) -> Route<'_> {
         ["apis"] => Route::Discovery(discovery::api_groups()),
         ["api", "v1"] => Route::Discovery(discovery::core_v1_resources()),
         ["version"] => Route::Discovery(discovery::version()),
+        ["openapi", "v2"] => Route::OpenApiV2,
         ["openapi", "v3"] => Route::Discovery(discovery::openapi_v3_root()),
         ["openapi", "v3", "api", "v1"] => Route::Discovery(discovery::openapi_v3_core()),
         ["api", "v1", "secrets"] => Route::Secrets(None),
@@ -91,13 +99,15 @@ fn acceptable(accept: Option<&str>) -> bool {
 }
 
 impl Engine {
-    /// Opens an engine over a store; the `default` namespace always exists.
+    /// Opens an engine over a store; the namespaces of a fresh API server always exist.
     pub fn open(durability: &Durability) -> std::io::Result<Arc<Engine>> {
         let engine = Engine {
-            store: Store::open(durability)?,
+            db: Db::new(Store::open(durability)?),
             faults: Faults::default(),
         };
-        handlers::ensure_namespace(&engine.store, "default");
+        for name in namespace::DEFAULT_NAMESPACES {
+            namespace::ensure(&engine.db, name);
+        }
         Ok(Arc::new(engine))
     }
 
@@ -110,14 +120,46 @@ impl Engine {
         &self.faults
     }
 
-    /// Forgets list snapshots, as etcd compaction would: outstanding continue tokens expire (410).
+    /// Forgets list snapshots and watch history, as etcd compaction would: outstanding continue
+    /// tokens expire (410) and watches resuming from before now are told their version is too old.
     pub fn compact(&self) {
-        self.store.compact_history();
+        self.db.store().compact_history();
+        self.db.compact();
     }
 
     /// Makes sure a namespace exists (what `kubectl create namespace` would do).
     pub fn ensure_namespace(&self, name: &str) {
-        handlers::ensure_namespace(&self.store, name);
+        namespace::ensure(&self.db, name);
+    }
+
+    /// Answers one request, streaming when it is a watch: what both faces serve.
+    pub async fn respond(&self, req: Request<Bytes>) -> Response<watch::Body> {
+        let path = req.uri().path();
+        let resource = match route(path) {
+            Route::Secrets(ns) => Some((watch::Resource::Secrets, ns.map(str::to_owned))),
+            Route::Namespaces => Some((watch::Resource::Namespaces, None)),
+            _ => None,
+        };
+        let query = parse_query(req.uri().query());
+        if req.method() == Method::GET
+            && watch::is_watch(&query)
+            && let Some((resource, ns)) = resource
+        {
+            let accept = req
+                .headers()
+                .get(http::header::ACCEPT)
+                .and_then(|v| v.to_str().ok());
+            if !acceptable(accept) {
+                return ApiError::not_acceptable()
+                    .into_reply()
+                    .map(watch::Body::full);
+            }
+            return match watch::watch(&self.db, resource, ns.as_deref(), &query, accept) {
+                Ok(r) => r,
+                Err(e) => e.into_reply().map(watch::Body::full),
+            };
+        }
+        self.handle(req).await.map(watch::Body::full)
     }
 
     /// A `kube::Client` whose requests this engine answers in-process.
@@ -136,11 +178,16 @@ impl Engine {
             .get(http::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|c| c.starts_with(protobuf::CONTENT_TYPE));
+        let proto_kind = match route(parts.uri.path()) {
+            Route::Secrets(_) | Route::Secret(..) => Some(protobuf::Kind::Secret),
+            Route::Namespaces | Route::Namespace(_) => Some(protobuf::Kind::Namespace),
+            _ => None,
+        };
         if is_protobuf
             && matches!(parts.method, Method::POST | Method::PUT)
-            && parts.uri.path().contains("/secrets")
+            && let Some(kind) = proto_kind
         {
-            match protobuf::secret_to_json(&body) {
+            match protobuf::to_json(kind, &body) {
                 Ok(json) => {
                     body = Bytes::from(json);
                     parts.headers.insert(
@@ -157,6 +204,7 @@ impl Engine {
             query: parse_query(parts.uri.query()),
             content_type: header(http::header::CONTENT_TYPE),
             accept: header(http::header::ACCEPT),
+            user_agent: header(http::header::USER_AGENT),
             body: &body,
         };
         let route = route(parts.uri.path());
@@ -171,31 +219,35 @@ impl Engine {
         if body.len() > handlers::MAX_BODY {
             return ApiError::too_large().into_reply();
         }
-        if !matches!(route, Route::Unrouted) && !acceptable(call.accept) {
+        if !matches!(route, Route::Unrouted | Route::OpenApiV2) && !acceptable(call.accept) {
             return ApiError::not_acceptable().into_reply();
         }
+        let db = &self.db;
         let result: Result<Reply, ApiError> = match (route, &parts.method) {
             (Route::Discovery(doc), &Method::GET) => Ok(json_reply(200, &doc)),
-            (Route::Secrets(Some(ns)), &Method::POST) => {
-                handlers::create_secret(&self.store, ns, &call)
-            }
-            (Route::Secrets(ns), &Method::GET) => handlers::list_secrets(&self.store, ns, &call),
+            (Route::OpenApiV2, &Method::GET) => Ok(discovery::openapi_v2()),
+            (Route::Secrets(Some(ns)), &Method::POST) => handlers::create_secret(db, ns, &call),
+            (Route::Secrets(ns), &Method::GET) => handlers::list_secrets(db, ns, &call),
             (Route::Secret(ns, name), &Method::GET) => {
-                handlers::get_secret(&self.store, ns, name, call.accept)
+                handlers::get_secret(db, ns, name, call.accept)
             }
             (Route::Secret(ns, name), &Method::PUT) => {
-                handlers::replace_secret(&self.store, ns, name, &call)
+                finalizing(db, ns, handlers::replace_secret(db, ns, name, &call))
+            }
+            (Route::Secret(ns, name), &Method::PATCH) => {
+                finalizing(db, ns, handlers::patch_secret(db, ns, name, &call))
             }
             (Route::Secret(ns, name), &Method::DELETE) => {
-                handlers::delete_secret(&self.store, ns, name, &call)
+                finalizing(db, ns, handlers::delete_secret(db, ns, name, &call))
             }
-            (Route::Secret(..), &Method::PATCH) => {
-                Err(ApiError::method_not_allowed("patch", "secrets"))
+            (Route::Namespaces, &Method::POST) => namespace::create(db, &call),
+            (Route::Namespaces, &Method::GET) => namespace::list(db, &call),
+            (Route::Namespace(name), &Method::GET) => namespace::get(db, name, call.accept),
+            (Route::Namespace(name), &Method::PATCH) => namespace::patch(db, name, &call),
+            (Route::Namespace(name), &Method::DELETE) => namespace::delete(db, name, &call),
+            (Route::Unrouted | Route::Discovery(_) | Route::OpenApiV2, _) => {
+                Ok(text_reply(404, "404 page not found"))
             }
-            (Route::Namespaces, &Method::POST) => handlers::create_namespace(&self.store, &call),
-            (Route::Namespaces, &Method::GET) => Ok(handlers::list_namespaces(&self.store)),
-            (Route::Namespace(name), &Method::GET) => handlers::get_namespace(&self.store, name),
-            (Route::Unrouted | Route::Discovery(_), _) => Ok(text_reply(404, "404 page not found")),
             (Route::Secrets(_), m) => Err(ApiError::method_not_allowed(
                 &m.as_str().to_lowercase(),
                 "secrets",
@@ -211,6 +263,14 @@ impl Engine {
         };
         result.unwrap_or_else(ApiError::into_reply)
     }
+}
+
+/// After a write that may have removed a Secret, a terminating namespace may now be empty.
+fn finalizing(db: &Db, ns: &str, result: Result<Reply, ApiError>) -> Result<Reply, ApiError> {
+    if result.is_ok() {
+        namespace::finalize(db, ns);
+    }
+    result
 }
 
 fn fault_verb(route: &Route<'_>, method: &Method) -> Option<Verb> {

@@ -40,6 +40,8 @@ pub struct ObjectMeta {
     pub annotations: BTreeMap<String, String>,
     pub owner_references: Vec<Value>,
     pub finalizers: Vec<String>,
+    /// Server-side apply bookkeeping, kept as the JSON entries the server returns.
+    pub managed_fields: Vec<Value>,
 }
 
 /// A core/v1 Secret as stored. `Debug` never shows data values.
@@ -200,21 +202,19 @@ pub fn decode_secret(body: &[u8]) -> Result<(Secret, Decoded), ApiError> {
             "the object provided is unrecognized (must be of type Secret): couldn't get version/kind; json parse error: not an object",
         ));
     };
-    let kind = opt_str(&obj, "kind", "Secret.kind")?;
-    let api_version = opt_str(&obj, "apiVersion", "Secret.apiVersion")?;
+    // The request's kind is the decoding default, as kube-apiserver's create and update handlers
+    // decode with the URL's GroupVersionKind: a body without `kind`/`apiVersion` is a v1 Secret.
+    let mut kind = opt_str(&obj, "kind", "Secret.kind")?;
+    let mut api_version = opt_str(&obj, "apiVersion", "Secret.apiVersion")?;
     if kind.is_empty() {
-        return Err(ApiError::bad_request(
-            "Object 'Kind' is missing in the request body",
-        ));
+        kind = "Secret".to_owned();
+    }
+    if api_version.is_empty() {
+        api_version = "v1".to_owned();
     }
     if kind != "Secret" || api_version != "v1" {
-        let version = if api_version.is_empty() {
-            "v1".to_owned()
-        } else {
-            api_version.clone()
-        };
         return Err(ApiError::bad_request(format!(
-            "{kind} in version \"{version}\" cannot be handled as a Secret: no kind \"{kind}\" is registered for version \"{version}\""
+            "{kind} in version \"{api_version}\" cannot be handled as a Secret: no kind \"{kind}\" is registered for version \"{api_version}\""
         )));
     }
     let mut decoded = Decoded::default();
@@ -301,6 +301,10 @@ fn decode_meta(m: &Map<String, Value>) -> Result<ObjectMeta, ApiError> {
         Some(Value::Array(a)) => a.clone(),
         _ => Vec::new(),
     };
+    let managed_fields = match m.get("managedFields") {
+        Some(Value::Array(a)) => a.clone(),
+        _ => Vec::new(),
+    };
     Ok(ObjectMeta {
         name: opt_str(m, "name", "ObjectMeta.name")?,
         generate_name: opt_str(m, "generateName", "ObjectMeta.generateName")?,
@@ -319,6 +323,7 @@ fn decode_meta(m: &Map<String, Value>) -> Result<ObjectMeta, ApiError> {
         annotations: string_map(m, "annotations", "ObjectMeta.annotations")?,
         owner_references,
         finalizers,
+        managed_fields,
     })
 }
 
@@ -358,6 +363,9 @@ pub fn encode_meta(meta: &ObjectMeta) -> Value {
     if !meta.finalizers.is_empty() {
         m.insert("finalizers".into(), json!(meta.finalizers));
     }
+    if !meta.managed_fields.is_empty() {
+        m.insert("managedFields".into(), json!(meta.managed_fields));
+    }
     Value::Object(m)
 }
 
@@ -386,10 +394,31 @@ pub fn encode_secret(s: &Secret, top_level: bool) -> Value {
     Value::Object(m)
 }
 
-/// A Namespace: only what the Secret Service needs (existence, phase).
+/// Where a Namespace is in its lifecycle. `Gone` is a tombstone: the store keeps the record (it
+/// has no namespace removal), and every reader treats it as absent.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Phase {
+    #[default]
+    Active,
+    Terminating,
+    Gone,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Active => "Active",
+            Phase::Terminating => "Terminating",
+            Phase::Gone => "Gone",
+        }
+    }
+}
+
+/// A Namespace: metadata and lifecycle phase (spec.finalizers is always `kubernetes` until gone).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Namespace {
     pub meta: ObjectMeta,
+    pub phase: Phase,
 }
 
 pub fn encode_namespace(ns: &Namespace, top_level: bool) -> Value {
@@ -399,22 +428,74 @@ pub fn encode_namespace(ns: &Namespace, top_level: bool) -> Value {
         m.insert("apiVersion".into(), json!("v1"));
     }
     m.insert("metadata".into(), encode_meta(&ns.meta));
-    m.insert("spec".into(), json!({"finalizers": ["kubernetes"]}));
-    m.insert("status".into(), json!({"phase": "Active"}));
+    let finalizers: &[&str] = if ns.phase == Phase::Gone {
+        &[]
+    } else {
+        &["kubernetes"]
+    };
+    m.insert("spec".into(), json!({"finalizers": finalizers}));
+    m.insert("status".into(), json!({"phase": ns.phase.as_str()}));
     Value::Object(m)
 }
 
+fn cannot_handle_namespace(detail: impl fmt::Display) -> ApiError {
+    ApiError::bad_request(format!(
+        "Namespace in version \"v1\" cannot be handled as a Namespace: {detail}"
+    ))
+}
+
+/// Decodes a Namespace body; like Secrets, a missing `kind`/`apiVersion` defaults to v1 Namespace.
 pub fn decode_namespace(body: &[u8]) -> Result<Namespace, ApiError> {
     let value: Value = serde_json::from_slice(body).map_err(|e| {
         ApiError::bad_request(format!(
             "the object provided is unrecognized (must be of type Namespace): couldn't get version/kind; json parse error: {e}"
         ))
     })?;
-    let meta = match value.get("metadata") {
-        Some(Value::Object(m)) => decode_meta(m)?,
-        _ => ObjectMeta::default(),
+    let Value::Object(obj) = value else {
+        return Err(ApiError::bad_request(
+            "the object provided is unrecognized (must be of type Namespace): couldn't get version/kind; json parse error: not an object",
+        ));
     };
-    Ok(Namespace { meta })
+    let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("");
+    let api_version = obj.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+    let (kind, api_version) = (
+        if kind.is_empty() { "Namespace" } else { kind },
+        if api_version.is_empty() {
+            "v1"
+        } else {
+            api_version
+        },
+    );
+    if kind != "Namespace" || api_version != "v1" {
+        return Err(ApiError::bad_request(format!(
+            "{kind} in version \"{api_version}\" cannot be handled as a Namespace: no kind \"{kind}\" is registered for version \"{api_version}\""
+        )));
+    }
+    let meta = match obj.get("metadata") {
+        None | Some(Value::Null) => ObjectMeta::default(),
+        Some(Value::Object(m)) => decode_meta(m).map_err(|e| {
+            cannot_handle_namespace(
+                e.message
+                    .trim_start_matches("Secret in version \"v1\" cannot be handled as a Secret: "),
+            )
+        })?,
+        Some(v) => {
+            return Err(cannot_handle_namespace(format!(
+                "json: cannot unmarshal {} into Go struct field Namespace.metadata of type v1.ObjectMeta",
+                go_type_name(v)
+            )));
+        }
+    };
+    let phase = match obj
+        .get("status")
+        .and_then(|s| s.get("phase"))
+        .and_then(Value::as_str)
+    {
+        Some("Terminating") => Phase::Terminating,
+        Some("Gone") => Phase::Gone,
+        _ => Phase::Active,
+    };
+    Ok(Namespace { meta, phase })
 }
 
 #[cfg(test)]
@@ -447,6 +528,19 @@ mod tests {
         let body = br#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"x"},"stringData":{"k":"hunter2"}}"#;
         let (s, _) = decode_secret(body).unwrap();
         assert!(!format!("{s:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn kind_and_api_version_default_from_the_url() {
+        let (s, _) = decode_secret(br#"{"metadata":{"name":"x"}}"#).unwrap();
+        assert_eq!(s.meta.name, "x");
+        let err = decode_secret(br#"{"kind":"ConfigMap","metadata":{"name":"x"}}"#).unwrap_err();
+        assert_eq!(
+            err.message,
+            "ConfigMap in version \"v1\" cannot be handled as a Secret: no kind \"ConfigMap\" is registered for version \"v1\""
+        );
+        let ns = decode_namespace(br#"{"metadata":{"name":"team"}}"#).unwrap();
+        assert_eq!((ns.meta.name.as_str(), ns.phase), ("team", Phase::Active));
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Protocol Buffers request bodies (`application/vnd.kubernetes.protobuf`), which kubectl 1.32+
-//! sends for typed creates such as `kubectl create secret generic`. A body is transcoded to the
+//! sends for typed creates such as `kubectl create secret generic` and `kubectl create namespace`. A body is transcoded to the
 //! JSON form the rest of the engine handles, so there is one decoding and validation path.
 //! Responses stay JSON, which those clients accept.
 
@@ -67,19 +67,82 @@ struct Secret {
     immutable: Option<bool>,
 }
 
-/// Transcodes a protobuf Secret body to its JSON form; errors carry the 400 message.
-pub fn secret_to_json(body: &[u8]) -> Result<Vec<u8>, String> {
+#[derive(Clone, PartialEq, prost::Message)]
+struct NamespaceSpec {
+    #[prost(string, repeated, tag = "1")]
+    finalizers: Vec<String>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct Namespace {
+    #[prost(message, optional, tag = "1")]
+    metadata: Option<ObjectMeta>,
+    #[prost(message, optional, tag = "2")]
+    spec: Option<NamespaceSpec>,
+}
+
+/// The kinds whose protobuf bodies are transcoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Secret,
+    Namespace,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Secret => "Secret",
+            Kind::Namespace => "Namespace",
+        }
+    }
+}
+
+/// Transcodes a protobuf body of `kind` (taken from the URL) to its JSON form; errors carry the
+/// 400 message.
+pub fn to_json(kind: Kind, body: &[u8]) -> Result<Vec<u8>, String> {
     let unknown_err = |e: &dyn std::fmt::Display| {
-        format!("the object provided is unrecognized (must be of type Secret): {e}")
+        format!(
+            "the object provided is unrecognized (must be of type {}): {e}",
+            kind.name()
+        )
     };
     let rest = body
         .strip_prefix(MAGIC)
         .ok_or_else(|| unknown_err(&"missing the protobuf magic prefix"))?;
     let envelope: Unknown = prost::Message::decode(rest).map_err(|e| unknown_err(&e))?;
     let tm = envelope.type_meta.unwrap_or_default();
-    let secret: Secret = prost::Message::decode(&envelope.raw[..]).map_err(|e| unknown_err(&e))?;
-    let meta = secret.metadata.unwrap_or_default();
-    let m = super::object::encode_meta(&super::object::ObjectMeta {
+    let api_version = if tm.api_version.is_empty() {
+        "v1".to_owned()
+    } else {
+        tm.api_version
+    };
+    let kind_name = if tm.kind.is_empty() {
+        kind.name().to_owned()
+    } else {
+        tm.kind
+    };
+    let obj = match kind {
+        Kind::Secret => {
+            let secret: Secret =
+                prost::Message::decode(&envelope.raw[..]).map_err(|e| unknown_err(&e))?;
+            secret_json(secret, api_version, kind_name)
+        }
+        Kind::Namespace => {
+            let ns: Namespace =
+                prost::Message::decode(&envelope.raw[..]).map_err(|e| unknown_err(&e))?;
+            json!({
+                "apiVersion": api_version,
+                "kind": kind_name,
+                "metadata": meta_json(ns.metadata.unwrap_or_default()),
+                "spec": {"finalizers": ns.spec.unwrap_or_default().finalizers},
+            })
+        }
+    };
+    Ok(serde_json::to_vec(&obj).expect("serialisable"))
+}
+
+fn meta_json(meta: ObjectMeta) -> Value {
+    super::object::encode_meta(&super::object::ObjectMeta {
         name: meta.name,
         generate_name: meta.generate_name,
         namespace: meta.namespace,
@@ -90,15 +153,19 @@ pub fn secret_to_json(body: &[u8]) -> Result<Vec<u8>, String> {
         annotations: meta.annotations,
         finalizers: meta.finalizers,
         ..Default::default()
-    });
+    })
+}
+
+fn secret_json(secret: Secret, api_version: String, kind: String) -> Value {
+    let m = meta_json(secret.metadata.unwrap_or_default());
     let data: Map<String, Value> = secret
         .data
         .iter()
         .map(|(k, v)| (k.clone(), json!(STANDARD.encode(v))))
         .collect();
     let mut obj = json!({
-        "apiVersion": if tm.api_version.is_empty() { "v1".to_owned() } else { tm.api_version },
-        "kind": if tm.kind.is_empty() { "Secret".to_owned() } else { tm.kind },
+        "apiVersion": api_version,
+        "kind": kind,
         "metadata": m,
         "data": Value::Object(data),
         "type": secret.type_,
@@ -109,7 +176,7 @@ pub fn secret_to_json(body: &[u8]) -> Result<Vec<u8>, String> {
     if let Some(i) = secret.immutable {
         obj["immutable"] = json!(i);
     }
-    Ok(serde_json::to_vec(&obj).expect("serialisable"))
+    obj
 }
 
 #[cfg(test)]
@@ -139,12 +206,33 @@ mod tests {
         };
         let mut body = MAGIC.to_vec();
         body.extend(envelope.encode_to_vec());
-        let json: Value = serde_json::from_slice(&secret_to_json(&body).unwrap()).unwrap();
+        let json: Value = serde_json::from_slice(&to_json(Kind::Secret, &body).unwrap()).unwrap();
         assert_eq!(
             json["metadata"],
             json!({"name": "lit", "namespace": "default"})
         );
         assert_eq!(json["data"]["user"], "YWRtaW4=");
-        assert!(secret_to_json(b"nope").is_err());
+        assert!(to_json(Kind::Secret, b"nope").is_err());
+    }
+
+    #[test]
+    fn transcodes_a_namespace_without_type_meta() {
+        let ns = Namespace {
+            metadata: Some(ObjectMeta {
+                name: "team".into(),
+                ..Default::default()
+            }),
+            spec: None,
+        };
+        let envelope = Unknown {
+            raw: ns.encode_to_vec(),
+            ..Default::default()
+        };
+        let mut body = MAGIC.to_vec();
+        body.extend(envelope.encode_to_vec());
+        let json: Value =
+            serde_json::from_slice(&to_json(Kind::Namespace, &body).unwrap()).unwrap();
+        assert_eq!(json["kind"], "Namespace");
+        assert_eq!(json["metadata"]["name"], "team");
     }
 }

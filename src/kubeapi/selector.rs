@@ -1,6 +1,6 @@
 //! Label and field selectors for LIST (spec 4.3, 4.4).
 
-use super::object::Secret;
+use super::object::{Namespace, Secret};
 use super::validation::label_value_ok;
 use std::collections::BTreeMap;
 
@@ -292,12 +292,26 @@ impl LabelSelector {
     }
 }
 
-/// A field selector over `metadata.name`, `metadata.namespace` and `type`.
+/// A field selector over `metadata.name`, `metadata.namespace` and `type` (Secrets), or
+/// `metadata.name` and `status.phase` (Namespaces).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FieldSelector(Vec<(String, bool, String)>);
 
+const SECRET_FIELDS: &[&str] = &["metadata.name", "metadata.namespace", "type"];
+const NAMESPACE_FIELDS: &[&str] = &["metadata.name", "status.phase"];
+
 impl FieldSelector {
+    /// A selector over Secret fields.
     pub fn parse(s: &str) -> Result<Self, String> {
+        Self::parse_for(s, SECRET_FIELDS)
+    }
+
+    /// A selector over Namespace fields.
+    pub fn parse_namespace(s: &str) -> Result<Self, String> {
+        Self::parse_for(s, NAMESPACE_FIELDS)
+    }
+
+    fn parse_for(s: &str, supported: &[&str]) -> Result<Self, String> {
         let mut terms = Vec::new();
         for term in s.split(',').map(str::trim).filter(|t| !t.is_empty()) {
             let (key, equal, value) = if let Some((k, v)) = term.split_once("!=") {
@@ -312,7 +326,7 @@ impl FieldSelector {
                 ));
             };
             let key = key.trim();
-            if !matches!(key, "metadata.name" | "metadata.namespace" | "type") {
+            if !supported.contains(&key) {
                 return Err(format!("field label not supported: {key}"));
             }
             terms.push((key.to_owned(), equal, value.trim().to_owned()));
@@ -325,14 +339,24 @@ impl FieldSelector {
     }
 
     pub fn matches(&self, s: &Secret) -> bool {
-        self.0.iter().all(|(key, equal, value)| {
-            let actual = match key.as_str() {
-                "metadata.name" => &s.meta.name,
-                "metadata.namespace" => &s.meta.namespace,
-                _ => &s.type_,
-            };
-            (actual == value) == *equal
+        self.matches_with(|key| match key {
+            "metadata.name" => &s.meta.name,
+            "metadata.namespace" => &s.meta.namespace,
+            _ => &s.type_,
         })
+    }
+
+    pub fn matches_namespace(&self, ns: &Namespace) -> bool {
+        self.matches_with(|key| match key {
+            "metadata.name" => &ns.meta.name,
+            _ => ns.phase.as_str(),
+        })
+    }
+
+    fn matches_with<'a>(&self, field: impl Fn(&str) -> &'a str) -> bool {
+        self.0
+            .iter()
+            .all(|(key, equal, value)| (field(key) == value) == *equal)
     }
 }
 

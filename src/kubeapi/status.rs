@@ -56,11 +56,16 @@ impl ApiError {
         .with_details(json!({"name": name, "kind": "secrets"}))
     }
 
-    pub fn namespace_already_exists(name: &str) -> Self {
+    pub fn namespace_already_exists(name: &str, terminating: bool) -> Self {
+        let prefix = if terminating {
+            "object is being deleted: "
+        } else {
+            ""
+        };
         Self::new(
             409,
             "AlreadyExists",
-            format!("namespaces \"{name}\" already exists"),
+            format!("{prefix}namespaces \"{name}\" already exists"),
         )
         .with_details(json!({"name": name, "kind": "namespaces"}))
     }
@@ -151,6 +156,59 @@ impl ApiError {
             "UnsupportedMediaType",
             "the body of the request was in an unknown format - accepted media types include: application/json, application/vnd.kubernetes.protobuf",
         )
+    }
+
+    /// 415 naming the accepted media types (a PATCH lists the patch types).
+    pub fn unsupported_media_type_of(accepted: &[&str]) -> Self {
+        Self::new(
+            415,
+            "UnsupportedMediaType",
+            format!(
+                "the body of the request was in an unknown format - accepted media types include: {}",
+                accepted.join(", ")
+            ),
+        )
+    }
+
+    /// apimachinery's `NewGenericServerResponse(422, ...)`: reason Invalid, empty details.
+    pub fn generic_invalid(message: impl Into<String>) -> Self {
+        Self::new(422, "Invalid", message).with_details(json!({}))
+    }
+
+    pub fn too_large_with(message: impl Into<String>) -> Self {
+        Self::new(413, "RequestEntityTooLarge", message)
+    }
+
+    /// Creating in a terminating namespace (the NamespaceLifecycle admission plugin,
+    /// apiserver/pkg/admission/plugin/namespace/lifecycle/admission.go).
+    pub fn namespace_terminating(resource: &str, name: &str, namespace: &str) -> Self {
+        Self::new(
+            403,
+            "Forbidden",
+            format!(
+                "{resource} \"{name}\" is forbidden: unable to create new content in namespace {namespace} because it is being terminated"
+            ),
+        )
+        .with_details(json!({"name": name, "kind": resource, "causes": [{
+            "reason": "NamespaceTerminating",
+            "message": format!("namespace {namespace} is being terminated"),
+            "field": "metadata.namespace",
+        }]}))
+    }
+
+    /// A Conflict on any resource (`NewConflict`).
+    pub fn conflict_on(resource: &str, name: &str, cause: &str) -> Self {
+        Self::new(
+            409,
+            "Conflict",
+            format!("Operation cannot be fulfilled on {resource} \"{name}\": {cause}"),
+        )
+        .with_details(json!({"name": name, "kind": resource}))
+    }
+
+    /// Server-side apply conflicts (`NewApplyConflict`): the causes name the managers and fields.
+    pub fn apply_conflict(message: String, causes: Vec<Value>) -> Self {
+        Self::new(409, "Conflict", message).with_details(json!({"causes": causes}))
     }
 
     pub fn not_acceptable() -> Self {

@@ -1,6 +1,7 @@
-//! `meta.k8s.io/v1` Table output for `kubectl get secrets` (spec section 6).
+//! `meta.k8s.io/v1` Table output for `kubectl get secrets` (spec section 6) and
+//! `kubectl get namespaces` (columns of kubernetes' pkg/printers/internalversion/printers.go).
 
-use super::object::{Secret, encode_meta};
+use super::object::{Namespace, Secret, encode_meta};
 use serde_json::{Value, json};
 
 /// True when the Accept header asks for a Table.
@@ -69,6 +70,68 @@ pub fn human_duration(secs: i64) -> String {
     format!("{}y", hours / 24 / 365)
 }
 
+fn age(created: Option<i64>, now: i64) -> String {
+    created.map_or("<unknown>".to_owned(), |t| human_duration(now - t))
+}
+
+fn list_meta(
+    resource_version: &str,
+    continue_token: Option<&str>,
+    remaining: Option<usize>,
+) -> Value {
+    let mut meta = serde_json::Map::new();
+    meta.insert("resourceVersion".into(), json!(resource_version));
+    if let Some(t) = continue_token {
+        meta.insert("continue".into(), json!(t));
+    }
+    if let Some(r) = remaining {
+        meta.insert("remainingItemCount".into(), json!(r));
+    }
+    Value::Object(meta)
+}
+
+fn row(cells: Value, meta: &super::object::ObjectMeta) -> Value {
+    json!({
+        "cells": cells,
+        "object": {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": encode_meta(meta)},
+    })
+}
+
+const NAME_COLUMN: &str = "Name must be unique within a namespace.";
+const AGE_COLUMN: &str =
+    "CreationTimestamp is a timestamp representing the server time when this object was created.";
+
+/// The Table of `kubectl get namespaces`: NAME, STATUS, AGE.
+pub fn namespaces_table<'a>(
+    items: impl Iterator<Item = &'a Namespace>,
+    resource_version: &str,
+) -> Value {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let rows: Vec<Value> = items
+        .map(|n| {
+            row(
+                json!([
+                    n.meta.name,
+                    n.phase.as_str(),
+                    age(n.meta.creation_timestamp, now)
+                ]),
+                &n.meta,
+            )
+        })
+        .collect();
+    json!({
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": list_meta(resource_version, None, None),
+        "columnDefinitions": [
+            {"name": "Name", "type": "string", "format": "name", "description": NAME_COLUMN, "priority": 0},
+            {"name": "Status", "type": "string", "format": "", "description": "The status of the namespace", "priority": 0},
+            {"name": "Age", "type": "string", "format": "", "description": AGE_COLUMN, "priority": 0},
+        ],
+        "rows": rows,
+    })
+}
+
 pub fn secrets_table<'a>(
     items: impl Iterator<Item = &'a Secret>,
     resource_version: &str,
@@ -78,30 +141,26 @@ pub fn secrets_table<'a>(
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let rows: Vec<Value> = items
         .map(|s| {
-            let age = s.meta.creation_timestamp.map_or("<unknown>".to_owned(), |t| human_duration(now - t));
-            json!({
-                "cells": [s.meta.name, s.type_, s.data.len(), age],
-                "object": {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": encode_meta(&s.meta)},
-            })
+            row(
+                json!([
+                    s.meta.name,
+                    s.type_,
+                    s.data.len(),
+                    age(s.meta.creation_timestamp, now)
+                ]),
+                &s.meta,
+            )
         })
         .collect();
-    let mut meta = serde_json::Map::new();
-    meta.insert("resourceVersion".into(), json!(resource_version));
-    if let Some(t) = continue_token {
-        meta.insert("continue".into(), json!(t));
-    }
-    if let Some(r) = remaining {
-        meta.insert("remainingItemCount".into(), json!(r));
-    }
     json!({
         "kind": "Table",
         "apiVersion": "meta.k8s.io/v1",
-        "metadata": Value::Object(meta),
+        "metadata": list_meta(resource_version, continue_token, remaining),
         "columnDefinitions": [
-            {"name": "Name", "type": "string", "format": "name", "description": "Name must be unique within a namespace.", "priority": 0},
+            {"name": "Name", "type": "string", "format": "name", "description": NAME_COLUMN, "priority": 0},
             {"name": "Type", "type": "string", "format": "", "description": "Used to facilitate programmatic handling of secret data.", "priority": 0},
             {"name": "Data", "type": "string", "format": "", "description": "Data contains the secret data.", "priority": 0},
-            {"name": "Age", "type": "string", "format": "", "description": "CreationTimestamp is a timestamp representing the server time when this object was created.", "priority": 0},
+            {"name": "Age", "type": "string", "format": "", "description": AGE_COLUMN, "priority": 0},
         ],
         "rows": rows,
     })
