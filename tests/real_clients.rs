@@ -55,7 +55,7 @@ fn flyteidl2_python_clients_over_every_protocol() {
 }
 
 /// Runs the `flyte` CLI against `server` with a throwaway home; stdout and stderr together.
-fn flyte_cli(dir: &std::path::Path, server: &Server) -> impl Fn(&[&str]) -> String {
+fn flyte_cli(dir: &std::path::Path, server: &Server) -> impl Fn(&[&str]) -> String + use<> {
     let home = server.dir.join("home");
     std::fs::create_dir_all(&home).unwrap();
     let endpoint = format!("dns:///{}", server.addr);
@@ -353,7 +353,11 @@ fn kubectl_image_pull_secret(server: &Server, name: &str) -> (String, serde_json
 #[test]
 fn flyte_cli_image_pull_secrets_become_dockerconfigjson_secrets() {
     let Some(dir) = clients_dir() else { return };
-    let server = Server::start(&["--ephemeral"]);
+    let log = std::env::temp_dir().join(format!(
+        "flytesecret-imagepull-{}.log",
+        uuid::Uuid::new_v4()
+    ));
+    let server = Server::start_logging(&["--ephemeral"], Some(&log));
     let flyte = flyte_cli(&dir, &server);
     let out = flyte(&[
         "create",
@@ -450,4 +454,18 @@ fn flyte_cli_image_pull_secrets_become_dockerconfigjson_secrets() {
     )
     .unwrap();
     assert_eq!(code, 404);
+
+    // Trace logs (every layer, the Kubernetes client's included) never hold a credential.
+    drop(server);
+    let logged = std::fs::read_to_string(&log).unwrap();
+    let _ = std::fs::remove_file(&log);
+    assert!(logged.contains("created secret"), "trace log not captured");
+    for secret in [
+        "hunter2-pass".to_owned(),
+        b64("robot:hunter2-pass"),
+        "tok3n-pass".to_owned(),
+        b64("bot:tok3n-pass"),
+    ] {
+        assert!(!logged.contains(&secret), "a credential reached the logs");
+    }
 }
