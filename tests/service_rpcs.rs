@@ -631,6 +631,30 @@ async fn image_pull_create_writes_the_generic_secret_and_its_dockerconfigjson_co
         "flytesnacks"
     );
     assert_eq!(scoped["data"][".dockerconfigjson"], b64(GHCR.as_bytes()));
+    // What a task pod's webhook does with it: walk the cascade, stop at the first Secret that
+    // exists, read the data key, then take the image-pull Secret that scope names.
+    use flytesecret::consumption::{PodLabels, lookup_cascade};
+    let pod = PodLabels {
+        organization: "flyte",
+        project: "flytesnacks",
+        domain: "development",
+    };
+    let mut found = None;
+    for step in lookup_cascade(pod, "ghcr").unwrap() {
+        if f.exists(&step.object_name).await {
+            found = Some(step);
+            break;
+        }
+    }
+    let step = found.expect("the pod finds the secret at some scope");
+    let generic = f.object(&step.object_name).await;
+    assert_eq!(
+        generic["data"][step.data_key.as_str()],
+        b64(GHCR.as_bytes())
+    );
+    let pulled = f.object(&step.image_pull_name).await;
+    assert_eq!(pulled["type"], "kubernetes.io/dockerconfigjson");
+    assert_eq!(pulled["data"][".dockerconfigjson"], b64(GHCR.as_bytes()));
     // Generic secrets are written exactly as before: no type label, no companion.
     f.create(id("plain", "", ""), string_spec("v"))
         .await
