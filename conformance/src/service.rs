@@ -657,6 +657,77 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn image_pull_check_catches_a_wrong_companion() {
+        use k8s_openapi::api::core::v1::Secret;
+        let engine = flytesecret::kubeapi::Engine::ephemeral();
+        engine.ensure_namespace("flyte");
+        let kube = (engine.kube_client("flyte"), "flyte".to_owned());
+        let api: kube::Api<Secret> = kube::Api::namespaced(kube.0.clone(), "flyte");
+        let id = IdSpec {
+            name: "s-{{uid}}".into(),
+            domain: "d".into(),
+            project: String::new(),
+        };
+        let (object, _) = object_of(&id, "u1");
+        let value = r#"{"auths":{"r":{"auth":"dTpw"}}}"#;
+        let expect = ObjectExpect {
+            id: id.clone(),
+            labels: BTreeMap::from([
+                (
+                    "app.flyte.org/image-pull-for".to_owned(),
+                    "{{object}}".to_owned(),
+                ),
+                ("union.ai/secret-name".to_owned(), "s-{{uid}}".to_owned()),
+            ]),
+            value: Some(value.to_owned()),
+            value_base64: None,
+        };
+        let companion = |kind: &str, tie: &str, v: &str| -> Secret {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": image_pull_of(&id, "u1"), "labels": {
+                    "app.flyte.org/image-pull-for": tie, "union.ai/secret-name": "s-u1"}},
+                "type": kind,
+                "data": {".dockerconfigjson": STANDARD.encode(v)},
+            }))
+            .unwrap()
+        };
+        let pp = kube::api::PostParams::default();
+        let name = image_pull_of(&id, "u1");
+        let missing = check_image_pull(&kube, &expect, "u1").await.unwrap_err();
+        assert!(
+            missing.to_string().contains("no image-pull Secret"),
+            "{missing}"
+        );
+        for (wrong, why) in [
+            (companion("Opaque", &object, value), "type"),
+            (
+                companion("kubernetes.io/dockerconfigjson", "other", value),
+                "labels",
+            ),
+            (
+                companion(
+                    "kubernetes.io/dockerconfigjson",
+                    &object,
+                    r#"{"auths":{"x":{}}}"#,
+                ),
+                "value differs",
+            ),
+        ] {
+            api.create(&pp, &wrong).await.unwrap();
+            let e = check_image_pull(&kube, &expect, "u1").await.unwrap_err();
+            assert!(e.to_string().contains(why), "{e}");
+            api.delete(&name, &Default::default()).await.unwrap();
+        }
+        api.create(
+            &pp,
+            &companion("kubernetes.io/dockerconfigjson", &object, value),
+        )
+        .await
+        .unwrap();
+        check_image_pull(&kube, &expect, "u1").await.unwrap();
+    }
+
     #[test]
     fn subset_matching() {
         let actual = serde_json::json!({"a": 1, "b": {"c": [1, {"d": 2, "e": 3}]}});
