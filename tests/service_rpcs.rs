@@ -960,3 +960,32 @@ async fn system_secrets_are_hidden_unless_asked_for() {
     f.svc.delete(del(true)).await.unwrap();
     assert_eq!(names(f.svc.list(list(true)).await.unwrap()), ["user"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_image_pull_updates_all_succeed_and_leave_both_secrets_equal() {
+    let f = Arc::new(fixture());
+    f.create(id("race", "d", ""), image_pull_spec(GHCR.as_bytes()))
+        .await
+        .unwrap();
+    for round in 0..10 {
+        let mut tasks = Vec::new();
+        for i in 1..=8 {
+            let f = f.clone();
+            tasks.push(tokio::spawn(async move {
+                let value = format!(r#"{{"auths":{{"r{round}-{i}.io":{{"auth":"dTpw"}}}}}}"#);
+                f.update("race", "d", image_pull_spec(value.as_bytes()))
+                    .await
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        let generic = f.object(&object_name("race", "d", "")).await;
+        let companion = f.object(&companion_name("race", "d", "")).await;
+        assert_eq!(
+            generic["data"]["u__org__flyte__domain__d__project____key__race"],
+            companion["data"][".dockerconfigjson"],
+            "round {round}"
+        );
+    }
+}

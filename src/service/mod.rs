@@ -276,7 +276,8 @@ impl SecretService {
     }
 
     /// Creates or replaces the image-pull companion of `object`. A Secret of that name that this
-    /// service did not write for `object` is left alone and the write fails.
+    /// service did not write for `object` is left alone and the write fails. A concurrent writer
+    /// (409 Conflict, or a create racing ours) makes it re-read and try again, boundedly.
     async fn write_companion(
         &self,
         id: &SecretIdentifier,
@@ -284,30 +285,75 @@ impl SecretService {
         value: &[u8],
     ) -> Result<(), RpcError> {
         let ns = &self.settings.namespace;
-        let mut desired = image_pull::companion(ns, id, object, value);
         let name = image_pull::companion_name(id);
         let internal =
             |e: KubeError| RpcError::internal(format!("writing the image-pull Secret {name}: {e}"));
-        match self.kube.get(ns, &name).await {
-            Ok(existing) => {
-                if !image_pull::belongs_to(&existing, object) {
-                    return Err(RpcError::new(
-                        Code::AlreadyExists,
-                        format!(
-                            "image-pull Secret {name:?} already exists and does not belong to this secret"
-                        ),
-                    ));
+        let mut attempt = 0;
+        loop {
+            let mut desired = image_pull::companion(ns, id, object, value);
+            let written = match self.kube.get(ns, &name).await {
+                Ok(existing) => {
+                    if !image_pull::belongs_to(&existing, object) {
+                        return Err(RpcError::new(
+                            Code::AlreadyExists,
+                            format!(
+                                "image-pull Secret {name:?} already exists and does not belong to this secret"
+                            ),
+                        ));
+                    }
+                    desired.metadata.resource_version = existing.metadata.resource_version;
+                    self.kube.replace(ns, &name, &desired).await
                 }
-                desired.metadata.resource_version = existing.metadata.resource_version;
-                self.kube
-                    .replace(ns, &name, &desired)
-                    .await
-                    .map_err(internal)?;
+                Err(e) if e.reason() == "NotFound" => self.kube.create(ns, &desired).await,
+                Err(e) => return Err(internal(e)),
+            };
+            match written {
+                Ok(_) => return Ok(()),
+                Err(e)
+                    if matches!(e.reason(), "Conflict" | "AlreadyExists")
+                        && attempt < self.settings.update_conflict_retries =>
+                {
+                    attempt += 1;
+                    tracing::debug!(companion = %name, attempt, "image-pull Secret write conflict; re-reading");
+                }
+                Err(e) => return Err(internal(e)),
             }
-            Err(e) if e.reason() == "NotFound" => {
-                self.kube.create(ns, &desired).await.map_err(internal)?;
+        }
+    }
+
+    /// After an Update wrote `written`: writes the companion, then makes sure it holds what the
+    /// generic Secret holds now. A concurrent Update may have written the generic Secret after us
+    /// but its companion before ours; then ours is stale, so it is written again from the generic
+    /// Secret's current value until the generic Secret stops changing under it (bounded).
+    async fn companion_follows(
+        &self,
+        id: &SecretIdentifier,
+        object: &naming::ObjectName,
+        encoded: &naming::EncodedId,
+        written: &K8sSecret,
+        value: &[u8],
+    ) -> Result<(), RpcError> {
+        let ns = &self.settings.namespace;
+        let mut value = value.to_vec();
+        let mut version = written.metadata.resource_version.clone();
+        for _ in 0..=self.settings.update_conflict_retries {
+            self.write_companion(id, object, &value).await?;
+            let current = match self.kube.get(ns, object).await {
+                Ok(c) => c,
+                // Deleted meanwhile: the Delete removed (or will find) the companion itself.
+                Err(e) if e.reason() == "NotFound" => return Ok(()),
+                Err(e) => return Err(RpcError::internal(e.to_string())),
+            };
+            if current.metadata.resource_version == version
+                || image_pull::stored_type(&current) != SecretType::ImagePullSecret
+            {
+                return Ok(());
             }
-            Err(e) => return Err(internal(e)),
+            let Some(now) = current.data.as_ref().and_then(|d| d.get(encoded.as_str())) else {
+                return Ok(());
+            };
+            value = now.0.clone();
+            version = current.metadata.resource_version;
         }
         Ok(())
     }
@@ -428,7 +474,11 @@ impl SecretService {
         };
         if kind == SecretType::ImagePullSecret {
             let value = value.as_ref().map_or(&[][..], value_bytes);
-            if let Err(e) = self.write_companion(&id, &object, value).await {
+            if let Err(e) = self
+                .companion_follows(&id, &object, &encoded, &written, value)
+                .await
+            {
+                // Only if nobody wrote since: the restore carries our resourceVersion.
                 let mut restore = written;
                 restore.data = previous;
                 restore.string_data = None;
