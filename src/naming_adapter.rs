@@ -24,6 +24,7 @@ pub const OPS: &[&str] = &[
     "lookup_cascade",
     "env_var_name",
     "file_mount",
+    "sanitize_label_value",
 ];
 
 #[derive(Deserialize)]
@@ -57,6 +58,8 @@ struct Input<'a> {
     env_var: Option<Cow<'a, str>>,
     #[serde(borrow)]
     prefix: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    value: Option<Cow<'a, str>>,
 }
 
 fn field<'s>(value: &'s Option<Cow<'_, str>>, name: &str) -> Result<&'s str, String> {
@@ -163,6 +166,9 @@ pub fn answer(line: &str) -> Result<Value, String> {
                 .unwrap_or(consumption::DEFAULT_ENV_PREFIX),
         ))),
         "file_mount" => Ok(json!(consumption::file_mount(field(&i.key, "key")?))),
+        "sanitize_label_value" => Ok(Value::String(naming::sanitize_label_value(field(
+            &i.value, "value",
+        )?))),
         other => Err(format!(
             "unknown op {other:?}; known ops: {}",
             OPS.join(", ")

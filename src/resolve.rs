@@ -58,9 +58,19 @@ pub fn render_text(q: &Query<'_>) -> Result<String, LookupError> {
             "     check     kubectl -n {} get secret {}",
             q.namespace, s.object_name
         );
+        let _ = writeln!(out, "     image pull {}", s.image_pull_name);
     }
     out.push_str(
         "A Secret that exists but lacks its data key stops the lookup: broader scopes are not tried.\n\n",
+    );
+    let _ = writeln!(
+        out,
+        "Image pull (webhook with embeddedSecretManagerConfig.imagePullSecrets.enabled): the scope that\n\
+         matched also names the pod's image-pull Secret. When that Secret exists in namespace {:?}\n\
+         (`flyte create secret NAME --type image_pull` writes it, type kubernetes.io/dockerconfigjson),\n\
+         the webhook copies it into the pod's namespace and adds it to imagePullSecrets; otherwise the\n\
+         pod gets none. Check with: kubectl -n {} get secret <image pull name above>\n",
+        q.namespace, q.namespace
     );
     let mount = consumption::file_mount(q.key);
     let _ = writeln!(out, "Delivered as:");

@@ -90,6 +90,21 @@ fn resolve_prints_the_cascade() {
         "fb7ecc638177256036613dca61ecf9a7"
     );
     assert_eq!(v["env_var"], "_UNION_MY-SECRET");
+    // The image-pull Secret a pod would get at each scope (flyte CLI image-pull secrets are org-scoped).
+    assert_eq!(
+        v["lookups"][2]["image_pull_name"],
+        flytesecret::naming::image_pull_name("flyte", "", "", "my-secret").as_str()
+    );
+    let text = Command::new(BIN)
+        .args(["resolve", "--key", "ghcr_creds", "-p", "p", "-d", "d"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    let org_scope = flytesecret::naming::image_pull_name("flyte", "", "", "ghcr_creds");
+    assert!(
+        text.contains(&format!("image pull {org_scope}")) && text.contains("imagePullSecrets"),
+        "{text}"
+    );
 
     let refused = Command::new(BIN)
         .args(["resolve", "--key", "k", "-p", "", "-d", "development"])

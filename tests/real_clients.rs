@@ -54,16 +54,15 @@ fn flyteidl2_python_clients_over_every_protocol() {
     }
 }
 
-#[test]
-fn flyte_cli_creates_gets_and_deletes_secrets() {
-    let Some(dir) = clients_dir() else { return };
-    let server = Server::start(&["--ephemeral"]);
+/// Runs the `flyte` CLI against `server` with a throwaway home; stdout and stderr together.
+fn flyte_cli(dir: &std::path::Path, server: &Server) -> impl Fn(&[&str]) -> String + use<> {
     let home = server.dir.join("home");
     std::fs::create_dir_all(&home).unwrap();
     let endpoint = format!("dns:///{}", server.addr);
+    let bin = dir.join("venv-flyte/bin/flyte");
     // The CLI's HTTP client may abort the interpreter at exit after a successful run: judge by output.
-    let flyte = |args: &[&str]| {
-        let out = Command::new(dir.join("venv-flyte/bin/flyte"))
+    move |args: &[&str]| {
+        let out = Command::new(&bin)
             .args(["--endpoint", &endpoint, "--insecure"])
             .args(args)
             .env("HOME", &home)
@@ -77,7 +76,14 @@ fn flyte_cli_creates_gets_and_deletes_secrets() {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         )
-    };
+    }
+}
+
+#[test]
+fn flyte_cli_creates_gets_and_deletes_secrets() {
+    let Some(dir) = clients_dir() else { return };
+    let server = Server::start(&["--ephemeral"]);
+    let flyte = flyte_cli(&dir, &server);
     flyte(&[
         "create",
         "secret",
@@ -312,4 +318,154 @@ fn curl_connect_json_and_rest_routes_byte_for_byte() {
     )
     .unwrap();
     assert_eq!((code, header(&headers, "allow")), (405, Some("POST")));
+}
+
+fn b64(v: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(v)
+}
+
+/// The image-pull Secret the webhook would copy into a pod, as kubectl reads it: its type and
+/// its decoded `.dockerconfigjson`.
+fn kubectl_image_pull_secret(server: &Server, name: &str) -> (String, serde_json::Value) {
+    let out = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(&server.kubeconfig)
+        .args(["-n", "flyte", "get", "secret", name, "-o", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    use base64::Engine as _;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(v["data"][".dockerconfigjson"].as_str().unwrap())
+        .unwrap();
+    (
+        v["type"].as_str().unwrap().to_owned(),
+        serde_json::from_slice(&raw).unwrap(),
+    )
+}
+
+#[test]
+fn flyte_cli_image_pull_secrets_become_dockerconfigjson_secrets() {
+    let Some(dir) = clients_dir() else { return };
+    let log = std::env::temp_dir().join(format!(
+        "flytesecret-imagepull-{}.log",
+        uuid::Uuid::new_v4()
+    ));
+    let server = Server::start_logging(&["--ephemeral"], Some(&log));
+    let flyte = flyte_cli(&dir, &server);
+    let out = flyte(&[
+        "create",
+        "secret",
+        "ghcr_creds",
+        "--type",
+        "image_pull",
+        "--registry",
+        "ghcr.io",
+        "--username",
+        "robot",
+        "--password",
+        "hunter2-pass",
+    ]);
+    assert!(!out.contains("hunter2"), "{out}");
+    let docker_config = server.dir.join("docker-config.json");
+    std::fs::write(
+        &docker_config,
+        serde_json::json!({"auths": {
+            "quay.io": {"auth": b64("bot:tok3n-pass")},
+            "docker.io": {"auth": b64("other:not-this-one")},
+        }})
+        .to_string(),
+    )
+    .unwrap();
+    let out = flyte(&[
+        "create",
+        "secret",
+        "quay_creds",
+        "--type",
+        "image_pull",
+        "--from-docker-config",
+        "--docker-config-path",
+        docker_config.to_str().unwrap(),
+        "--registries",
+        "quay.io",
+    ]);
+    assert!(!out.contains("tok3n"), "{out}");
+
+    // The service reports the type, and so does the CLI.
+    let (code, _, body) = http(
+        server.addr,
+        "POST",
+        "/flyteidl2.secret.SecretService/GetSecret",
+        &[("content-type", "application/json")],
+        br#"{"id":{"name":"ghcr_creds"}}"#,
+    )
+    .unwrap();
+    let body = String::from_utf8_lossy(&body);
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        body.contains(r#""type":"SECRET_TYPE_IMAGE_PULL_SECRET""#),
+        "{body}"
+    );
+    let listed = flyte(&["get", "secret"]);
+    for name in ["ghcr_creds", "quay_creds"] {
+        let line = listed
+            .lines()
+            .find(|l| l.contains(name))
+            .unwrap_or_else(|| panic!("{listed}"));
+        assert!(line.contains("image_pull"), "{listed}");
+    }
+    assert!(!listed.contains("img-pull-"), "{listed}");
+
+    if common::kubectl_available() {
+        let ghcr = flytesecret::naming::image_pull_name("flyte", "", "", "ghcr_creds");
+        let (kind, config) = kubectl_image_pull_secret(&server, &ghcr);
+        assert_eq!(kind, "kubernetes.io/dockerconfigjson");
+        assert_eq!(
+            config,
+            serde_json::json!({"auths": {"ghcr.io": {"auth": b64("robot:hunter2-pass")}}})
+        );
+        let quay = flytesecret::naming::image_pull_name("flyte", "", "", "quay_creds");
+        let (kind, config) = kubectl_image_pull_secret(&server, &quay);
+        assert_eq!(kind, "kubernetes.io/dockerconfigjson");
+        assert_eq!(
+            config,
+            serde_json::json!({"auths": {"quay.io": {"auth": b64("bot:tok3n-pass")}}})
+        );
+    }
+
+    let deleted = flyte(&["delete", "secret", "ghcr_creds"]);
+    assert!(
+        deleted.contains("Successfully deleted secret ghcr_creds"),
+        "{deleted}"
+    );
+    let ghcr = flytesecret::naming::image_pull_name("flyte", "", "", "ghcr_creds");
+    let (code, _, _) = http(
+        server.kube_api.expect("the embedded engine's HTTP face"),
+        "GET",
+        &format!("/api/v1/namespaces/flyte/secrets/{ghcr}"),
+        &[],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(code, 404);
+
+    // Trace logs (every layer, the Kubernetes client's included) never hold a credential.
+    drop(server);
+    let logged = std::fs::read_to_string(&log).unwrap();
+    let _ = std::fs::remove_file(&log);
+    assert!(logged.contains("created secret"), "trace log not captured");
+    for secret in [
+        "hunter2-pass".to_owned(),
+        b64("robot:hunter2-pass"),
+        "tok3n-pass".to_owned(),
+        b64("bot:tok3n-pass"),
+    ] {
+        assert!(!logged.contains(&secret), "a credential reached the logs");
+    }
 }

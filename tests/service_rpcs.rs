@@ -491,3 +491,501 @@ async fn a_timeout_becomes_internal() {
     assert_eq!(e.code, Code::Internal);
     assert!(e.message.contains("did not answer"), "{}", e.message);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Secret types and image-pull secrets.
+
+const GHCR: &str = r#"{"auths":{"ghcr.io":{"auth":"dXNlcjpodW50ZXIy"}}}"#;
+
+fn image_pull_spec(v: &[u8]) -> Option<SecretSpec> {
+    Some(SecretSpec {
+        value: Some(secret_spec::Value::BinaryValue(v.to_vec())),
+        r#type: SecretType::ImagePullSecret as i32,
+    })
+}
+
+fn object_name(name: &str, domain: &str, project: &str) -> String {
+    flytesecret::naming::SecretId::new("flyte", domain, project, name)
+        .encode()
+        .object_name()
+        .to_string()
+}
+
+fn companion_name(name: &str, domain: &str, project: &str) -> String {
+    flytesecret::naming::image_pull_name("flyte", domain, project, name).to_string()
+}
+
+impl Fixture {
+    async fn exists(&self, name: &str) -> bool {
+        let req = http::Request::get(format!("/api/v1/namespaces/flyte/secrets/{name}"))
+            .body(bytes::Bytes::new())
+            .unwrap();
+        self.engine.handle(req).await.status() == 200
+    }
+
+    /// Writes a Secret straight into the engine, as kubectl or the Go service would.
+    async fn put_raw(&self, body: Value) {
+        let req = http::Request::post("/api/v1/namespaces/flyte/secrets")
+            .header("content-type", "application/json")
+            .body(bytes::Bytes::from(body.to_string()))
+            .unwrap();
+        assert_eq!(self.engine.handle(req).await.status(), 201);
+    }
+
+    async fn remove_raw(&self, name: &str) {
+        let req = http::Request::delete(format!("/api/v1/namespaces/flyte/secrets/{name}"))
+            .body(bytes::Bytes::new())
+            .unwrap();
+        assert_eq!(self.engine.handle(req).await.status(), 200);
+    }
+
+    async fn get_type(&self, name: &str, domain: &str, project: &str) -> i32 {
+        self.svc
+            .get(GetSecretRequest {
+                id: id(name, domain, project),
+                include_system_secrets: false,
+            })
+            .await
+            .unwrap()
+            .secret
+            .unwrap()
+            .secret_metadata
+            .unwrap()
+            .r#type
+    }
+
+    async fn update(
+        &self,
+        name: &str,
+        domain: &str,
+        spec: Option<SecretSpec>,
+    ) -> Result<(), flytesecret::service::RpcError> {
+        self.svc
+            .update(UpdateSecretRequest {
+                id: id(name, domain, ""),
+                secret_spec: spec,
+            })
+            .await
+            .map(|_| ())
+    }
+}
+
+fn b64(v: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(v)
+}
+
+#[tokio::test]
+async fn image_pull_create_writes_the_generic_secret_and_its_dockerconfigjson_companion() {
+    let f = fixture();
+    f.create(id("ghcr", "", ""), image_pull_spec(GHCR.as_bytes()))
+        .await
+        .unwrap();
+    let generic = f.object(&object_name("ghcr", "", "")).await;
+    assert_eq!(
+        generic["metadata"]["labels"],
+        json!({"app.flyte.org/managed": "true", "app.flyte.org/secret-type": "image-pull"})
+    );
+    assert_eq!(
+        generic["data"],
+        json!({"u__org__flyte__domain____project____key__ghcr": b64(GHCR.as_bytes())})
+    );
+    assert_eq!(generic["type"], "Opaque");
+    let companion = f.object(&companion_name("ghcr", "", "")).await;
+    assert_eq!(
+        companion,
+        json!({
+            "kind": "Secret", "apiVersion": "v1",
+            "metadata": {
+                "name": companion_name("ghcr", "", ""), "namespace": "flyte",
+                "uid": "<volatile>", "resourceVersion": "<volatile>", "creationTimestamp": "<volatile>",
+                "labels": {
+                    "app.flyte.org/image-pull-for": object_name("ghcr", "", ""),
+                    "union.ai/domain": "none", "union.ai/org": "flyte", "union.ai/project": "none",
+                    "union.ai/secret-name": "ghcr", "union.ai/secret-type": "image-pull-secret",
+                },
+            },
+            "data": {".dockerconfigjson": b64(GHCR.as_bytes())},
+            "type": "kubernetes.io/dockerconfigjson",
+        })
+    );
+    // Scoped, with a string value and a name the sanitiser changes.
+    f.create(
+        id("Reg_Creds-", "development", "flytesnacks"),
+        Some(SecretSpec {
+            value: Some(secret_spec::Value::StringValue(GHCR.into())),
+            r#type: SecretType::ImagePullSecret as i32,
+        }),
+    )
+    .await
+    .unwrap();
+    let scoped = f
+        .object(&companion_name("Reg_Creds-", "development", "flytesnacks"))
+        .await;
+    assert_eq!(
+        scoped["metadata"]["labels"]["union.ai/secret-name"],
+        "Reg_Credsx"
+    );
+    assert_eq!(
+        scoped["metadata"]["labels"]["union.ai/project"],
+        "flytesnacks"
+    );
+    assert_eq!(scoped["data"][".dockerconfigjson"], b64(GHCR.as_bytes()));
+    // What a task pod's webhook does with it: walk the cascade, stop at the first Secret that
+    // exists, read the data key, then take the image-pull Secret that scope names.
+    use flytesecret::consumption::{PodLabels, lookup_cascade};
+    let pod = PodLabels {
+        organization: "flyte",
+        project: "flytesnacks",
+        domain: "development",
+    };
+    let mut found = None;
+    for step in lookup_cascade(pod, "ghcr").unwrap() {
+        if f.exists(&step.object_name).await {
+            found = Some(step);
+            break;
+        }
+    }
+    let step = found.expect("the pod finds the secret at some scope");
+    let generic = f.object(&step.object_name).await;
+    assert_eq!(
+        generic["data"][step.data_key.as_str()],
+        b64(GHCR.as_bytes())
+    );
+    let pulled = f.object(&step.image_pull_name).await;
+    assert_eq!(pulled["type"], "kubernetes.io/dockerconfigjson");
+    assert_eq!(pulled["data"][".dockerconfigjson"], b64(GHCR.as_bytes()));
+    // Generic secrets are written exactly as before: no type label, no companion.
+    f.create(id("plain", "", ""), string_spec("v"))
+        .await
+        .unwrap();
+    assert_eq!(
+        f.object(&object_name("plain", "", "")).await["metadata"]["labels"],
+        json!({"app.flyte.org/managed": "true"})
+    );
+    assert!(!f.exists(&companion_name("plain", "", "")).await);
+}
+
+#[tokio::test]
+async fn image_pull_values_that_are_not_docker_configs_are_refused_without_echo() {
+    let f = fixture();
+    for bad in [
+        &b"hunter2-password"[..],
+        br#"{"auths":{}}"#,
+        br#"{"hunter2-password":{}}"#,
+        br#"{"auths":{"r":{"auth":"hunter2-password"}}}"#,
+    ] {
+        let e = f
+            .create(id("ip", "", ""), image_pull_spec(bad))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, Code::InvalidArgument);
+        assert!(
+            e.message.starts_with("secret_spec.value: "),
+            "{}",
+            e.message
+        );
+        assert!(!e.message.contains("hunter2"), "{}", e.message);
+        assert!(!f.exists(&object_name("ip", "", "")).await);
+        assert!(!f.exists(&companion_name("ip", "", "")).await);
+    }
+    let e = f
+        .create(
+            id("ip", "", ""),
+            Some(SecretSpec {
+                value: Some(secret_spec::Value::StringValue("v".into())),
+                r#type: 7,
+            }),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (
+            Code::InvalidArgument,
+            "secret_spec.type: unknown secret type 7"
+        )
+    );
+}
+
+#[tokio::test]
+async fn image_pull_create_rolls_back_when_the_companion_cannot_be_written() {
+    let f = fixture();
+    // A Secret at the companion's name that this service did not write: left alone, Create fails.
+    let foreign = companion_name("taken", "", "");
+    f.put_raw(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": foreign}, "stringData": {"x": "1"}}))
+        .await;
+    let e = f
+        .create(id("taken", "", ""), image_pull_spec(GHCR.as_bytes()))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, Code::AlreadyExists, "{}", e.message);
+    assert!(e.message.contains(&foreign), "{}", e.message);
+    assert!(!f.exists(&object_name("taken", "", "")).await);
+    assert_eq!(f.object(&foreign).await["data"], json!({"x": "MQ=="}));
+    // A fault while writing the companion (its existence check): internal, generic rolled back.
+    f.engine
+        .faults()
+        .inject(Some(Verb::Get), 1, Fault::InternalError);
+    let e = f
+        .create(id("faulty", "", ""), image_pull_spec(GHCR.as_bytes()))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, Code::Internal);
+    assert!(!f.exists(&object_name("faulty", "", "")).await);
+    assert!(!f.exists(&companion_name("faulty", "", "")).await);
+    // Nothing is left half-made: the same Create now succeeds.
+    f.create(id("faulty", "", ""), image_pull_spec(GHCR.as_bytes()))
+        .await
+        .unwrap();
+    // A stale companion of ours (a crash between the two deletes) is adopted.
+    f.remove_raw(&object_name("faulty", "", "")).await;
+    f.create(id("faulty", "", ""), image_pull_spec(GHCR.as_bytes()))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn get_and_list_report_each_secrets_type() {
+    let f = fixture();
+    f.create(id("ip", "d", ""), image_pull_spec(GHCR.as_bytes()))
+        .await
+        .unwrap();
+    f.create(id("plain", "d", ""), string_spec("v"))
+        .await
+        .unwrap();
+    // As the Go service writes it: no type label.
+    let key = "u__org__flyte__domain__d__project____key__gowritten";
+    f.put_raw(json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": flytesecret::naming::object_name(key).as_str(),
+                     "labels": {"app.flyte.org/managed": "true", "app.flyte.org/domain": "d"}},
+        "data": {key: "aGk="}}))
+        .await;
+    assert_eq!(f.get_type("ip", "d", "").await, 1);
+    assert_eq!(f.get_type("plain", "d", "").await, 0);
+    assert_eq!(f.get_type("gowritten", "d", "").await, 0);
+    let listed = f
+        .svc
+        .list(ListSecretsRequest {
+            domain: "d".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut types: Vec<(String, i32)> = listed
+        .secrets
+        .iter()
+        .map(|s| {
+            (
+                s.id.as_ref().unwrap().name.clone(),
+                s.secret_metadata.as_ref().unwrap().r#type,
+            )
+        })
+        .collect();
+    types.sort();
+    // The companion (not managed) never appears.
+    assert_eq!(
+        types,
+        [
+            ("gowritten".into(), 0),
+            ("ip".into(), 1),
+            ("plain".into(), 0)
+        ]
+    );
+    let json = serde_json::to_value(&listed).unwrap();
+    assert!(json.to_string().contains("SECRET_TYPE_IMAGE_PULL_SECRET"));
+}
+
+#[tokio::test]
+async fn image_pull_update_keeps_both_in_step_and_repairs_a_missing_companion() {
+    let f = fixture();
+    f.create(id("ip", "d", ""), image_pull_spec(GHCR.as_bytes()))
+        .await
+        .unwrap();
+    let quay = r#"{"auths":{"quay.io":{"username":"u","password":"p"}}}"#;
+    // A type-unaware client sends GENERIC (the proto3 default): the secret stays image-pull.
+    f.update("ip", "d", string_spec(quay)).await.unwrap();
+    assert_eq!(f.get_type("ip", "d", "").await, 1);
+    let companion = companion_name("ip", "d", "");
+    assert_eq!(
+        f.object(&companion).await["data"][".dockerconfigjson"],
+        b64(quay.as_bytes())
+    );
+    // Still a docker config, or refused with both objects unchanged.
+    let e = f
+        .update("ip", "d", string_spec("hunter2-not-json"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, Code::InvalidArgument);
+    assert!(!e.message.contains("hunter2"));
+    assert_eq!(
+        f.object(&companion).await["data"][".dockerconfigjson"],
+        b64(quay.as_bytes())
+    );
+    // A missing companion is re-created.
+    f.remove_raw(&companion).await;
+    f.update("ip", "d", image_pull_spec(GHCR.as_bytes()))
+        .await
+        .unwrap();
+    let repaired = f.object(&companion).await;
+    assert_eq!(repaired["data"][".dockerconfigjson"], b64(GHCR.as_bytes()));
+    assert_eq!(repaired["type"], "kubernetes.io/dockerconfigjson");
+    // If the companion cannot be written, the previous value is put back.
+    f.remove_raw(&companion).await;
+    f.engine
+        .faults()
+        .inject(Some(Verb::Create), 1, Fault::InternalError);
+    let e = f
+        .update("ip", "d", image_pull_spec(quay.as_bytes()))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, Code::Internal);
+    let generic = f.object(&object_name("ip", "d", "")).await;
+    assert_eq!(
+        generic["data"]["u__org__flyte__domain__d__project____key__ip"],
+        b64(GHCR.as_bytes())
+    );
+}
+
+#[tokio::test]
+async fn the_type_of_an_existing_secret_cannot_change() {
+    let f = fixture();
+    f.create(id("plain", "d", ""), string_spec("v"))
+        .await
+        .unwrap();
+    let e = f
+        .update("plain", "d", image_pull_spec(GHCR.as_bytes()))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (
+            Code::InvalidArgument,
+            "secret_spec.type: secret plain is SECRET_TYPE_GENERIC; the type of an existing secret cannot change (delete it and create it again)"
+        )
+    );
+    assert_eq!(f.get_type("plain", "d", "").await, 0);
+    assert!(!f.exists(&companion_name("plain", "d", "")).await);
+}
+
+#[tokio::test]
+async fn image_pull_delete_removes_both_and_tolerates_a_missing_companion() {
+    let f = fixture();
+    let del = |name: &'static str| DeleteSecretRequest {
+        id: id(name, "d", ""),
+        include_system_secrets: false,
+    };
+    f.create(id("ip", "d", ""), image_pull_spec(GHCR.as_bytes()))
+        .await
+        .unwrap();
+    f.svc.delete(del("ip")).await.unwrap();
+    assert!(!f.exists(&object_name("ip", "d", "")).await);
+    assert!(!f.exists(&companion_name("ip", "d", "")).await);
+    // Missing companion: the delete still succeeds.
+    f.create(id("ip2", "d", ""), image_pull_spec(GHCR.as_bytes()))
+        .await
+        .unwrap();
+    f.remove_raw(&companion_name("ip2", "d", "")).await;
+    f.svc.delete(del("ip2")).await.unwrap();
+    assert!(!f.exists(&object_name("ip2", "d", "")).await);
+    // A Secret at the companion's name that is not ours survives the delete.
+    f.create(id("ip3", "d", ""), image_pull_spec(GHCR.as_bytes()))
+        .await
+        .unwrap();
+    let foreign = companion_name("ip3", "d", "");
+    f.remove_raw(&foreign).await;
+    f.put_raw(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": foreign}, "stringData": {"x": "1"}}))
+        .await;
+    f.svc.delete(del("ip3")).await.unwrap();
+    assert!(f.exists(&foreign).await);
+    assert_eq!(
+        f.svc.delete(del("ip3")).await.unwrap_err().code,
+        Code::NotFound
+    );
+}
+
+#[tokio::test]
+async fn system_secrets_are_hidden_unless_asked_for() {
+    let f = fixture();
+    f.create(id("user", "d", ""), string_spec("v"))
+        .await
+        .unwrap();
+    let key = "u__org__flyte__domain__d__project____key__platform";
+    f.put_raw(json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": flytesecret::naming::object_name(key).as_str(),
+                     "labels": {"app.flyte.org/managed": "true", "app.flyte.org/domain": "d", "app.flyte.org/system": "true"}},
+        "data": {key: "aGk="}}))
+        .await;
+    let names = |r: ListSecretsResponse| -> Vec<String> {
+        let mut n: Vec<String> = r.secrets.into_iter().map(|s| s.id.unwrap().name).collect();
+        n.sort();
+        n
+    };
+    let list = |include: bool| ListSecretsRequest {
+        domain: "d".into(),
+        include_system_secrets: include,
+        ..Default::default()
+    };
+    assert_eq!(names(f.svc.list(list(false)).await.unwrap()), ["user"]);
+    assert_eq!(
+        names(f.svc.list(list(true)).await.unwrap()),
+        ["platform", "user"]
+    );
+    let get = |include: bool| GetSecretRequest {
+        id: id("platform", "d", ""),
+        include_system_secrets: include,
+    };
+    let hidden = f.svc.get(get(false)).await.unwrap_err();
+    assert_eq!(
+        (hidden.code, hidden.message.as_str()),
+        (Code::NotFound, "secret platform not found")
+    );
+    f.svc.get(get(true)).await.unwrap();
+    // Update cannot ask for system secrets, so it never touches them.
+    assert_eq!(
+        f.update("platform", "d", string_spec("new"))
+            .await
+            .unwrap_err()
+            .code,
+        Code::NotFound
+    );
+    let del = |include: bool| DeleteSecretRequest {
+        id: id("platform", "d", ""),
+        include_system_secrets: include,
+    };
+    assert_eq!(
+        f.svc.delete(del(false)).await.unwrap_err().code,
+        Code::NotFound
+    );
+    f.svc.delete(del(true)).await.unwrap();
+    assert_eq!(names(f.svc.list(list(true)).await.unwrap()), ["user"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_image_pull_updates_all_succeed_and_leave_both_secrets_equal() {
+    let f = Arc::new(fixture());
+    f.create(id("race", "d", ""), image_pull_spec(GHCR.as_bytes()))
+        .await
+        .unwrap();
+    for round in 0..10 {
+        let mut tasks = Vec::new();
+        for i in 1..=8 {
+            let f = f.clone();
+            tasks.push(tokio::spawn(async move {
+                let value = format!(r#"{{"auths":{{"r{round}-{i}.io":{{"auth":"dTpw"}}}}}}"#);
+                f.update("race", "d", image_pull_spec(value.as_bytes()))
+                    .await
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        let generic = f.object(&object_name("race", "d", "")).await;
+        let companion = f.object(&companion_name("race", "d", "")).await;
+        assert_eq!(
+            generic["data"]["u__org__flyte__domain__d__project____key__race"],
+            companion["data"][".dockerconfigjson"],
+            "round {round}"
+        );
+    }
+}

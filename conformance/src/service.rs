@@ -78,6 +78,11 @@ pub struct Step {
     pub object: Option<ObjectExpect>,
     #[serde(default)]
     pub object_absent: Option<IdOnly>,
+    /// With a kubeconfig: the image-pull Secret (`kubernetes.io/dockerconfigjson`) of the id.
+    #[serde(default)]
+    pub image_pull: Option<ObjectExpect>,
+    #[serde(default)]
+    pub image_pull_absent: Option<IdOnly>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -406,6 +411,20 @@ impl CaseRun<'_> {
         if let (Some(kube), Some(obj)) = (self.kube, &step.object) {
             check_object(kube, obj, uid).await?;
         }
+        if let (Some(kube), Some(obj)) = (self.kube, &step.image_pull) {
+            check_image_pull(kube, obj, uid).await?;
+        }
+        if let (Some(kube), Some(absent)) = (self.kube, &step.image_pull_absent) {
+            let name = image_pull_of(&absent.id, uid);
+            let api: kube::Api<k8s_openapi::api::core::v1::Secret> =
+                kube::Api::namespaced(kube.0.clone(), &kube.1);
+            if api.get_opt(&name).await?.is_some() {
+                bail!(
+                    "{}: expected no image-pull Secret {name}, found one",
+                    step.rpc
+                );
+            }
+        }
         if let (Some(kube), Some(absent)) = (self.kube, &step.object_absent) {
             let (name, _) = object_of(&absent.id, uid);
             let api: kube::Api<k8s_openapi::api::core::v1::Secret> =
@@ -459,6 +478,76 @@ fn object_of(id: &IdSpec, uid: &str) -> (String, String) {
     (object_name(&key), key)
 }
 
+fn image_pull_of(id: &IdSpec, uid: &str) -> String {
+    flytesecret::naming::image_pull_name(
+        DEFAULT_ORGANIZATION,
+        &id.domain.replace("{{uid}}", uid),
+        &id.project.replace("{{uid}}", uid),
+        &id.name.replace("{{uid}}", uid),
+    )
+    .to_string()
+}
+
+/// The expected value of an object check, if the case gives one.
+fn expected_value(obj: &ObjectExpect, uid: &str) -> Result<Option<Vec<u8>>> {
+    Ok(match (&obj.value, &obj.value_base64) {
+        (Some(v), _) => Some(v.replace("{{uid}}", uid).into_bytes()),
+        (None, Some(b)) => Some(STANDARD.decode(b)?),
+        _ => None,
+    })
+}
+
+/// The image-pull Secret the webhook copies into pods: named by `ToImagePullK8sName`, of type
+/// `kubernetes.io/dockerconfigjson`, exactly the expected labels (`{{object}}` stands for the
+/// generic Secret's name) and the single key `.dockerconfigjson` holding the value.
+async fn check_image_pull(
+    kube: &(kube::Client, String),
+    obj: &ObjectExpect,
+    uid: &str,
+) -> Result<()> {
+    let name = image_pull_of(&obj.id, uid);
+    let (object, _) = object_of(&obj.id, uid);
+    let api: kube::Api<k8s_openapi::api::core::v1::Secret> =
+        kube::Api::namespaced(kube.0.clone(), &kube.1);
+    let secret = api
+        .get_opt(&name)
+        .await?
+        .ok_or_else(|| anyhow!("no image-pull Secret {name}"))?;
+    let kind = secret.type_.as_deref().unwrap_or("");
+    if kind != "kubernetes.io/dockerconfigjson" {
+        bail!(
+            "image-pull Secret {name}: type {kind:?}, expected \"kubernetes.io/dockerconfigjson\""
+        );
+    }
+    let labels = secret.metadata.labels.clone().unwrap_or_default();
+    let want: BTreeMap<String, String> = obj
+        .labels
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                v.replace("{{uid}}", uid).replace("{{object}}", &object),
+            )
+        })
+        .collect();
+    if labels != want {
+        bail!("image-pull Secret {name}: labels {labels:?}, expected {want:?}");
+    }
+    let data = secret.data.clone().unwrap_or_default();
+    let keys: Vec<&String> = data.keys().collect();
+    if keys != [".dockerconfigjson"] {
+        bail!(
+            "image-pull Secret {name}: data keys {keys:?}, expected exactly [\".dockerconfigjson\"]"
+        );
+    }
+    if let Some(e) = expected_value(obj, uid)?
+        && data[".dockerconfigjson"].0 != e
+    {
+        bail!("image-pull Secret {name}: the stored value differs from the one sent");
+    }
+    Ok(())
+}
+
 async fn check_object(kube: &(kube::Client, String), obj: &ObjectExpect, uid: &str) -> Result<()> {
     let (name, key) = object_of(&obj.id, uid);
     let api: kube::Api<k8s_openapi::api::core::v1::Secret> =
@@ -482,12 +571,7 @@ async fn check_object(kube: &(kube::Client, String), obj: &ObjectExpect, uid: &s
         bail!("Secret {name}: data keys {keys:?}, expected exactly [{key:?}]");
     }
     let stored = &data[&key].0;
-    let expected = match (&obj.value, &obj.value_base64) {
-        (Some(v), _) => Some(v.replace("{{uid}}", uid).into_bytes()),
-        (None, Some(b)) => Some(STANDARD.decode(b)?),
-        _ => None,
-    };
-    if let Some(e) = expected
+    if let Some(e) = expected_value(obj, uid)?
         && *stored != e
     {
         bail!("Secret {name}: the stored value differs from the one sent");
@@ -571,6 +655,77 @@ mod tests {
             cases.iter().any(|c| !applies(c, Profile::Go))
                 && cases.iter().any(|c| !applies(c, Profile::Strict))
         );
+    }
+
+    #[tokio::test]
+    async fn image_pull_check_catches_a_wrong_companion() {
+        use k8s_openapi::api::core::v1::Secret;
+        let engine = flytesecret::kubeapi::Engine::ephemeral();
+        engine.ensure_namespace("flyte");
+        let kube = (engine.kube_client("flyte"), "flyte".to_owned());
+        let api: kube::Api<Secret> = kube::Api::namespaced(kube.0.clone(), "flyte");
+        let id = IdSpec {
+            name: "s-{{uid}}".into(),
+            domain: "d".into(),
+            project: String::new(),
+        };
+        let (object, _) = object_of(&id, "u1");
+        let value = r#"{"auths":{"r":{"auth":"dTpw"}}}"#;
+        let expect = ObjectExpect {
+            id: id.clone(),
+            labels: BTreeMap::from([
+                (
+                    "app.flyte.org/image-pull-for".to_owned(),
+                    "{{object}}".to_owned(),
+                ),
+                ("union.ai/secret-name".to_owned(), "s-{{uid}}".to_owned()),
+            ]),
+            value: Some(value.to_owned()),
+            value_base64: None,
+        };
+        let companion = |kind: &str, tie: &str, v: &str| -> Secret {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": image_pull_of(&id, "u1"), "labels": {
+                    "app.flyte.org/image-pull-for": tie, "union.ai/secret-name": "s-u1"}},
+                "type": kind,
+                "data": {".dockerconfigjson": STANDARD.encode(v)},
+            }))
+            .unwrap()
+        };
+        let pp = kube::api::PostParams::default();
+        let name = image_pull_of(&id, "u1");
+        let missing = check_image_pull(&kube, &expect, "u1").await.unwrap_err();
+        assert!(
+            missing.to_string().contains("no image-pull Secret"),
+            "{missing}"
+        );
+        for (wrong, why) in [
+            (companion("Opaque", &object, value), "type"),
+            (
+                companion("kubernetes.io/dockerconfigjson", "other", value),
+                "labels",
+            ),
+            (
+                companion(
+                    "kubernetes.io/dockerconfigjson",
+                    &object,
+                    r#"{"auths":{"x":{}}}"#,
+                ),
+                "value differs",
+            ),
+        ] {
+            api.create(&pp, &wrong).await.unwrap();
+            let e = check_image_pull(&kube, &expect, "u1").await.unwrap_err();
+            assert!(e.to_string().contains(why), "{e}");
+            api.delete(&name, &Default::default()).await.unwrap();
+        }
+        api.create(
+            &pp,
+            &companion("kubernetes.io/dockerconfigjson", &object, value),
+        )
+        .await
+        .unwrap();
+        check_image_pull(&kube, &expect, "u1").await.unwrap();
     }
 
     #[test]

@@ -7,10 +7,12 @@
 
 mod hash;
 mod id;
+mod label;
 mod scope;
 
 pub use hash::{ImagePullName, ObjectName, image_pull_name, object_name};
 pub use id::{DecodeError, EncodedId, SecretId, decode, encode_prefix};
+pub use label::sanitize_label_value;
 pub use scope::{ScopeError, check_scope};
 
 /// The organization the Go service always encodes with; the request's `organization` is ignored.

@@ -5,6 +5,7 @@
 pub mod cluster;
 pub mod deadline;
 mod error;
+pub mod image_pull;
 pub mod kube_backend;
 pub mod metrics;
 mod validate;
@@ -19,7 +20,8 @@ use crate::proto::flyteidl2::secret::{
     ClusterSecretStatus, CreateSecretRequest, CreateSecretResponse, DeleteSecretRequest,
     DeleteSecretResponse, GetSecretRequest, GetSecretResponse, ListSecretsRequest,
     ListSecretsResponse, OverallStatus, Secret, SecretIdentifier, SecretMetadata,
-    SecretPresenceStatus, SecretStatus, UpdateSecretRequest, UpdateSecretResponse, secret_spec,
+    SecretPresenceStatus, SecretStatus, SecretType, UpdateSecretRequest, UpdateSecretResponse,
+    secret_spec,
 };
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret as K8sSecret;
@@ -105,6 +107,28 @@ fn set_value(secret: &mut K8sSecret, key: &naming::EncodedId, value: &secret_spe
             )]));
             secret.string_data = None;
         }
+    }
+}
+
+fn value_bytes(value: &secret_spec::Value) -> &[u8] {
+    match value {
+        secret_spec::Value::StringValue(s) => s.as_bytes(),
+        secret_spec::Value::BinaryValue(b) => b,
+    }
+}
+
+/// The type a request asks for; a number the enum does not know is refused.
+fn requested_type(number: i32) -> Result<SecretType, RpcError> {
+    SecretType::try_from(number).map_err(|_| {
+        RpcError::invalid_argument(format!("secret_spec.type: unknown secret type {number}"))
+    })
+}
+
+fn metadata(secret: &K8sSecret, status: SecretStatus) -> SecretMetadata {
+    SecretMetadata {
+        created_time: created_time(secret),
+        secret_status: Some(status),
+        r#type: image_pull::stored_type(secret) as i32,
     }
 }
 
@@ -198,10 +222,14 @@ impl SecretService {
         if self.settings.strict_names {
             validate::check_create(req.id.as_ref())?;
         }
-        let value = req
-            .secret_spec
-            .and_then(|s| s.value)
+        let spec = req.secret_spec.unwrap_or_default();
+        let value = spec
+            .value
             .ok_or_else(|| RpcError::invalid_argument(NO_VALUE))?;
+        let kind = requested_type(spec.r#type)?;
+        if kind == SecretType::ImagePullSecret {
+            validate::check_docker_config(value_bytes(&value))?;
+        }
         let (encoded, object) = names(&id);
         let mut labels = BTreeMap::from([(LABEL_MANAGED.to_owned(), "true".to_owned())]);
         if !id.domain.is_empty() {
@@ -209,6 +237,12 @@ impl SecretService {
         }
         if !id.project.is_empty() {
             labels.insert(LABEL_PROJECT.to_owned(), id.project.clone());
+        }
+        if kind == SecretType::ImagePullSecret {
+            labels.insert(
+                image_pull::LABEL_SECRET_TYPE.to_owned(),
+                image_pull::TYPE_IMAGE_PULL.to_owned(),
+            );
         }
         let mut secret = K8sSecret {
             metadata: ObjectMeta {
@@ -227,9 +261,148 @@ impl SecretService {
             }
             Err(e) => return Err(RpcError::internal(e.to_string())),
         }
-        tracing::info!(name = %id.name, domain = %id.domain, project = %id.project, object = %object, "created secret");
+        if kind == SecretType::ImagePullSecret
+            && let Err(e) = self
+                .write_companion(&id, &object, value_bytes(&value))
+                .await
+        {
+            // Both or neither: take the generic Secret back.
+            if let Err(undo) = self.kube.delete(&self.settings.namespace, &object).await {
+                tracing::error!(object = %object, error = %undo, "could not roll back a created secret whose image-pull Secret failed");
+            }
+            return Err(e);
+        }
+        tracing::info!(name = %id.name, domain = %id.domain, project = %id.project, object = %object, r#type = kind.as_str_name(), "created secret");
         self.invalidate(&id).await;
         Ok(CreateSecretResponse {})
+    }
+
+    /// Creates or replaces the image-pull companion of `object`. A Secret of that name that this
+    /// service did not write for `object` is left alone and the write fails. A concurrent writer
+    /// (409 Conflict, or a create racing ours) makes it re-read and try again, boundedly.
+    async fn write_companion(
+        &self,
+        id: &SecretIdentifier,
+        object: &naming::ObjectName,
+        value: &[u8],
+    ) -> Result<(), RpcError> {
+        let ns = &self.settings.namespace;
+        let name = image_pull::companion_name(id);
+        let internal =
+            |e: KubeError| RpcError::internal(format!("writing the image-pull Secret {name}: {e}"));
+        let mut attempt = 0;
+        loop {
+            let mut desired = image_pull::companion(ns, id, object, value);
+            let written = match self.kube.get(ns, &name).await {
+                Ok(existing) => {
+                    if !image_pull::belongs_to(&existing, object) {
+                        return Err(RpcError::new(
+                            Code::AlreadyExists,
+                            format!(
+                                "image-pull Secret {name:?} already exists and does not belong to this secret"
+                            ),
+                        ));
+                    }
+                    desired.metadata.resource_version = existing.metadata.resource_version;
+                    self.kube.replace(ns, &name, &desired).await
+                }
+                Err(e) if e.reason() == "NotFound" => self.kube.create(ns, &desired).await,
+                Err(e) => return Err(internal(e)),
+            };
+            match written {
+                Ok(_) => return Ok(()),
+                Err(e)
+                    if matches!(e.reason(), "Conflict" | "AlreadyExists")
+                        && attempt < self.settings.update_conflict_retries =>
+                {
+                    attempt += 1;
+                    tracing::debug!(companion = %name, attempt, "image-pull Secret write conflict; re-reading");
+                }
+                Err(e) => return Err(internal(e)),
+            }
+        }
+    }
+
+    /// After an Update wrote `written`: writes the companion, then makes sure it holds what the
+    /// generic Secret holds now. A concurrent Update may have written the generic Secret after us
+    /// but its companion before ours; then ours is stale, so it is written again from the generic
+    /// Secret's current value until the generic Secret stops changing under it (bounded).
+    async fn companion_follows(
+        &self,
+        id: &SecretIdentifier,
+        object: &naming::ObjectName,
+        encoded: &naming::EncodedId,
+        written: &K8sSecret,
+        value: &[u8],
+    ) -> Result<(), RpcError> {
+        let ns = &self.settings.namespace;
+        let mut value = value.to_vec();
+        let mut version = written.metadata.resource_version.clone();
+        for _ in 0..=self.settings.update_conflict_retries {
+            self.write_companion(id, object, &value).await?;
+            let current = match self.kube.get(ns, object).await {
+                Ok(c) => c,
+                // Deleted meanwhile: the Delete removed (or will find) the companion itself.
+                Err(e) if e.reason() == "NotFound" => return Ok(()),
+                Err(e) => return Err(RpcError::internal(e.to_string())),
+            };
+            if current.metadata.resource_version == version
+                || image_pull::stored_type(&current) != SecretType::ImagePullSecret
+            {
+                return Ok(());
+            }
+            let Some(now) = current.data.as_ref().and_then(|d| d.get(encoded.as_str())) else {
+                return Ok(());
+            };
+            value = now.0.clone();
+            version = current.metadata.resource_version;
+        }
+        Ok(())
+    }
+
+    /// Deletes the image-pull companion of `object` if there is one that belongs to it.
+    async fn remove_companion(
+        &self,
+        id: &SecretIdentifier,
+        object: &naming::ObjectName,
+    ) -> Result<(), RpcError> {
+        let ns = &self.settings.namespace;
+        let name = image_pull::companion_name(id);
+        let internal = |e: KubeError| {
+            RpcError::internal(format!("deleting the image-pull Secret {name}: {e}"))
+        };
+        let existing = match self.kube.get(ns, &name).await {
+            Ok(s) => s,
+            Err(e) if e.reason() == "NotFound" => return Ok(()),
+            Err(e) => return Err(internal(e)),
+        };
+        if !image_pull::belongs_to(&existing, object) {
+            tracing::warn!(object = %object, companion = %name, "leaving an image-pull Secret this service did not write");
+            return Ok(());
+        }
+        match self.kube.delete(ns, &name).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.reason() == "NotFound" => Ok(()),
+            Err(e) => Err(internal(e)),
+        }
+    }
+
+    /// Reads the generic Secret of a request; system secrets are not found unless asked for.
+    async fn read(
+        &self,
+        id: &SecretIdentifier,
+        object: &naming::ObjectName,
+        include_system: bool,
+    ) -> Result<K8sSecret, RpcError> {
+        let secret = self
+            .kube
+            .get(&self.settings.namespace, object)
+            .await
+            .map_err(on_secret(&id.name))?;
+        if !include_system && image_pull::is_system(&secret) {
+            return Err(not_found(&id.name));
+        }
+        Ok(secret)
     }
 
     pub async fn get(&self, req: GetSecretRequest) -> Result<GetSecretResponse, RpcError> {
@@ -240,25 +413,21 @@ impl SecretService {
         let id = req.id.clone().unwrap_or_default();
         check_scope(&id.domain, &id.project)?;
         let (_, object) = names(&id);
-        let secret = self
-            .kube
-            .get(&self.settings.namespace, &object)
-            .await
-            .map_err(on_secret(&id.name))?;
+        let secret = self.read(&id, &object, req.include_system_secrets).await?;
         Ok(GetSecretResponse {
             secret: Some(Secret {
                 id: req.id,
-                secret_metadata: Some(SecretMetadata {
-                    created_time: created_time(&secret),
-                    secret_status: Some(self.status()),
-                    r#type: 0,
-                }),
+                secret_metadata: Some(metadata(&secret, self.status())),
             }),
         })
     }
 
     /// Get, replace the value, PUT with the fetched resourceVersion. Unlike Go, a 409 Conflict
-    /// from a concurrent writer is retried (re-read, re-apply) a bounded number of times.
+    /// from a concurrent writer is retried (re-read, re-apply) a bounded number of times. The
+    /// stored type stays: asking for image-pull on a generic secret is refused, and GENERIC (the
+    /// proto3 default every type-unaware client sends) leaves an image-pull secret image-pull. An
+    /// image-pull secret's companion is rewritten (re-created when missing); if that fails, the
+    /// previous value is put back.
     pub async fn update(&self, req: UpdateSecretRequest) -> Result<UpdateSecretResponse, RpcError> {
         self.observed("UpdateSecret", self.update_rpc(req)).await
     }
@@ -268,20 +437,31 @@ impl SecretService {
         check_scope(&id.domain, &id.project)?;
         let (encoded, object) = names(&id);
         let ns = &self.settings.namespace;
+        let asked_type = req.secret_spec.as_ref().map_or(0, |s| s.r#type);
         let value = req.secret_spec.and_then(|s| s.value);
         let mut attempt = 0;
-        loop {
-            let mut secret = self
-                .kube
-                .get(ns, &object)
-                .await
-                .map_err(on_secret(&id.name))?;
+        let (written, previous, kind) = loop {
+            let mut secret = self.read(&id, &object, false).await?;
             let value = value
                 .as_ref()
                 .ok_or_else(|| RpcError::invalid_argument(NO_VALUE))?;
+            let kind = image_pull::stored_type(&secret);
+            if requested_type(asked_type)? == SecretType::ImagePullSecret
+                && kind != SecretType::ImagePullSecret
+            {
+                return Err(RpcError::invalid_argument(format!(
+                    "secret_spec.type: secret {} is {}; the type of an existing secret cannot change (delete it and create it again)",
+                    id.name,
+                    kind.as_str_name()
+                )));
+            }
+            if kind == SecretType::ImagePullSecret {
+                validate::check_docker_config(value_bytes(value))?;
+            }
+            let previous = secret.data.clone();
             set_value(&mut secret, &encoded, value);
             match self.kube.replace(ns, &object, &secret).await {
-                Ok(_) => break,
+                Ok(written) => break (written, previous, kind),
                 Err(e)
                     if e.reason() == "Conflict"
                         && attempt < self.settings.update_conflict_retries =>
@@ -292,6 +472,22 @@ impl SecretService {
                     tokio::time::sleep(std::time::Duration::from_millis(jitter)).await;
                 }
                 Err(e) => return Err(on_secret(&id.name)(e)),
+            }
+        };
+        if kind == SecretType::ImagePullSecret {
+            let value = value.as_ref().map_or(&[][..], value_bytes);
+            if let Err(e) = self
+                .companion_follows(&id, &object, &encoded, &written, value)
+                .await
+            {
+                // Only if nobody wrote since: the restore carries our resourceVersion.
+                let mut restore = written;
+                restore.data = previous;
+                restore.string_data = None;
+                if let Err(undo) = self.kube.replace(ns, &object, &restore).await {
+                    tracing::error!(object = %object, error = %undo, "could not restore a secret whose image-pull Secret failed to update");
+                }
+                return Err(e);
             }
         }
         tracing::info!(name = %id.name, domain = %id.domain, project = %id.project, object = %object, "updated secret");
@@ -308,16 +504,32 @@ impl SecretService {
         check_scope(&id.domain, &id.project)?;
         let (_, object) = names(&id);
         let result = self
-            .kube
-            .delete(&self.settings.namespace, &object)
-            .await
-            .map_err(on_secret(&id.name));
+            .delete_both(&id, &object, req.include_system_secrets)
+            .await;
         if result.is_ok() {
             tracing::info!(name = %id.name, domain = %id.domain, project = %id.project, object = %object, "deleted secret");
         }
         // Like Go, invalidation runs whatever the outcome of the delete.
         self.invalidate(&id).await;
         result.map(|()| DeleteSecretResponse {})
+    }
+
+    /// The companion goes first: if the generic delete then fails, the secret still exists and an
+    /// Update re-creates its companion.
+    async fn delete_both(
+        &self,
+        id: &SecretIdentifier,
+        object: &naming::ObjectName,
+        include_system: bool,
+    ) -> Result<(), RpcError> {
+        let secret = self.read(id, object, include_system).await?;
+        if image_pull::stored_type(&secret) == SecretType::ImagePullSecret {
+            self.remove_companion(id, object).await?;
+        }
+        self.kube
+            .delete(&self.settings.namespace, object)
+            .await
+            .map_err(on_secret(&id.name))
     }
 
     pub async fn list(&self, req: ListSecretsRequest) -> Result<ListSecretsResponse, RpcError> {
@@ -334,6 +546,9 @@ impl SecretService {
         selector.push_str(&format!("{LABEL_MANAGED}=true"));
         if !req.project.is_empty() {
             selector.push_str(&format!(",{LABEL_PROJECT}={}", req.project));
+        }
+        if !req.include_system_secrets {
+            selector.push_str(&format!(",{}!=true", image_pull::LABEL_SYSTEM));
         }
         let mut params = ListParams::default().labels(&selector);
         if req.limit > 0 {
@@ -373,11 +588,7 @@ impl SecretService {
                     domain: decoded.domain.to_owned(),
                     project: decoded.project.to_owned(),
                 }),
-                secret_metadata: Some(SecretMetadata {
-                    created_time: created_time(item),
-                    secret_status: Some(self.status()),
-                    r#type: 0,
-                }),
+                secret_metadata: Some(metadata(item, self.status())),
             });
         }
         Ok(ListSecretsResponse {

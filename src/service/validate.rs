@@ -2,6 +2,9 @@
 //! protos declare but the Go service never enforces (spec 2.2), plus what Kubernetes would only
 //! reject later as a bare `internal`, plus the identifiers that would alias another secret
 //! (spec 3.5). Every rejection is `invalid_argument` and names the field.
+//!
+//! Also the value rule of image-pull secrets ([`check_docker_config`]), which applies whatever
+//! `secret.strictNames` says: their value must be something a kubelet can pull with.
 
 use super::error::RpcError;
 use crate::kubeapi::validation_rules::label_value_ok;
@@ -58,9 +61,109 @@ pub fn check_create(id: Option<&SecretIdentifier>) -> Result<(), RpcError> {
     Ok(())
 }
 
+const DOCKER_CONFIG: &str = "secret_spec.value: an image-pull secret must be a Docker config JSON ({\"auths\": {\"<registry>\": {\"auth\": \"<base64 of user:password>\"}}})";
+
+/// The fields of a Docker config entry a kubelet reads, all strings when present.
+const ENTRY_STRINGS: [&str; 6] = [
+    "auth",
+    "username",
+    "password",
+    "email",
+    "identitytoken",
+    "registrytoken",
+];
+
+/// Checks an image-pull secret's value: a JSON object whose `auths` is a non-empty object of
+/// registry entries, each an object whose credential fields are strings and whose `auth`, when
+/// present, is base64 of `user:password` (what the kubelet decodes). Errors say what is wrong and
+/// where (a registry key at most), never any part of a credential.
+pub fn check_docker_config(value: &[u8]) -> Result<(), RpcError> {
+    use base64::Engine as _;
+    let bad = |why: String| RpcError::invalid_argument(format!("{DOCKER_CONFIG}: {why}"));
+    let doc: serde_json::Value = serde_json::from_slice(value).map_err(|e| {
+        bad(format!(
+            "the value is not JSON (syntax error at line {}, column {})",
+            e.line(),
+            e.column()
+        ))
+    })?;
+    let Some(top) = doc.as_object() else {
+        return Err(bad("the value is not a JSON object".into()));
+    };
+    let Some(auths) = top.get("auths").and_then(|a| a.as_object()) else {
+        return Err(bad("it has no \"auths\" object".into()));
+    };
+    if auths.is_empty() {
+        return Err(bad("its \"auths\" object is empty".into()));
+    }
+    for (registry, entry) in auths {
+        let Some(entry) = entry.as_object() else {
+            return Err(bad(format!("auths[{registry:?}] is not an object")));
+        };
+        for field in ENTRY_STRINGS {
+            if entry.get(field).is_some_and(|v| !v.is_string()) {
+                return Err(bad(format!("auths[{registry:?}].{field} is not a string")));
+            }
+        }
+        if let Some(auth) = entry.get("auth").and_then(|v| v.as_str()) {
+            let decoded = base64::engine::general_purpose::STANDARD.decode(auth);
+            if !decoded.is_ok_and(|d| d.contains(&b':')) {
+                return Err(bad(format!(
+                    "auths[{registry:?}].auth is not base64 of user:password"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn docker_config_rules_name_the_problem_and_never_the_value() {
+        let ok = br#"{"auths":{"ghcr.io":{"auth":"dXNlcjpodW50ZXIy"}}}"#;
+        assert!(check_docker_config(ok).is_ok());
+        assert!(
+            check_docker_config(br#"{"auths":{"r":{"username":"u","password":"p"}},"x":1}"#)
+                .is_ok()
+        );
+        let cases: [(&[u8], &str); 8] = [
+            (b"hunter2", "not JSON"),
+            (b"[\"hunter2\"]", "not a JSON object"),
+            (br#"{"hunter2":1}"#, "no \"auths\""),
+            (br#"{"auths":["hunter2"]}"#, "no \"auths\""),
+            (br#"{"auths":{}}"#, "is empty"),
+            (
+                br#"{"auths":{"r":"hunter2"}}"#,
+                "auths[\"r\"] is not an object",
+            ),
+            (
+                br#"{"auths":{"r":{"password":7}}}"#,
+                "auths[\"r\"].password is not a string",
+            ),
+            (
+                br#"{"auths":{"r":{"auth":"aHVudGVyMg=="}}}"#,
+                "auths[\"r\"].auth is not base64",
+            ),
+        ];
+        for (value, want) in cases {
+            let e = check_docker_config(value).unwrap_err();
+            assert_eq!(e.code, super::super::Code::InvalidArgument);
+            assert!(
+                e.message.starts_with("secret_spec.value: "),
+                "{}",
+                e.message
+            );
+            assert!(e.message.contains(want), "{}", e.message);
+            assert!(
+                !e.message.contains("hunter2") && !e.message.contains("aHVudGVyMg"),
+                "{}",
+                e.message
+            );
+        }
+    }
 
     fn id(name: &str, domain: &str, project: &str) -> SecretIdentifier {
         SecretIdentifier {
