@@ -104,6 +104,16 @@ enum Command {
         #[command(flatten)]
         flags: ServeFlags,
     },
+    /// Print the effective configuration (files, then environment, then flags; credentials
+    /// redacted) and exit; non-zero with the error `serve` would give on a bad file or value.
+    #[command(after_help = flytesecret::config::flags_help())]
+    Config {
+        /// Config file (YAML with a `secret:` section); a `*` in the file name globs.
+        #[arg(long)]
+        config: Option<String>,
+        #[command(flatten)]
+        flags: ServeFlags,
+    },
     /// Serve only the embedded Kubernetes Secrets API (for kubectl and tests).
     KubeApi {
         #[arg(long, default_value = "127.0.0.1:6443")]
@@ -263,6 +273,28 @@ async fn kube_api(args: KubeApiArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn print_config(
+    config: Option<String>,
+    flags: ServeFlags,
+    secret_flags: Vec<(String, String)>,
+) -> ExitCode {
+    let mut pairs = flags.pairs();
+    pairs.extend(secret_flags);
+    let rendered = flytesecret::config::config_files(config.as_deref()).and_then(|files| {
+        flytesecret::config::render_effective(&files, |k| std::env::var(k).ok(), &pairs)
+    });
+    match rendered {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("flytesecret: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn run_async(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -286,12 +318,15 @@ fn main() -> ExitCode {
         }
     };
     let cli = Cli::parse_from(args);
-    if !secret_flags.is_empty() && !matches!(cli.command, Command::Serve { .. }) {
-        eprintln!("flytesecret: --secret.* flags only apply to `serve`");
+    if !secret_flags.is_empty()
+        && !matches!(cli.command, Command::Serve { .. } | Command::Config { .. })
+    {
+        eprintln!("flytesecret: --secret.* flags only apply to `serve` and `config`");
         return ExitCode::from(2);
     }
     match cli.command {
         Command::Serve { config, flags } => run_async(serve(config, flags, secret_flags)),
+        Command::Config { config, flags } => print_config(config, flags, secret_flags),
         Command::KubeApi {
             data_dir: Some(dir),
             encryption_key_file,
