@@ -35,6 +35,10 @@ struct ServeFlags {
     /// (secret.embedded.writeKubeconfig).
     #[arg(long = "write-kubeconfig", value_name = "FILE")]
     write_kubeconfig: Option<String>,
+    /// kube-apiserver's static token file for the embedded Kubernetes API
+    /// (secret.embedded.tokenAuthFile).
+    #[arg(long = "token-auth-file", value_name = "FILE")]
+    token_auth_file: Option<String>,
     /// Log format: text or json (secret.log.format).
     #[arg(long = "log-format", value_name = "FORMAT")]
     log_format: Option<String>,
@@ -47,6 +51,7 @@ impl ServeFlags {
             ("secret.embedded.kubeApiListen", &self.kube_api_listen),
             ("secret.embedded.writeKubeconfig", &self.write_kubeconfig),
             ("secret.log.format", &self.log_format),
+            ("secret.embedded.tokenAuthFile", &self.token_auth_file),
         ]
         .into_iter()
         .filter_map(|(k, v)| v.as_ref().map(|v| (k.to_owned(), v.clone())))
@@ -107,6 +112,10 @@ enum Command {
         /// Namespace the written kubeconfig selects.
         #[arg(long, default_value = "default")]
         namespace: String,
+        /// kube-apiserver's static token file (`token,user,uid,"group1,group2"`): requests need
+        /// one of its bearer tokens, and TokenReviews answer for them.
+        #[arg(long, value_name = "FILE")]
+        token_auth_file: Option<std::path::PathBuf>,
     },
     /// Speak the naming-conformance JSON Lines protocol on stdin/stdout (conformance/PROTOCOL.md).
     Naming,
@@ -177,13 +186,48 @@ async fn serve(
         .await
         .map_err(|e| anyhow::anyhow!("binding {host}:{}: {e}", cfg.port))?;
     let addr = listener.local_addr()?;
-    let app = server::App::new(server::service(&cfg, &backend), cfg.request_timeout);
+    let guard = guard(&cfg, &backend)?;
+    let app = server::App::new(
+        server::service(&cfg, &backend, guard.audit.clone()),
+        cfg.request_timeout,
+    );
     if let Some(k) = backend.kube_api_addr {
         println!("flytesecret: embedded Kubernetes API on http://{k}");
     }
-    println!("flytesecret: serving flyteidl2.secret.SecretService on http://{addr}");
+    if !addr.ip().is_loopback() && !guard.auth.is_enabled() {
+        tracing::warn!(%addr, "serving on a non-loopback address with no authentication: anyone who reaches this port can read and write every secret (configure secret.auth and secret.server.tls)");
+    }
+    let scheme = if guard.tls.is_some() { "https" } else { "http" };
+    println!("flytesecret: serving flyteidl2.secret.SecretService on {scheme}://{addr}");
     tracing::info!(%addr, namespace = %cfg.namespace, "serving");
-    server::serve(app, listener, shutdown_signal()).await
+    server::serve(app, listener, guard, shutdown_signal()).await
+}
+
+/// TLS, authentication and the audit log, from the configuration.
+fn guard(
+    cfg: &flytesecret::config::Config,
+    backend: &server::Backend,
+) -> anyhow::Result<server::Guard> {
+    use anyhow::Context as _;
+    let tls = cfg
+        .tls
+        .as_ref()
+        .map(server::tls::TlsAcceptor::new)
+        .transpose()
+        .context("secret.server.tls")?;
+    let audit = cfg
+        .audit_path
+        .as_deref()
+        .map(|p| {
+            flytesecret::audit::AuditLog::open(p).with_context(|| format!("opening the audit log {p}"))
+        })
+        .transpose()?
+        .map(std::sync::Arc::new);
+    let auth = flytesecret::auth::Authenticator::from_config(cfg, &backend.client)?;
+    if cfg.auth.policy.is_some() && !auth.is_enabled() {
+        tracing::warn!("secret.auth.policy is set but no authentication is configured: every caller is anonymous and the policy denies them all");
+    }
+    Ok(server::Guard { tls, auth, audit })
 }
 
 async fn kube_api(
@@ -192,6 +236,7 @@ async fn kube_api(
     ephemeral: bool,
     write_kubeconfig: Option<std::path::PathBuf>,
     namespace: String,
+    token_auth_file: Option<std::path::PathBuf>,
 ) -> anyhow::Result<()> {
     let _telemetry = flytesecret::telemetry::init(false, None)?;
     let durability = match (ephemeral, data_dir) {
@@ -203,12 +248,19 @@ async fn kube_api(
     };
     let engine = Engine::open(&durability)?;
     engine.ensure_namespace(&namespace);
+    if let Some(path) = &token_auth_file {
+        engine.set_token_file(
+            flytesecret::kubeapi::tokens::TokenFile::load(path)
+                .map_err(|e| anyhow::anyhow!("token file {e}"))?,
+        );
+    }
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
         .map_err(|e| anyhow::anyhow!("binding {listen}: {e}"))?;
     let addr = listener.local_addr()?;
     if let Some(path) = write_kubeconfig {
-        flytesecret::kubeapi::http_face::write_kubeconfig(&path, addr, &namespace)?;
+        let token = engine.token_file().and_then(|t| t.first_token());
+        flytesecret::kubeapi::http_face::write_kubeconfig(&path, addr, &namespace, token)?;
     }
     println!("flytesecret: Kubernetes Secrets API on http://{addr}");
     tokio::select! {
@@ -253,12 +305,14 @@ fn main() -> ExitCode {
             ephemeral,
             write_kubeconfig,
             namespace,
+            token_auth_file,
         } => run_async(kube_api(
             listen,
             data_dir,
             ephemeral,
             write_kubeconfig,
             namespace,
+            token_auth_file,
         )),
         Command::Naming => {
             let stdin = io::stdin().lock();

@@ -16,6 +16,7 @@ mod selector;
 mod status;
 pub mod store;
 mod table;
+pub mod tokens;
 mod validation;
 
 /// Kubernetes validation rules the service reuses for its strict mode.
@@ -38,6 +39,8 @@ use store::Store;
 pub struct Engine {
     store: Store,
     faults: Faults,
+    /// The static token file: when set, the HTTP face requires one of its tokens.
+    tokens: std::sync::OnceLock<tokens::TokenFile>,
 }
 
 enum Route<'a> {
@@ -91,6 +94,7 @@ impl Engine {
         let engine = Engine {
             store: Store::open(durability)?,
             faults: Faults::default(),
+            tokens: std::sync::OnceLock::new(),
         };
         handlers::ensure_namespace(&engine.store, "default");
         Ok(Arc::new(engine))
@@ -110,6 +114,15 @@ impl Engine {
         self.store.compact_history();
     }
 
+    /// Requires a listed bearer token on the HTTP face from now on (set once).
+    pub fn set_token_file(&self, file: tokens::TokenFile) {
+        let _ = self.tokens.set(file);
+    }
+
+    pub fn token_file(&self) -> Option<&tokens::TokenFile> {
+        self.tokens.get()
+    }
+
     /// Makes sure a namespace exists (what `kubectl create namespace` would do).
     pub fn ensure_namespace(&self, name: &str) {
         handlers::ensure_namespace(&self.store, name);
@@ -126,6 +139,9 @@ impl Engine {
     /// Answers one request; the body is already collected.
     pub async fn handle(&self, req: Request<Bytes>) -> Response<Bytes> {
         let (mut parts, mut body) = req.into_parts();
+        if parts.uri.path() == tokens::TOKENREVIEWS_PATH && parts.method == Method::POST {
+            return tokens::review(self.tokens.get(), &body);
+        }
         let is_protobuf = parts
             .headers
             .get(http::header::CONTENT_TYPE)

@@ -6,6 +6,7 @@ pub mod connect;
 mod connect_stream;
 pub mod grpc;
 pub mod rest;
+pub mod tls;
 
 use crate::config::{Config, expand_home};
 use crate::invalidation::Invalidator;
@@ -368,6 +369,11 @@ pub async fn backend(c: &Config) -> Result<Backend> {
     };
     let engine = Engine::open(&durability)
         .with_context(|| format!("opening the embedded Kubernetes store ({durability:?})"))?;
+    if let Some(path) = &c.token_auth_file {
+        engine.set_token_file(
+            kubeapi::tokens::TokenFile::load(path).map_err(|e| anyhow::anyhow!("token file {e}"))?,
+        );
+    }
     let mut kube_api_addr = None;
     if let Some(listen) = &c.kube_api_listen {
         let listener = TcpListener::bind(listen)
@@ -375,7 +381,8 @@ pub async fn backend(c: &Config) -> Result<Backend> {
             .with_context(|| format!("binding the embedded Kubernetes API on {listen}"))?;
         let addr = listener.local_addr()?;
         if let Some(path) = &c.write_kubeconfig {
-            kubeapi::http_face::write_kubeconfig(path, addr, &c.namespace)
+            let token = engine.token_file().and_then(|t| t.first_token());
+            kubeapi::http_face::write_kubeconfig(path, addr, &c.namespace, token)
                 .with_context(|| format!("writing kubeconfig {}", path.display()))?;
         }
         tokio::spawn(kubeapi::http_face::serve(engine.clone(), listener));
@@ -389,8 +396,12 @@ pub async fn backend(c: &Config) -> Result<Backend> {
     })
 }
 
-/// Builds the service over a backend.
-pub fn service(c: &Config, backend: &Backend) -> Arc<SecretService> {
+/// Builds the service over a backend (with the policy, and the audit log when configured).
+pub fn service(
+    c: &Config,
+    backend: &Backend,
+    audit: Option<Arc<crate::audit::AuditLog>>,
+) -> Arc<SecretService> {
     let kube = KubeBackend::new(
         backend.client.clone(),
         c.qps as f64,
@@ -403,11 +414,10 @@ pub fn service(c: &Config, backend: &Backend) -> Arc<SecretService> {
         strict_names: c.strict_names,
         ..Settings::default()
     };
-    Arc::new(SecretService::new(
-        kube,
-        settings,
-        Invalidator::new(&c.webhook_url),
-    ))
+    Arc::new(
+        SecretService::new(kube, settings, Invalidator::new(&c.webhook_url))
+            .with_security(c.auth.policy.clone(), audit),
+    )
 }
 
 /// Startup chores that need the API: the namespace (created when missing; a refusal is logged
@@ -443,33 +453,82 @@ pub fn bind_host(c: &Config, embedded: bool) -> String {
     }
 }
 
+/// What guards the port: TLS, authentication, and the audit log for refused requests.
+pub struct Guard {
+    pub tls: Option<tls::TlsAcceptor>,
+    pub auth: crate::auth::Authenticator,
+    pub audit: Option<Arc<crate::audit::AuditLog>>,
+}
+
+impl Default for Guard {
+    /// Plain TCP, no authentication: the drop-in default.
+    fn default() -> Self {
+        Guard {
+            tls: None,
+            auth: crate::auth::Authenticator::disabled(),
+            audit: None,
+        }
+    }
+}
+
+/// Serves one accepted connection (after the TLS handshake, if any) until it ends.
+async fn serve_connection<I>(
+    app: Arc<App>,
+    guard: Arc<Guard>,
+    io: I,
+    conn_info: crate::auth::ConnInfo,
+    watcher: hyper_util::server::graceful::Watcher,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let svc = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+        let (app, guard) = (app.clone(), guard.clone());
+        req.extensions_mut().insert(conn_info.clone());
+        async move {
+            let resp = crate::auth::gate(&guard.auth, guard.audit.as_deref(), req, |req| {
+                dispatch(app, req)
+            })
+            .await;
+            Ok::<_, std::convert::Infallible>(resp)
+        }
+    });
+    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    let conn = builder.serve_connection(io, svc).into_owned();
+    if let Err(e) = watcher.watch(conn).await {
+        tracing::debug!(error = %e, "connection ended");
+    }
+}
+
 /// Serves until `shutdown` resolves, then drains in-flight requests (up to [`SHUTDOWN_GRACE`]).
 pub async fn serve(
     app: Arc<App>,
     listener: TcpListener,
+    guard: Guard,
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
     tokio::spawn(prepare(app.clone()));
+    let guard = Arc::new(guard);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let (stream, _) = match accepted {
+                let (stream, peer) = match accepted {
                     Ok(s) => s,
                     Err(e) => { tracing::warn!(error = %e, "accept failed"); continue; }
                 };
-                let app = app.clone();
-                let svc = hyper::service::service_fn(move |req| {
-                    let app = app.clone();
-                    async move { Ok::<_, std::convert::Infallible>(dispatch(app, req).await) }
-                });
-                let conn = builder.serve_connection(TokioIo::new(stream), svc).into_owned();
-                let conn = graceful.watch(conn);
+                let (app, guard, watcher) = (app.clone(), guard.clone(), graceful.watcher());
                 tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!(error = %e, "connection ended");
+                    let mut info = crate::auth::ConnInfo { peer: Some(peer), client_cn: None };
+                    match &guard.tls {
+                        None => serve_connection(app, guard.clone(), TokioIo::new(stream), info, watcher).await,
+                        Some(tls) => match tls.accept(stream).await {
+                            Ok((stream, cn)) => {
+                                info.client_cn = cn;
+                                serve_connection(app, guard.clone(), TokioIo::new(stream), info, watcher).await
+                            }
+                            Err(e) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                        },
                     }
                 });
             }
