@@ -43,6 +43,20 @@ const SCHEMA: &[(&str, &str, Kind)] = &[
     ("secret.embedded.encryption.keyFile", "", Kind::Str),
     ("secret.log.format", "text", Kind::Str),
     ("secret.tracing.otlpEndpoint", "", Kind::Str),
+    ("secret.server.tls.certFile", "", Kind::Str),
+    ("secret.server.tls.keyFile", "", Kind::Str),
+    ("secret.server.tls.clientCAFile", "", Kind::Str),
+    ("secret.auth.jwt.issuer", "", Kind::Str),
+    ("secret.auth.jwt.audiences", "", Kind::List),
+    ("secret.auth.jwt.jwksURL", "", Kind::Str),
+    ("secret.auth.jwt.jwksFile", "", Kind::Str),
+    ("secret.auth.jwt.usernameClaim", "sub", Kind::Str),
+    ("secret.auth.jwt.groupsClaim", "groups", Kind::Str),
+    ("secret.auth.kubernetes.tokenReview", "false", Kind::Bool),
+    ("secret.auth.kubernetes.audiences", "", Kind::List),
+    ("secret.auth.policy", "", Kind::List),
+    ("secret.audit.path", "", Kind::Str),
+    ("secret.embedded.tokenAuthFile", "", Kind::Str),
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,6 +66,8 @@ enum Kind {
     Port,
     Bool,
     Duration,
+    /// A YAML sequence in files; YAML/JSON text (or, for strings, comma-separated) elsewhere.
+    List,
 }
 
 /// Where a value came from, for error messages.
@@ -137,6 +153,45 @@ pub struct Config {
     pub log_json: bool,
     /// Where to export traces over OTLP/gRPC; empty leaves tracing off.
     pub otlp_endpoint: String,
+    /// `secret.server.tls`: TLS on the service port when set.
+    pub tls: Option<TlsConfig>,
+    /// `secret.auth`: who may call, and what they may do.
+    pub auth: AuthConfig,
+    /// `secret.audit.path`: `-` for stdout, a file, or nothing.
+    pub audit_path: Option<String>,
+    /// kube-apiserver's static token file for the embedded engine's HTTP face.
+    pub token_auth_file: Option<PathBuf>,
+}
+
+/// `secret.server.tls`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TlsConfig {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    /// Set: client certificates are required and verified against it (mTLS).
+    pub client_ca_file: Option<PathBuf>,
+}
+
+/// `secret.auth.jwt`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JwtConfig {
+    pub issuer: String,
+    pub audiences: Vec<String>,
+    pub jwks_url: Option<String>,
+    pub jwks_file: Option<PathBuf>,
+    pub username_claim: String,
+    pub groups_claim: String,
+}
+
+/// `secret.auth`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AuthConfig {
+    pub jwt: Option<JwtConfig>,
+    /// Accept Kubernetes ServiceAccount tokens through TokenReview.
+    pub token_review: bool,
+    pub token_review_audiences: Vec<String>,
+    /// `None` (absent): any authenticated caller may do everything.
+    pub policy: Option<Vec<crate::auth::policy::Rule>>,
 }
 
 /// Go's `time.ParseDuration` for the forms configs use: `30s`, `1m30s`, `500ms`, `1.5h`, `0`.
@@ -276,6 +331,11 @@ fn flatten(
         }
         serde_yaml::Value::String(s) => {
             out.insert(prefix.to_owned(), s.clone());
+        }
+        serde_yaml::Value::Sequence(_) => {
+            // Lists (audiences, policy) keep their structure as YAML text, parsed by kind.
+            let text = serde_yaml::to_string(v).map_err(|e| format!("key {prefix}: {e}"))?;
+            out.insert(prefix.to_owned(), text);
         }
         other => return Err(format!("key {prefix}: expected a scalar, got {other:?}")),
     }
@@ -478,6 +538,99 @@ pub fn load(
         return Err(invalid("secret.log.format", "expected text or json".into()));
     }
     let non_empty = |key: &str| Some(text(key)).filter(|s| !s.is_empty());
+    let list = |key: &str| -> Result<Vec<String>, ConfigError> {
+        let t = text(key);
+        let t = t.trim();
+        if t.is_empty() {
+            return Ok(Vec::new());
+        }
+        if t.starts_with('[') || t.starts_with('-') {
+            return serde_yaml::from_str::<Vec<String>>(t)
+                .map_err(|e| invalid(key, format!("expected a list of strings: {e}")));
+        }
+        Ok(t.split(',')
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect())
+    };
+    let tls = match (
+        non_empty("secret.server.tls.certFile"),
+        non_empty("secret.server.tls.keyFile"),
+    ) {
+        (Some(cert), Some(key)) => Some(TlsConfig {
+            cert_file: PathBuf::from(cert),
+            key_file: PathBuf::from(key),
+            client_ca_file: non_empty("secret.server.tls.clientCAFile").map(PathBuf::from),
+        }),
+        (None, None) if non_empty("secret.server.tls.clientCAFile").is_none() => None,
+        (None, None) => {
+            return Err(invalid(
+                "secret.server.tls.clientCAFile",
+                "needs secret.server.tls.certFile and keyFile".into(),
+            ));
+        }
+        (Some(_), None) => {
+            return Err(invalid(
+                "secret.server.tls.keyFile",
+                "needed with secret.server.tls.certFile".into(),
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(invalid(
+                "secret.server.tls.certFile",
+                "needed with secret.server.tls.keyFile".into(),
+            ));
+        }
+    };
+    let jwt_url = non_empty("secret.auth.jwt.jwksURL");
+    let jwt_file = non_empty("secret.auth.jwt.jwksFile");
+    let jwt_issuer = text("secret.auth.jwt.issuer");
+    let jwt = if jwt_url.is_none() && jwt_file.is_none() && jwt_issuer.is_empty() {
+        None
+    } else {
+        if jwt_url.is_some() == jwt_file.is_some() {
+            return Err(invalid(
+                "secret.auth.jwt.jwksURL",
+                "set exactly one of secret.auth.jwt.jwksURL and secret.auth.jwt.jwksFile".into(),
+            ));
+        }
+        if jwt_issuer.is_empty() {
+            return Err(invalid(
+                "secret.auth.jwt.issuer",
+                "required when JWT authentication is configured".into(),
+            ));
+        }
+        let audiences = list("secret.auth.jwt.audiences")?;
+        if audiences.is_empty() {
+            return Err(invalid(
+                "secret.auth.jwt.audiences",
+                "name at least one audience".into(),
+            ));
+        }
+        Some(JwtConfig {
+            issuer: jwt_issuer,
+            audiences,
+            jwks_url: jwt_url,
+            jwks_file: jwt_file.map(PathBuf::from),
+            username_claim: text("secret.auth.jwt.usernameClaim"),
+            groups_claim: text("secret.auth.jwt.groupsClaim"),
+        })
+    };
+    let policy_text = text("secret.auth.policy");
+    let policy = if policy_text.trim().is_empty() {
+        None
+    } else {
+        Some(
+            crate::auth::policy::parse_rules(&policy_text)
+                .map_err(|r| invalid("secret.auth.policy", r))?,
+        )
+    };
+    let auth = AuthConfig {
+        jwt,
+        token_review: boolean("secret.auth.kubernetes.tokenReview")?,
+        token_review_audiences: list("secret.auth.kubernetes.audiences")?,
+        policy,
+    };
     Ok(Config {
         host: text("secret.server.host"),
         host_explicit: get("secret.server.host").1 != &Source::Default,
@@ -509,6 +662,10 @@ pub fn load(
         encryption_key_file: non_empty("secret.embedded.encryption.keyFile").map(PathBuf::from),
         log_json: log_format == "json",
         otlp_endpoint: text("secret.tracing.otlpEndpoint"),
+        tls,
+        auth,
+        audit_path: non_empty("secret.audit.path"),
+        token_auth_file: non_empty("secret.embedded.tokenAuthFile").map(PathBuf::from),
     })
 }
 

@@ -1,6 +1,8 @@
 //! flytesecret: a Rust implementation of Flyte's Secret Service (`flyteidl2.secret.SecretService`),
 //! a drop-in replacement for the Go service. See ARCHITECTURE.md for the map.
 
+pub mod audit;
+pub mod auth;
 pub mod config;
 pub mod consumption;
 pub mod gostr;

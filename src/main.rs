@@ -35,6 +35,10 @@ struct ServeFlags {
     /// (secret.embedded.writeKubeconfig).
     #[arg(long = "write-kubeconfig", value_name = "FILE")]
     write_kubeconfig: Option<String>,
+    /// kube-apiserver's static token file for the embedded Kubernetes API
+    /// (secret.embedded.tokenAuthFile).
+    #[arg(long = "token-auth-file", value_name = "FILE")]
+    token_auth_file: Option<String>,
     /// Log format: text or json (secret.log.format).
     #[arg(long = "log-format", value_name = "FORMAT")]
     log_format: Option<String>,
@@ -51,6 +55,7 @@ impl ServeFlags {
             ("secret.embedded.kubeApiListen", &self.kube_api_listen),
             ("secret.embedded.writeKubeconfig", &self.write_kubeconfig),
             ("secret.log.format", &self.log_format),
+            ("secret.embedded.tokenAuthFile", &self.token_auth_file),
         ]
         .into_iter()
         .filter_map(|(k, v)| v.as_ref().map(|v| (k.to_owned(), v.clone())))
@@ -137,6 +142,10 @@ enum Command {
         /// FOR TESTS ONLY: serve the unauthenticated fault-injection endpoint.
         #[arg(long)]
         test_fault_injection: bool,
+        /// kube-apiserver's static token file (`token,user,uid,"group1,group2"`): requests need
+        /// one of its bearer tokens, and TokenReviews answer for them.
+        #[arg(long, value_name = "FILE")]
+        token_auth_file: Option<std::path::PathBuf>,
     },
     /// Speak the naming-conformance JSON Lines protocol on stdin/stdout (conformance/PROTOCOL.md).
     Naming,
@@ -207,15 +216,52 @@ async fn serve(
         .await
         .map_err(|e| anyhow::anyhow!("binding {host}:{}: {e}", cfg.port))?;
     let addr = listener.local_addr()?;
-    let app = server::App::new(server::service(&cfg, &backend), cfg.request_timeout);
+    let guard = guard(&cfg, &backend)?;
+    let app = server::App::new(
+        server::service(&cfg, &backend, guard.audit.clone()),
+        cfg.request_timeout,
+    );
     let limits = server::Limits::from(&cfg);
     if let Some(k) = backend.kube_api_addr {
         println!("flytesecret: embedded Kubernetes API on http://{k}");
     }
-    println!("flytesecret: serving flyteidl2.secret.SecretService on http://{addr}");
+    if !addr.ip().is_loopback() && !guard.auth.is_enabled() {
+        tracing::warn!(%addr, "serving on a non-loopback address with no authentication: anyone who reaches this port can read and write every secret (configure secret.auth and secret.server.tls)");
+    }
+    let scheme = if guard.tls.is_some() { "https" } else { "http" };
+    println!("flytesecret: serving flyteidl2.secret.SecretService on {scheme}://{addr}");
     tracing::info!(%addr, namespace = %cfg.namespace, "serving");
-    // The authentication slot of the pipeline is empty until authentication exists.
-    server::serve(app, listener, limits, None, shutdown_signal()).await
+    server::serve(app, listener, limits, guard, shutdown_signal()).await
+}
+
+/// TLS, authentication and the audit log, from the configuration.
+fn guard(
+    cfg: &flytesecret::config::Config,
+    backend: &server::Backend,
+) -> anyhow::Result<server::Guard> {
+    use anyhow::Context as _;
+    let tls = cfg
+        .tls
+        .as_ref()
+        .map(server::tls::TlsAcceptor::new)
+        .transpose()
+        .context("secret.server.tls")?;
+    let audit = cfg
+        .audit_path
+        .as_deref()
+        .map(|p| {
+            flytesecret::audit::AuditLog::open(p)
+                .with_context(|| format!("opening the audit log {p}"))
+        })
+        .transpose()?
+        .map(std::sync::Arc::new);
+    let auth = flytesecret::auth::Authenticator::from_config(cfg, &backend.client)?;
+    if cfg.auth.policy.is_some() && !auth.is_enabled() {
+        tracing::warn!(
+            "secret.auth.policy is set but no authentication is configured: every caller is anonymous and the policy denies them all"
+        );
+    }
+    Ok(server::Guard { tls, auth, audit })
 }
 
 struct KubeApiArgs {
@@ -226,6 +272,7 @@ struct KubeApiArgs {
     write_kubeconfig: Option<std::path::PathBuf>,
     namespace: String,
     test_fault_injection: bool,
+    token_auth_file: Option<std::path::PathBuf>,
 }
 
 async fn kube_api(args: KubeApiArgs) -> anyhow::Result<()> {
@@ -237,6 +284,7 @@ async fn kube_api(args: KubeApiArgs) -> anyhow::Result<()> {
         write_kubeconfig,
         namespace,
         test_fault_injection,
+        token_auth_file,
     } = args;
     let _telemetry = flytesecret::telemetry::init(false, None)?;
     let durability = match (ephemeral, data_dir) {
@@ -253,12 +301,19 @@ async fn kube_api(args: KubeApiArgs) -> anyhow::Result<()> {
         Durability::Memory => anyhow::anyhow!("opening the in-memory Kubernetes store: {e}"),
     })?;
     engine.ensure_namespace(&namespace);
+    if let Some(path) = &token_auth_file {
+        engine.set_token_file(
+            flytesecret::kubeapi::tokens::TokenFile::load(path)
+                .map_err(|e| anyhow::anyhow!("token file {e}"))?,
+        );
+    }
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
         .map_err(|e| anyhow::anyhow!("binding {listen}: {e}"))?;
     let addr = listener.local_addr()?;
     if let Some(path) = write_kubeconfig {
-        flytesecret::kubeapi::http_face::write_kubeconfig(&path, addr, &namespace)
+        let token = engine.token_file().and_then(|t| t.first_token());
+        flytesecret::kubeapi::http_face::write_kubeconfig(&path, addr, &namespace, token)
             .map_err(|e| anyhow::anyhow!("writing kubeconfig {}: {e}", path.display()))?;
     }
     println!("flytesecret: Kubernetes Secrets API on http://{addr}");
@@ -354,6 +409,7 @@ fn main() -> ExitCode {
             write_kubeconfig,
             namespace,
             test_fault_injection,
+            token_auth_file,
         } => run_async(kube_api(KubeApiArgs {
             listen,
             data_dir,
@@ -362,6 +418,7 @@ fn main() -> ExitCode {
             write_kubeconfig,
             namespace,
             test_fault_injection,
+            token_auth_file,
         })),
         Command::Naming => {
             let stdin = io::stdin().lock();

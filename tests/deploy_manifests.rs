@@ -11,7 +11,6 @@ use common::{BIN, http, id};
 use flytesecret::kubeapi::{Engine, http_face::InProcess};
 use flytesecret::proto::flyteidl2::secret::*;
 use flytesecret::service::{KubeBackend, SecretService, Settings};
-use http_body_util::Full;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Container, PodSpec, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
@@ -245,7 +244,9 @@ fn the_deployment_is_hardened_and_probed() {
     // Drains in-flight requests before the kubelet kills it.
     assert!(
         pod.termination_grace_period_seconds.unwrap()
-            > flytesecret::server::SHUTDOWN_GRACE.as_secs() as i64
+            > flytesecret::server::Limits::default()
+                .shutdown_grace
+                .as_secs() as i64
     );
 }
 
@@ -390,7 +391,7 @@ impl Rbac {
 }
 
 impl tower::Service<http::Request<kube::client::Body>> for Rbac {
-    type Response = http::Response<Full<Bytes>>;
+    type Response = http::Response<flytesecret::kubeapi::watch::Body>;
     type Error = std::io::Error;
     type Future = std::pin::Pin<
         Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>,
@@ -422,7 +423,9 @@ impl tower::Service<http::Request<kube::client::Body>> for Rbac {
             Ok(http::Response::builder()
                 .status(403)
                 .header("content-type", "application/json")
-                .body(Full::new(Bytes::from(body.to_string())))
+                .body(flytesecret::kubeapi::watch::Body::full(Bytes::from(
+                    body.to_string(),
+                )))
                 .unwrap())
         })
     }
@@ -782,10 +785,13 @@ async fn the_binary_serves_as_the_image_runs_it() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let api = listener.local_addr().unwrap();
     let kubeconfig = dir.join("kubeconfig");
-    flytesecret::kubeapi::http_face::write_kubeconfig(&kubeconfig, api, NAMESPACE).unwrap();
+    flytesecret::kubeapi::http_face::write_kubeconfig(&kubeconfig, api, NAMESPACE, None).unwrap();
     let server = tokio::spawn(flytesecret::kubeapi::http_face::serve(
         engine.clone(),
         listener,
+        flytesecret::server::Limits::default(),
+        false,
+        std::future::pending(),
     ));
 
     // The Deployment's args, with the config path moved; its env (fieldRefs resolved as the

@@ -6,6 +6,7 @@
 //! vectors state it, and `tests/golden.rs` holds it to every `encode` and `k8s_name` record.
 
 use md5::{Digest as _, Md5};
+use sha2::Sha256;
 
 /// The organization the open-source service always encodes.
 pub const ORGANIZATION: &str = "flyte";
@@ -21,6 +22,14 @@ pub fn object_name(data_key: &str) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// The image-pull Secret the pod webhook looks for: `img-pull-` and the first 16 hex digits of
+/// sha256(`<org>:<domain>:<project>:<name>`).
+pub fn image_pull_name(org: &str, domain: &str, project: &str, name: &str) -> String {
+    let digest = Sha256::digest(format!("{org}:{domain}:{project}:{name}").as_bytes());
+    let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    format!("img-pull-{hex}")
 }
 
 #[cfg(test)]

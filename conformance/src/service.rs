@@ -2,7 +2,7 @@
 //! behavioural contract in `cases/service.yaml`, over gRPC, Connect proto or Connect JSON, and,
 //! given a kubeconfig, checks the Kubernetes objects each write leaves behind.
 
-use crate::naming::{ORGANIZATION, data_key, object_name};
+use crate::naming::{ORGANIZATION, data_key, image_pull_name, object_name};
 use crate::report::{CaseResult, Outcome, Report};
 use anyhow::{Context, Result, anyhow, bail};
 use base64::Engine as _;
@@ -479,13 +479,12 @@ fn object_of(id: &IdSpec, uid: &str) -> (String, String) {
 }
 
 fn image_pull_of(id: &IdSpec, uid: &str) -> String {
-    flytesecret::naming::image_pull_name(
-        DEFAULT_ORGANIZATION,
+    image_pull_name(
+        ORGANIZATION,
         &id.domain.replace("{{uid}}", uid),
         &id.project.replace("{{uid}}", uid),
         &id.name.replace("{{uid}}", uid),
     )
-    .to_string()
 }
 
 /// The expected value of an object check, if the case gives one.

@@ -104,7 +104,7 @@ fn checker_catches_a_planted_defect() {
 }
 
 #[test]
-fn the_checkers_own_naming_matches_every_encode_and_k8s_name_record() {
+fn the_checkers_own_naming_matches_every_encode_k8s_name_and_image_pull_name_record() {
     // The object checks of the service suite use `flytesecret_conformance::naming`, not the
     // implementation's naming: hold that independent statement to the vectors too.
     use flytesecret_conformance::naming::{data_key, object_name};
@@ -121,6 +121,17 @@ fn the_checkers_own_naming_matches_every_encode_and_k8s_name_record() {
                 &field(r, "name"),
             );
             Ok(serde_json::Value::String(key))
+        }
+        "image_pull_name" => {
+            checked += 1;
+            Ok(serde_json::Value::String(
+                flytesecret_conformance::naming::image_pull_name(
+                    &field(r, "org"),
+                    &field(r, "domain"),
+                    &field(r, "project"),
+                    &field(r, "name"),
+                ),
+            ))
         }
         "k8s_name" => {
             checked += 1;

@@ -71,6 +71,11 @@ pub async fn serve(
     let service = tower::service_fn(move |req: Request<Incoming>| {
         let engine = engine.clone();
         async move {
+            if let Some(tokens) = engine.token_file()
+                && tokens.authenticate(req.headers()).is_none()
+            {
+                return Ok(super::tokens::unauthorized().map(Body::full));
+            }
             let (parts, body) = req.into_parts();
             let reply = match collect(body).await {
                 Err(()) => super::status::ApiError::too_large()
@@ -91,13 +96,29 @@ pub async fn serve(
     crate::server::accept::serve("kube-api", listener, limits, service, shutdown).await;
 }
 
-/// Writes a kubeconfig that points `kubectl` (or `flytesecret serve`) at `addr`.
-pub fn write_kubeconfig(path: &Path, addr: SocketAddr, namespace: &str) -> std::io::Result<()> {
+/// Writes a kubeconfig that points `kubectl` (or `flytesecret serve`) at `addr`, with the
+/// engine's first static token when it has a token file (the file is then private, 0600).
+pub fn write_kubeconfig(
+    path: &Path,
+    addr: SocketAddr,
+    namespace: &str,
+    token: Option<&str>,
+) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let user = match token {
+        Some(t) => format!("\n    token: {}", serde_json::Value::from(t)),
+        None => " {}".to_owned(),
+    };
     let text = format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: flytesecret\n  cluster:\n    server: http://{addr}\ncontexts:\n- name: flytesecret\n  context:\n    cluster: flytesecret\n    user: flytesecret\n    namespace: {namespace}\ncurrent-context: flytesecret\nusers:\n- name: flytesecret\n  user: {{}}\n"
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: flytesecret\n  cluster:\n    server: http://{addr}\ncontexts:\n- name: flytesecret\n  context:\n    cluster: flytesecret\n    user: flytesecret\n    namespace: {namespace}\ncurrent-context: flytesecret\nusers:\n- name: flytesecret\n  user:{user}\n"
     );
     let tmp = path.with_extension("tmp");
-    let mut f = std::fs::File::create(&tmp)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
     f.write_all(text.as_bytes())?;
     f.sync_all()?;
     std::fs::rename(tmp, path)

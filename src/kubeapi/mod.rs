@@ -20,6 +20,7 @@ mod selector;
 mod status;
 pub mod store;
 mod table;
+pub mod tokens;
 mod validation;
 pub mod watch;
 
@@ -49,6 +50,8 @@ use store::Store;
 pub struct Engine {
     db: Db,
     faults: Faults,
+    /// The static token file: when set, the HTTP face requires one of its tokens.
+    tokens: std::sync::OnceLock<tokens::TokenFile>,
 }
 
 enum Route<'a> {
@@ -104,6 +107,7 @@ impl Engine {
         let engine = Engine {
             db: Db::new(Store::open(durability)?),
             faults: Faults::default(),
+            tokens: std::sync::OnceLock::new(),
         };
         for name in namespace::DEFAULT_NAMESPACES {
             namespace::ensure(&engine.db, name);
@@ -125,6 +129,15 @@ impl Engine {
     pub fn compact(&self) {
         self.db.store().compact_history();
         self.db.compact();
+    }
+
+    /// Requires a listed bearer token on the HTTP face from now on (set once).
+    pub fn set_token_file(&self, file: tokens::TokenFile) {
+        let _ = self.tokens.set(file);
+    }
+
+    pub fn token_file(&self) -> Option<&tokens::TokenFile> {
+        self.tokens.get()
     }
 
     /// Makes sure a namespace exists (what `kubectl create namespace` would do).
@@ -173,6 +186,9 @@ impl Engine {
     /// Answers one request; the body is already collected.
     pub async fn handle(&self, req: Request<Bytes>) -> Response<Bytes> {
         let (mut parts, mut body) = req.into_parts();
+        if parts.uri.path() == tokens::TOKENREVIEWS_PATH && parts.method == Method::POST {
+            return tokens::review(self.tokens.get(), &body);
+        }
         let is_protobuf = parts
             .headers
             .get(http::header::CONTENT_TYPE)

@@ -4,9 +4,13 @@
 //! keepalive pings, and a shutdown that closes idle connections at once and lets busy ones
 //! finish within a grace period.
 //!
-//! The protocol is picked per connection from its first bytes (the HTTP/2 preface or not), so
-//! each connection runs on hyper's HTTP/1 or HTTP/2 machinery directly.
+//! The protocol is picked per connection from its first bytes (the HTTP/2 preface or not), or
+//! with TLS from the ALPN protocol the handshake agreed, so each connection runs on hyper's
+//! HTTP/1 or HTTP/2 machinery directly. Every request carries its connection's
+//! [`ConnInfo`] (peer address, verified client certificate name) in its extensions.
 
+use super::tls::TlsAcceptor;
+pub use crate::auth::ConnInfo;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -146,6 +150,29 @@ pub async fn serve<S, B>(
     B::Data: Send,
     B::Error: Into<BoxError>,
 {
+    serve_with(what, listener, limits, None, service, shutdown).await
+}
+
+/// [`serve`], with TLS on every connection when `tls` is given (the handshake must finish
+/// within the header-read timeout).
+pub async fn serve_with<S, B>(
+    what: &'static str,
+    listener: TcpListener,
+    limits: Limits,
+    tls: Option<Arc<TlsAcceptor>>,
+    service: S,
+    shutdown: impl Future<Output = ()>,
+) where
+    S: tower::Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
     let max = limits.max_connections.clamp(1, Semaphore::MAX_PERMITS);
     let permits = Arc::new(Semaphore::new(max));
     let limits = Arc::new(limits);
@@ -161,10 +188,10 @@ pub async fn serve<S, B>(
             a = listener.accept() => a,
             () = &mut shutdown => break,
         };
-        let stream = match accepted {
-            Ok((stream, _)) => {
+        let (stream, peer) = match accepted {
+            Ok(accepted) => {
                 backoff.succeeded();
-                stream
+                accepted
             }
             Err(e) => {
                 drop(permit);
@@ -179,9 +206,21 @@ pub async fn serve<S, B>(
         if let Err(e) = stream.set_nodelay(true) {
             tracing::debug!(error = %e, "could not set TCP_NODELAY");
         }
-        let conn = connection(stream, service.clone(), limits.clone(), stop_rx.clone());
+        let (service, limits, stop, tls) = (
+            service.clone(),
+            limits.clone(),
+            stop_rx.clone(),
+            tls.clone(),
+        );
         tokio::spawn(async move {
-            conn.await;
+            let info = ConnInfo {
+                peer: Some(peer),
+                client_cn: None,
+            };
+            match tls {
+                None => connection(stream, info, service, limits, stop).await,
+                Some(tls) => tls_connection(stream, info, &tls, service, limits, stop).await,
+            }
             drop(permit);
         });
     }
@@ -287,6 +326,7 @@ impl<B: http_body::Body> http_body::Body for TrackedBody<B> {
 struct Counted<S> {
     inner: S,
     tracker: Tracker,
+    info: ConnInfo,
 }
 
 impl<S, B> hyper::service::Service<Request<Incoming>> for Counted<S>
@@ -301,7 +341,8 @@ where
     type Error = Infallible;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
 
-    fn call(&self, req: Request<Incoming>) -> Self::Future {
+    fn call(&self, mut req: Request<Incoming>) -> Self::Future {
+        req.extensions_mut().insert(self.info.clone());
         let in_flight = self.tracker.begin();
         let svc = self.inner.clone();
         Box::pin(async move {
@@ -315,12 +356,12 @@ where
 }
 
 /// The socket, noting when bytes arrive (to time HTTP/1 request heads).
-struct Watched {
-    io: TcpStream,
+struct Watched<I> {
+    io: I,
     tracker: Tracker,
 }
 
-impl AsyncRead for Watched {
+impl<I: AsyncRead + Unpin> AsyncRead for Watched<I> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -335,7 +376,7 @@ impl AsyncRead for Watched {
     }
 }
 
-impl AsyncWrite for Watched {
+impl<I: AsyncWrite + Unpin> AsyncWrite for Watched<I> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -389,6 +430,7 @@ async fn is_http2(stream: &TcpStream) -> io::Result<Option<bool>> {
 
 async fn connection<S, B>(
     stream: TcpStream,
+    info: ConnInfo,
     service: S,
     limits: Arc<Limits>,
     stop: watch::Receiver<bool>,
@@ -412,10 +454,69 @@ async fn connection<S, B>(
             return;
         }
     };
+    run(stream, h2, info, service, limits, stop).await
+}
+
+async fn tls_connection<S, B>(
+    stream: TcpStream,
+    mut info: ConnInfo,
+    tls: &TlsAcceptor,
+    service: S,
+    limits: Arc<Limits>,
+    stop: watch::Receiver<bool>,
+) where
+    S: tower::Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    let stream = match tokio::time::timeout(limits.header_read_timeout, tls.accept(stream)).await {
+        Ok(Ok((stream, client_cn))) => {
+            info.client_cn = client_cn;
+            stream
+        }
+        Ok(Err(e)) => {
+            tracing::debug!(peer = ?info.peer, error = %e, "TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(peer = ?info.peer, "closing a connection whose TLS handshake stalled");
+            return;
+        }
+    };
+    let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+    run(stream, h2, info, service, limits, stop).await
+}
+
+async fn run<I, S, B>(
+    stream: I,
+    h2: bool,
+    info: ConnInfo,
+    service: S,
+    limits: Arc<Limits>,
+    stop: watch::Receiver<bool>,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: tower::Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
     let tracker = Tracker::new();
     let svc = Counted {
         inner: service,
         tracker: tracker.clone(),
+        info,
     };
     if h2 {
         let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());

@@ -75,6 +75,12 @@ pub async fn backend(c: &Config) -> Result<Backend> {
         }
         Durability::Memory => "opening the in-memory Kubernetes store".to_owned(),
     })?;
+    if let Some(path) = &c.token_auth_file {
+        engine.set_token_file(
+            kubeapi::tokens::TokenFile::load(path)
+                .map_err(|e| anyhow::anyhow!("token file {e}"))?,
+        );
+    }
     let mut kube_api_addr = None;
     if let Some(listen) = &c.kube_api_listen {
         let listener = TcpListener::bind(listen)
@@ -82,7 +88,8 @@ pub async fn backend(c: &Config) -> Result<Backend> {
             .with_context(|| format!("binding the embedded Kubernetes API on {listen}"))?;
         let addr = listener.local_addr()?;
         if let Some(path) = &c.write_kubeconfig {
-            kubeapi::http_face::write_kubeconfig(path, addr, &c.namespace)
+            let token = engine.token_file().and_then(|t| t.first_token());
+            kubeapi::http_face::write_kubeconfig(path, addr, &c.namespace, token)
                 .with_context(|| format!("writing kubeconfig {}", path.display()))?;
         }
         tokio::spawn(kubeapi::http_face::serve(
@@ -104,7 +111,12 @@ pub async fn backend(c: &Config) -> Result<Backend> {
 
 /// Builds the service over a backend. The `qps`/`burst` limit protects real API servers only;
 /// the embedded engine runs in this process and gets no limit.
-pub fn service(c: &Config, backend: &Backend) -> Arc<SecretService> {
+/// Builds the service over a backend (with the policy, and the audit log when configured).
+pub fn service(
+    c: &Config,
+    backend: &Backend,
+    audit: Option<Arc<crate::audit::AuditLog>>,
+) -> Arc<SecretService> {
     let (qps, burst) = if backend.is_real_api_server() {
         (c.qps as f64, c.burst as u32)
     } else {
@@ -117,11 +129,10 @@ pub fn service(c: &Config, backend: &Backend) -> Arc<SecretService> {
         strict_names: c.strict_names,
         ..Settings::default()
     };
-    Arc::new(SecretService::new(
-        kube,
-        settings,
-        Invalidator::new(&c.webhook_url),
-    ))
+    Arc::new(
+        SecretService::new(kube, settings, Invalidator::new(&c.webhook_url))
+            .with_security(c.auth.policy.clone(), audit),
+    )
 }
 
 /// The address to bind: with the embedded engine, loopback unless a host was set explicitly

@@ -13,6 +13,7 @@ pub mod pipeline;
 mod readiness;
 pub mod rest;
 pub mod router;
+pub mod tls;
 
 pub use accept::Limits;
 pub use backend::{Backend, backend, bind_host, service};
@@ -106,19 +107,79 @@ impl App {
     }
 }
 
+/// What guards the port: TLS, authentication, and the audit log (for refused requests too).
+pub struct Guard {
+    pub tls: Option<tls::TlsAcceptor>,
+    pub auth: crate::auth::Authenticator,
+    pub audit: Option<Arc<crate::audit::AuditLog>>,
+}
+
+impl Default for Guard {
+    /// Plain TCP, no authentication, no audit: the drop-in default.
+    fn default() -> Self {
+        Guard {
+            tls: None,
+            auth: crate::auth::Authenticator::disabled(),
+            audit: None,
+        }
+    }
+}
+
+impl Guard {
+    /// The layer for the pipeline's authentication slot: [`crate::auth::gate`] in front of the
+    /// router. None when there is nothing to do (no authenticator, no audit log), so the
+    /// default pipeline stays as short as it was.
+    fn layer(self: &Arc<Self>) -> Option<pipeline::AuthLayer> {
+        if !self.auth.is_enabled() && self.audit.is_none() {
+            return None;
+        }
+        let guard = self.clone();
+        Some(pipeline::AuthLayer::new(tower::layer::layer_fn(
+            move |inner: pipeline::HttpService| {
+                let guard = guard.clone();
+                tower::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                    let (guard, inner) = (guard.clone(), inner.clone());
+                    async move {
+                        let resp = crate::auth::gate(
+                            &guard.auth,
+                            guard.audit.as_deref(),
+                            req,
+                            |req| async move {
+                                match tower::ServiceExt::oneshot(inner, req).await {
+                                    Ok(resp) => resp,
+                                    Err(never) => match never {},
+                                }
+                            },
+                        )
+                        .await;
+                        Ok::<_, std::convert::Infallible>(resp)
+                    }
+                })
+            },
+        )))
+    }
+}
+
 /// Serves the pipeline on `listener` until `shutdown` resolves; then closes idle connections
-/// and lets in-flight requests finish (up to `limits.shutdown_grace`). `auth` fills the
-/// pipeline's authentication slot.
+/// and lets in-flight requests finish (up to `limits.shutdown_grace`). `guard` supplies TLS and
+/// fills the pipeline's authentication slot.
 pub async fn serve(
     app: Arc<App>,
     listener: TcpListener,
     limits: Limits,
-    auth: Option<pipeline::AuthLayer>,
+    guard: Guard,
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
     tokio::spawn(readiness::prepare(app.clone()));
-    let service = pipeline::build(app, auth);
-    accept::serve("service", listener, limits, service, shutdown).await;
+    let Guard { tls, auth, audit } = guard;
+    let tls = tls.map(Arc::new);
+    let edge = Arc::new(Guard {
+        tls: None,
+        auth,
+        audit,
+    });
+    let service = pipeline::build(app, edge.layer());
+    accept::serve_with("service", listener, limits, tls, service, shutdown).await;
     Ok(())
 }
 

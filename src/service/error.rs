@@ -16,6 +16,8 @@ pub enum Code {
     Unimplemented,
     Internal,
     Unavailable,
+    PermissionDenied,
+    Unauthenticated,
 }
 
 impl Code {
@@ -32,6 +34,8 @@ impl Code {
             Code::Unimplemented => tonic::Code::Unimplemented,
             Code::Internal => tonic::Code::Internal,
             Code::Unavailable => tonic::Code::Unavailable,
+            Code::PermissionDenied => tonic::Code::PermissionDenied,
+            Code::Unauthenticated => tonic::Code::Unauthenticated,
         }
     }
 
@@ -49,6 +53,8 @@ impl Code {
             12 => Code::Unimplemented,
             13 => Code::Internal,
             14 => Code::Unavailable,
+            7 => Code::PermissionDenied,
+            16 => Code::Unauthenticated,
             _ => return None,
         })
     }
@@ -67,6 +73,8 @@ impl Code {
             Code::Unimplemented => "unimplemented",
             Code::Internal => "internal",
             Code::Unavailable => "unavailable",
+            Code::PermissionDenied => "permission_denied",
+            Code::Unauthenticated => "unauthenticated",
         }
     }
 
@@ -82,6 +90,8 @@ impl Code {
             Code::ResourceExhausted => 429,
             Code::Unimplemented => 501,
             Code::Unavailable => 503,
+            Code::PermissionDenied => 403,
+            Code::Unauthenticated => 401,
         }
     }
 }

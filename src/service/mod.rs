@@ -13,6 +13,7 @@ mod validate;
 pub use error::{Code, MAX_ECHO_CHARS, RpcError, echo};
 pub use kube_backend::{KubeBackend, KubeError};
 
+use crate::auth::{Caller, Verb, policy};
 use crate::invalidation::Invalidator;
 use crate::naming::{self, DEFAULT_ORGANIZATION, SecretId};
 use crate::proto::flyteidl2::common::ClusterIdentifier;
@@ -27,6 +28,7 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret as K8sSecret;
 use kube::api::{ListParams, ObjectMeta};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 pub const LABEL_MANAGED: &str = "app.flyte.org/managed";
 pub const LABEL_DOMAIN: &str = "app.flyte.org/domain";
@@ -61,6 +63,80 @@ pub struct SecretService {
     settings: Settings,
     invalidator: Option<Invalidator>,
     metrics: metrics::Metrics,
+    /// `secret.auth.policy`; `None` allows every authenticated caller everything.
+    policy: Option<Vec<crate::auth::policy::Rule>>,
+    audit: Option<Arc<crate::audit::AuditLog>>,
+}
+
+/// What an RPC acts on, for authorization and the audit log.
+pub struct Target {
+    verb: Verb,
+    organization: String,
+    domain: String,
+    project: String,
+    name: String,
+    /// ListSecrets: the domain and project are a filter (empty means all).
+    is_filter: bool,
+}
+
+impl Target {
+    fn one(verb: Verb, id: Option<&SecretIdentifier>) -> Target {
+        let id = id.cloned().unwrap_or_default();
+        Target {
+            verb,
+            organization: id.organization,
+            domain: id.domain,
+            project: id.project,
+            name: id.name,
+            is_filter: false,
+        }
+    }
+
+    fn list(req: &ListSecretsRequest) -> Target {
+        Target {
+            verb: Verb::List,
+            organization: req.organization.clone(),
+            domain: req.domain.clone(),
+            project: req.project.clone(),
+            name: String::new(),
+            is_filter: true,
+        }
+    }
+
+    fn scope(&self) -> policy::Scope<'_> {
+        policy::Scope {
+            domain: &self.domain,
+            project: &self.project,
+            is_filter: self.is_filter,
+        }
+    }
+
+    /// `permission_denied`, naming the verb and scope (never a value).
+    fn denied(&self, caller: &Caller) -> RpcError {
+        let who = if caller.subject.is_empty() {
+            "an anonymous caller".to_owned()
+        } else {
+            format!("{:?}", caller.subject)
+        };
+        let part = |what: &str, v: &str| {
+            if v.is_empty() && self.is_filter {
+                format!("every {what}")
+            } else if v.is_empty() {
+                format!("no {what}")
+            } else {
+                format!("{what} {v:?}")
+            }
+        };
+        RpcError::new(
+            Code::PermissionDenied,
+            format!(
+                "{who} may not {} secrets in {}, {}",
+                self.verb.as_str(),
+                part("domain", &self.domain),
+                part("project", &self.project)
+            ),
+        )
+    }
 }
 
 fn check_scope(domain: &str, project: &str) -> Result<(), RpcError> {
@@ -150,7 +226,20 @@ impl SecretService {
             settings,
             invalidator,
             metrics: metrics::Metrics::default(),
+            policy: None,
+            audit: None,
         }
+    }
+
+    /// Enforces `policy` on every RPC and writes each RPC to `audit`.
+    pub fn with_security(
+        mut self,
+        policy: Option<Vec<crate::auth::policy::Rule>>,
+        audit: Option<Arc<crate::audit::AuditLog>>,
+    ) -> Self {
+        self.policy = policy;
+        self.audit = audit;
+        self
     }
 
     pub fn settings(&self) -> &Settings {
@@ -166,10 +255,12 @@ impl SecretService {
     }
 
     /// Runs one RPC in its span (named like the Go service's OpenTelemetry interceptor names it)
-    /// and records its outcome and latency.
+    /// if the policy allows the caller, records its outcome and latency, and audits it before
+    /// the response leaves.
     async fn observed<T>(
         &self,
         method: &'static str,
+        target: Target,
         rpc: impl Future<Output = Result<T, RpcError>>,
     ) -> Result<T, RpcError> {
         use tracing::Instrument as _;
@@ -185,11 +276,35 @@ impl SecretService {
         // Recorded by a guard, so an RPC whose future is dropped (client reset, deadline) is
         // counted too: as `deadline_exceeded` when its deadline has passed, else `canceled`.
         let mut outcome = metrics::Outcome::new(&self.metrics, method, span.clone());
-        let result = rpc.instrument(span).await;
-        outcome.finish(match &result {
+        let ctx = crate::auth::current();
+        let anonymous = Caller::anonymous();
+        let caller = ctx.as_ref().map_or(&anonymous, |c| &c.caller);
+        let result =
+            if policy::allowed(self.policy.as_deref(), caller, target.verb, &target.scope()) {
+                rpc.instrument(span).await
+            } else {
+                Err(target.denied(caller))
+            };
+        let code = match &result {
             Ok(_) => "ok",
             Err(e) => e.code.connect_name(),
-        });
+        };
+        outcome.finish(code);
+        if let Some(audit) = &self.audit {
+            audit.write(&crate::audit::AuditRecord {
+                caller,
+                peer: ctx.as_ref().and_then(|c| c.peer),
+                method: &format!("flyteidl2.secret.SecretService/{method}"),
+                secret: Some(crate::audit::SecretRef {
+                    organization: &target.organization,
+                    domain: &target.domain,
+                    project: &target.project,
+                    name: &target.name,
+                }),
+                code,
+                request_id: ctx.as_ref().map_or("", |c| c.request_id.as_str()),
+            });
+        }
         result
     }
 
@@ -213,7 +328,9 @@ impl SecretService {
     }
 
     pub async fn create(&self, req: CreateSecretRequest) -> Result<CreateSecretResponse, RpcError> {
-        self.observed("CreateSecret", self.create_rpc(req)).await
+        let target = Target::one(Verb::Create, req.id.as_ref());
+        self.observed("CreateSecret", target, self.create_rpc(req))
+            .await
     }
 
     async fn create_rpc(&self, req: CreateSecretRequest) -> Result<CreateSecretResponse, RpcError> {
@@ -406,7 +523,8 @@ impl SecretService {
     }
 
     pub async fn get(&self, req: GetSecretRequest) -> Result<GetSecretResponse, RpcError> {
-        self.observed("GetSecret", self.get_rpc(req)).await
+        let target = Target::one(Verb::Get, req.id.as_ref());
+        self.observed("GetSecret", target, self.get_rpc(req)).await
     }
 
     async fn get_rpc(&self, req: GetSecretRequest) -> Result<GetSecretResponse, RpcError> {
@@ -429,7 +547,9 @@ impl SecretService {
     /// image-pull secret's companion is rewritten (re-created when missing); if that fails, the
     /// previous value is put back.
     pub async fn update(&self, req: UpdateSecretRequest) -> Result<UpdateSecretResponse, RpcError> {
-        self.observed("UpdateSecret", self.update_rpc(req)).await
+        let target = Target::one(Verb::Update, req.id.as_ref());
+        self.observed("UpdateSecret", target, self.update_rpc(req))
+            .await
     }
 
     async fn update_rpc(&self, req: UpdateSecretRequest) -> Result<UpdateSecretResponse, RpcError> {
@@ -496,7 +616,9 @@ impl SecretService {
     }
 
     pub async fn delete(&self, req: DeleteSecretRequest) -> Result<DeleteSecretResponse, RpcError> {
-        self.observed("DeleteSecret", self.delete_rpc(req)).await
+        let target = Target::one(Verb::Delete, req.id.as_ref());
+        self.observed("DeleteSecret", target, self.delete_rpc(req))
+            .await
     }
 
     async fn delete_rpc(&self, req: DeleteSecretRequest) -> Result<DeleteSecretResponse, RpcError> {
@@ -533,7 +655,8 @@ impl SecretService {
     }
 
     pub async fn list(&self, req: ListSecretsRequest) -> Result<ListSecretsResponse, RpcError> {
-        self.observed("ListSecrets", self.list_rpc(req)).await
+        self.observed("ListSecrets", Target::list(&req), self.list_rpc(req))
+            .await
     }
 
     async fn list_rpc(&self, req: ListSecretsRequest) -> Result<ListSecretsResponse, RpcError> {

@@ -6,7 +6,7 @@
 //! Mutations are `{"s":secret}`, `{"n":namespace}` or `{"del":"ns/name"}`; the forms written
 //! before this format (`{"put":<Secret JSON>}`, `{"ns":<Namespace JSON>}`) are still read.
 
-use super::super::object::{Namespace, ObjectMeta, Secret, decode_namespace, decode_secret};
+use super::super::object::{Namespace, ObjectMeta, Phase, Secret, decode_namespace, decode_secret};
 use super::Mutation;
 use super::crypto::Cipher;
 use base64::Engine as _;
@@ -61,6 +61,9 @@ struct MetaRec<'a> {
     or: Cow<'a, [Value]>,
     #[serde(default, skip_serializing_if = "is_empty_slice")]
     f: Cow<'a, [String]>,
+    /// Server-side apply's `managedFields` entries.
+    #[serde(default, skip_serializing_if = "is_empty_slice")]
+    mf: Cow<'a, [Value]>,
 }
 
 impl<'a> MetaRec<'a> {
@@ -79,6 +82,7 @@ impl<'a> MetaRec<'a> {
             a: Cow::Borrowed(&m.annotations),
             or: Cow::Borrowed(&m.owner_references),
             f: Cow::Borrowed(&m.finalizers),
+            mf: Cow::Borrowed(&m.managed_fields),
         }
     }
 
@@ -97,6 +101,7 @@ impl<'a> MetaRec<'a> {
             annotations: self.a.into_owned(),
             owner_references: self.or.into_owned(),
             finalizers: self.f.into_owned(),
+            managed_fields: self.mf.into_owned(),
         }
     }
 }
@@ -148,6 +153,9 @@ impl Data<'_> {
 #[derive(Serialize, Deserialize)]
 pub(super) struct NsRec<'a> {
     m: MetaRec<'a>,
+    /// The lifecycle phase; absent means Active (records written before namespaces had one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    p: Option<Cow<'a, str>>,
 }
 
 /// One mutation as stored.
@@ -188,6 +196,7 @@ impl<'a> MutRec<'a> {
     pub(super) fn namespace(ns: &'a Namespace) -> Self {
         MutRec::Namespace(NsRec {
             m: MetaRec::of(&ns.meta),
+            p: (ns.phase != Phase::Active).then(|| Cow::Borrowed(ns.phase.as_str())),
         })
     }
 
@@ -203,6 +212,12 @@ impl<'a> MutRec<'a> {
             MutRec::Delete(k) => Mutation::DeleteSecret(k.into_owned()),
             MutRec::Namespace(ns) => Mutation::PutNamespace(Namespace {
                 meta: ns.m.into_meta(),
+                phase: match ns.p.as_deref() {
+                    None | Some("Active") => Phase::Active,
+                    Some("Terminating") => Phase::Terminating,
+                    Some("Gone") => Phase::Gone,
+                    Some(_) => return None,
+                },
             }),
             MutRec::LegacySecret(v) => {
                 let bytes = serde_json::to_vec(&v).ok()?;
@@ -379,6 +394,7 @@ mod tests {
             Mutation::PutSecret(secret()),
             Mutation::DeleteSecret("ns/b".into()),
             Mutation::PutNamespace(Namespace {
+                phase: Phase::Terminating,
                 meta: ObjectMeta {
                     name: "ns".into(),
                     ..Default::default()

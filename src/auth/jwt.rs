@@ -1,0 +1,269 @@
+//! OIDC / JWT bearer tokens, verified by `jsonwebtoken` against a JWKS (a URL or a file).
+//!
+//! Keys are cached; the JWKS is fetched again when the cache is older than [`JWKS_TTL`], and at
+//! once when a token names a key id the cache lacks (at most once per [`REFRESH_MIN_INTERVAL`],
+//! so random key ids cannot make us hammer the identity provider). Only asymmetric algorithms
+//! are accepted (RSA, RSA-PSS, ECDSA, EdDSA), and a key is only used with an algorithm of its
+//! own family; `alg: none` never parses.
+
+use super::{AuthMethod, Caller};
+use crate::config::JwtConfig;
+use http_body_util::{BodyExt, Empty, Limited};
+use jsonwebtoken::jwk::{AlgorithmParameters, Jwk};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long fetched keys are trusted before the JWKS is fetched again.
+pub const JWKS_TTL: Duration = Duration::from_secs(300);
+/// The least time between two fetches caused by unknown key ids.
+pub const REFRESH_MIN_INTERVAL: Duration = Duration::from_secs(1);
+/// How long one JWKS fetch may take.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+/// Clock skew tolerated on `exp` and `nbf`.
+const LEEWAY_SECS: u64 = 30;
+const MAX_JWKS_BYTES: usize = 1024 * 1024;
+
+type HttpsClient = hyper_util::client::legacy::Client<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    Empty<bytes::Bytes>,
+>;
+
+enum Source {
+    File(PathBuf),
+    Url(String, HttpsClient),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Family {
+    Rsa,
+    Ec,
+    Ed,
+}
+
+fn family_of(alg: Algorithm) -> Option<Family> {
+    use Algorithm::*;
+    match alg {
+        RS256 | RS384 | RS512 | PS256 | PS384 | PS512 => Some(Family::Rsa),
+        ES256 | ES384 => Some(Family::Ec),
+        EdDSA => Some(Family::Ed),
+        HS256 | HS384 | HS512 => None,
+    }
+}
+
+struct Key {
+    kid: Option<String>,
+    family: Family,
+    /// The JWK's own `alg`, when it names one.
+    alg: Option<Algorithm>,
+    key: DecodingKey,
+}
+
+#[derive(Default)]
+struct Cache {
+    keys: Vec<Arc<Key>>,
+    fetched: Option<Instant>,
+}
+
+/// Verifies JWT bearer tokens for one issuer and its audiences.
+pub struct JwtVerifier {
+    issuer: String,
+    audiences: Vec<String>,
+    username_claim: String,
+    groups_claim: String,
+    source: Source,
+    cache: tokio::sync::Mutex<Cache>,
+}
+
+/// Parses a JWKS document, keeping the usable signature keys (others are skipped, not fatal).
+fn parse_jwks(text: &[u8]) -> Result<Vec<Arc<Key>>, String> {
+    #[derive(serde::Deserialize)]
+    struct Set {
+        keys: Vec<serde_json::Value>,
+    }
+    let set: Set = serde_json::from_slice(text).map_err(|e| format!("not a JWKS: {e}"))?;
+    let mut out = Vec::new();
+    for raw in set.keys {
+        let Ok(jwk) = serde_json::from_value::<Jwk>(raw) else {
+            continue;
+        };
+        if matches!(
+            jwk.common.public_key_use,
+            Some(ref u) if *u != jsonwebtoken::jwk::PublicKeyUse::Signature
+        ) {
+            continue;
+        }
+        let family = match &jwk.algorithm {
+            AlgorithmParameters::RSA(_) => Family::Rsa,
+            AlgorithmParameters::EllipticCurve(_) => Family::Ec,
+            AlgorithmParameters::OctetKeyPair(_) => Family::Ed,
+            AlgorithmParameters::OctetKey(_) => continue, // symmetric keys are never trusted
+        };
+        let alg = jwk
+            .common
+            .key_algorithm
+            .and_then(|a| a.to_string().parse::<Algorithm>().ok());
+        let Ok(key) = DecodingKey::from_jwk(&jwk) else {
+            continue;
+        };
+        out.push(Arc::new(Key {
+            kid: jwk.common.key_id.clone(),
+            family,
+            alg,
+            key,
+        }));
+    }
+    Ok(out)
+}
+
+impl JwtVerifier {
+    pub fn new(cfg: &JwtConfig) -> anyhow::Result<JwtVerifier> {
+        let source = match (&cfg.jwks_url, &cfg.jwks_file) {
+            (Some(url), _) => {
+                let connector = hyper_rustls::HttpsConnectorBuilder::new()
+                    .with_provider_and_native_roots(Arc::new(
+                        rustls::crypto::ring::default_provider(),
+                    ))?
+                    .https_or_http()
+                    .enable_http1()
+                    .build();
+                let client = hyper_util::client::legacy::Client::builder(
+                    hyper_util::rt::TokioExecutor::new(),
+                )
+                .build(connector);
+                Source::Url(url.clone(), client)
+            }
+            (None, Some(file)) => Source::File(file.clone()),
+            (None, None) => anyhow::bail!("secret.auth.jwt needs jwksURL or jwksFile"),
+        };
+        Ok(JwtVerifier {
+            issuer: cfg.issuer.clone(),
+            audiences: cfg.audiences.clone(),
+            username_claim: cfg.username_claim.clone(),
+            groups_claim: cfg.groups_claim.clone(),
+            source,
+            cache: tokio::sync::Mutex::new(Cache::default()),
+        })
+    }
+
+    async fn fetch(&self) -> Result<Vec<Arc<Key>>, String> {
+        let bytes = match &self.source {
+            Source::File(path) => tokio::fs::read(path)
+                .await
+                .map_err(|e| format!("reading {}: {e}", path.display()))?,
+            Source::Url(url, client) => {
+                let uri: http::Uri = url.parse().map_err(|e| format!("jwksURL: {e}"))?;
+                let get = async {
+                    let resp = client
+                        .get(uri)
+                        .await
+                        .map_err(|e| format!("fetching {url}: {e}"))?;
+                    if resp.status() != http::StatusCode::OK {
+                        return Err(format!("fetching {url}: HTTP {}", resp.status()));
+                    }
+                    Limited::new(resp.into_body(), MAX_JWKS_BYTES)
+                        .collect()
+                        .await
+                        .map(|c| c.to_bytes().to_vec())
+                        .map_err(|e| format!("reading {url}: {e}"))
+                };
+                tokio::time::timeout(FETCH_TIMEOUT, get)
+                    .await
+                    .map_err(|_| format!("fetching {url}: timed out"))??
+            }
+        };
+        parse_jwks(&bytes)
+    }
+
+    /// The candidate keys for a token's `kid` and family, refreshing the cache as described above.
+    async fn keys_for(&self, kid: Option<&str>, family: Family) -> Result<Vec<Arc<Key>>, String> {
+        let matching = |keys: &[Arc<Key>]| -> Vec<Arc<Key>> {
+            keys.iter()
+                .filter(|k| k.family == family && (kid.is_none() || k.kid.as_deref() == kid))
+                .cloned()
+                .collect()
+        };
+        let mut cache = self.cache.lock().await;
+        let age = cache.fetched.map(|t| t.elapsed());
+        let stale = age.is_none_or(|a| a >= JWKS_TTL);
+        let found = matching(&cache.keys);
+        let may_refresh = age.is_none_or(|a| a >= REFRESH_MIN_INTERVAL);
+        if stale || (found.is_empty() && may_refresh) {
+            match self.fetch().await {
+                Ok(keys) => {
+                    cache.keys = keys;
+                    cache.fetched = Some(Instant::now());
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not fetch the JWKS; keeping the cached keys");
+                    if cache.keys.is_empty() {
+                        return Err(format!("no signing keys: {e}"));
+                    }
+                }
+            }
+        }
+        let found = matching(&cache.keys);
+        if found.is_empty() {
+            return Err(match kid {
+                Some(kid) => format!("unknown key id {kid:?}"),
+                None => "no key of the token's algorithm".into(),
+            });
+        }
+        Ok(found)
+    }
+
+    /// Verifies a token: signature, `iss`, `aud`, `exp`, `nbf`; then the caller from the claims.
+    pub async fn verify(&self, token: &str) -> Result<Caller, String> {
+        let header = jsonwebtoken::decode_header(token).map_err(|e| format!("bad token: {e}"))?;
+        let family = family_of(header.alg)
+            .ok_or_else(|| format!("algorithm {:?} is not accepted", header.alg))?;
+        let keys = self.keys_for(header.kid.as_deref(), family).await?;
+        let mut validation = Validation::new(header.alg);
+        validation.set_issuer(&[&self.issuer]);
+        validation.set_audience(&self.audiences);
+        validation.set_required_spec_claims(&["exp", "iss", "aud"]);
+        validation.validate_nbf = true;
+        validation.leeway = LEEWAY_SECS;
+        let mut last = String::from("no key verified the signature");
+        for key in keys {
+            if key.alg.is_some_and(|a| a != header.alg) {
+                continue;
+            }
+            match jsonwebtoken::decode::<serde_json::Map<String, serde_json::Value>>(
+                token,
+                &key.key,
+                &validation,
+            ) {
+                Ok(data) => return self.caller(&data.claims),
+                Err(e) => last = e.to_string(),
+            }
+        }
+        Err(last)
+    }
+
+    fn caller(
+        &self,
+        claims: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Caller, String> {
+        let subject = claims
+            .get(&self.username_claim)
+            .and_then(|v| v.as_str())
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| format!("the token has no {:?} claim", self.username_claim))?
+            .to_owned();
+        let groups = match claims.get(&self.groups_claim) {
+            Some(serde_json::Value::Array(items)) => items
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect(),
+            Some(serde_json::Value::String(s)) => vec![s.clone()],
+            _ => Vec::new(),
+        };
+        Ok(Caller {
+            subject,
+            groups,
+            method: AuthMethod::Jwt,
+        })
+    }
+}
