@@ -408,15 +408,35 @@ fn bad_configuration_is_refused_at_startup() {
         (&["--config", "typo.yaml"], "did you mean"),
     ];
     for (args, expect) in cases {
-        let out = std::process::Command::new(BIN)
+        let mut child = std::process::Command::new(BIN)
             .args(["serve", "--ephemeral", "--secret.server.port", "0"])
             .args(*args)
             .current_dir(&dir)
             .env_remove("KUBERNETES_SERVICE_HOST")
-            .output()
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
             .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{args:?} started");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{args:?}: the server started instead of refusing");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let mut stderr = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .unwrap();
+        assert!(!status.success(), "{args:?} started");
         assert!(stderr.contains(expect), "{args:?}: {stderr}");
     }
     let _ = std::fs::remove_dir_all(dir);

@@ -175,10 +175,7 @@ pub async fn serve<S, B>(
                 }
             }
         };
-        // Small unary replies must not wait for Nagle and delayed ACKs.
-        if let Err(e) = stream.set_nodelay(true) {
-            tracing::debug!(error = %e, "could not set TCP_NODELAY");
-        }
+        let stream = accepted_socket(stream);
         let conn = connection(stream, service.clone(), limits.clone(), stop_rx.clone());
         tokio::spawn(async move {
             conn.await;
@@ -199,6 +196,15 @@ pub async fn serve<S, B>(
             "grace period over; closing remaining connections"
         ),
     }
+}
+
+/// Socket options for every accepted connection: `TCP_NODELAY`, so small unary replies (a
+/// gRPC trailers frame) do not wait for Nagle's algorithm and the peer's delayed ACK.
+fn accepted_socket(stream: TcpStream) -> TcpStream {
+    if let Err(e) = stream.set_nodelay(true) {
+        tracing::debug!(error = %e, "could not set TCP_NODELAY");
+    }
+    stream
 }
 
 /// What a connection is doing, for its watchdog: requests in flight, since when it is idle, and
@@ -529,6 +535,20 @@ mod tests {
     fn the_configured_defaults_are_the_documented_defaults() {
         let c = crate::config::load(&[], |_| None, &[]).unwrap();
         assert_eq!(Limits::from(&c), Limits::default());
+    }
+
+    /// Issue 9, defect 4: accepted sockets kept Nagle's algorithm on (44 ms per grpcio call).
+    #[tokio::test]
+    async fn accepted_sockets_have_nodelay() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let _client = TcpStream::connect(addr).await.unwrap();
+        let (stream, _) = listener.accept().await.unwrap();
+        assert!(
+            !stream.nodelay().unwrap(),
+            "the OS default changed; the test means nothing"
+        );
+        assert!(accepted_socket(stream).nodelay().unwrap());
     }
 
     #[tokio::test(start_paused = true)]

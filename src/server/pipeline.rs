@@ -197,3 +197,82 @@ where
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::{BodyExt as _, Empty};
+    use hyper_util::rt::TokioIo;
+
+    /// A panic in a handler answers `internal` to that request only; the same keep-alive
+    /// connection then serves the next request.
+    #[tokio::test]
+    async fn a_panic_is_internal_for_that_request_and_the_connection_lives_on() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let svc = ServiceBuilder::new()
+            .map_request(classify)
+            .layer(CatchPanicLayer)
+            .service(tower::service_fn(|req: Request<Incoming>| async move {
+                if req.uri().path().ends_with("/Boom") {
+                    panic!("a handler bug");
+                }
+                Ok::<_, Infallible>(Response::new(Body::empty()))
+            }));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(super::super::accept::serve(
+            "test",
+            listener,
+            super::super::Limits::default(),
+            svc,
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+            .await
+            .unwrap();
+        let conn = tokio::spawn(conn);
+        let request = |path: &str, content_type: &str| {
+            Request::post(path)
+                .header("host", "test")
+                .header("content-type", content_type)
+                .body(Empty::<bytes::Bytes>::new())
+                .unwrap()
+        };
+        let resp = send
+            .send_request(request(
+                "/flyteidl2.secret.SecretService/Boom",
+                "application/json",
+            ))
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 500);
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        assert!(String::from_utf8_lossy(&body).contains("\"internal\""));
+        send.ready().await.unwrap();
+        let resp = send
+            .send_request(request(
+                "/flyteidl2.secret.SecretService/Boom",
+                "application/grpc-web+proto",
+            ))
+            .await
+            .unwrap();
+        assert_eq!(resp.headers()["grpc-status"], "13");
+        send.ready().await.unwrap();
+        let resp = send
+            .send_request(request("/healthz", "text/plain"))
+            .await
+            .unwrap();
+        assert_eq!(
+            resp.status(),
+            200,
+            "the connection did not survive the panic"
+        );
+        drop(send);
+        let _ = conn.await;
+        let _ = stop.send(());
+        server.await.unwrap();
+    }
+}
