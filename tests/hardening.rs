@@ -461,3 +461,43 @@ async fn well_behaved_grpc_still_works_over_the_pipeline() {
         .unwrap();
     assert_eq!(status, "5");
 }
+
+/// Issue 9, item 10: file errors at startup did not say which file.
+#[test]
+fn startup_file_errors_name_the_path() {
+    let cases: &[&[&str]] = &[
+        &[
+            "kube-api",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            "/etc/passwd/x",
+        ],
+        &[
+            "kube-api",
+            "--listen",
+            "127.0.0.1:0",
+            "--ephemeral",
+            "--write-kubeconfig",
+            "/etc/passwd/kc",
+        ],
+        &[
+            "serve",
+            "--secret.server.port",
+            "0",
+            "--data-dir",
+            "/etc/passwd/x",
+        ],
+    ];
+    for args in cases {
+        let out = std::process::Command::new(BIN)
+            .args(*args)
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} started");
+        let path = args.last().unwrap();
+        assert!(stderr.contains(path), "{args:?}: {stderr}");
+    }
+}
