@@ -26,6 +26,7 @@ const SCHEMA: &[(&str, &str, Kind)] = &[
     ("secret.server.http2KeepaliveTimeout", "20s", Kind::Duration),
     ("secret.server.http2MaxConcurrentStreams", "200", Kind::Int),
     ("secret.server.maxConnections", "4096", Kind::Int),
+    ("secret.server.maxConcurrentRequests", "1024", Kind::Int),
     ("secret.server.shutdownGrace", "30s", Kind::Duration),
     ("secret.webhookURL", "http://localhost:9444", Kind::Str),
     ("secret.kubernetes.kubeconfig", "", Kind::Str),
@@ -130,6 +131,7 @@ pub struct Config {
     pub http2_keepalive_timeout: Duration,
     pub http2_max_concurrent_streams: u32,
     pub max_connections: usize,
+    pub max_concurrent_requests: usize,
     pub shutdown_grace: Duration,
     pub log_json: bool,
     /// Where to export traces over OTLP/gRPC; empty leaves tracing off.
@@ -490,6 +492,8 @@ pub fn load(
             i64::from(u32::MAX),
         )? as u32,
         max_connections: positive_int("secret.server.maxConnections", 1 << 20)? as usize,
+        max_concurrent_requests: positive_int("secret.server.maxConcurrentRequests", 1 << 20)?
+            as usize,
         shutdown_grace: duration("secret.server.shutdownGrace")?,
         log_json: log_format == "json",
         otlp_endpoint: text("secret.tracing.otlpEndpoint"),

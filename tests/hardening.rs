@@ -501,3 +501,35 @@ fn startup_file_errors_name_the_path() {
         assert!(stderr.contains(path), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn rpcs_beyond_the_concurrency_limit_wait_within_their_deadline_and_probes_never_wait() {
+    let server = Server::start(&[
+        "--ephemeral",
+        "--test-fault-injection",
+        "--secret.server.maxConcurrentRequests",
+        "1",
+    ]);
+    inject_get_delay(&server, 1, 1500);
+    let get = |addr: SocketAddr, timeout_ms: &'static str| {
+        http(
+            addr,
+            "POST",
+            &format!("{P}/GetSecret"),
+            &[
+                ("content-type", "application/json"),
+                ("connect-timeout-ms", timeout_ms),
+            ],
+            br#"{"id":{"name":"absent"}}"#,
+        )
+        .unwrap()
+        .0
+    };
+    let addr = server.addr;
+    let slow = std::thread::spawn(move || get(addr, "10000"));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(get(addr, "300"), 504, "ran beside the slow RPC");
+    assert_eq!(http(addr, "GET", "/healthz", &[], b"").unwrap().0, 200);
+    assert_eq!(slow.join().unwrap(), 404);
+    assert_eq!(get(addr, "300"), 404, "the slot was not given back");
+}

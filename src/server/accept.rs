@@ -43,6 +43,8 @@ pub struct Limits {
     pub max_connections: usize,
     /// How long busy connections get to finish after shutdown begins.
     pub shutdown_grace: Duration,
+    /// RPCs running at once on the service port (the pipeline's concurrency step).
+    pub max_concurrent_requests: usize,
 }
 
 impl Default for Limits {
@@ -55,6 +57,7 @@ impl Default for Limits {
             http2_max_concurrent_streams: 200,
             max_connections: 4096,
             shutdown_grace: Duration::from_secs(30),
+            max_concurrent_requests: 1024,
         }
     }
 }
@@ -69,6 +72,7 @@ impl From<&crate::config::Config> for Limits {
             http2_max_concurrent_streams: c.http2_max_concurrent_streams,
             max_connections: c.max_connections,
             shutdown_grace: c.shutdown_grace,
+            max_concurrent_requests: c.max_concurrent_requests,
         }
     }
 }

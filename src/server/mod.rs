@@ -117,7 +117,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
     tokio::spawn(readiness::prepare(app.clone()));
-    let service = pipeline::build(app, auth);
+    let service = pipeline::build(app, limits.max_concurrent_requests, auth);
     accept::serve("service", listener, limits, service, shutdown).await;
     Ok(())
 }

@@ -12,7 +12,10 @@
 //!    `invalid_argument`; when time runs out the request is dropped and answered
 //!    `deadline_exceeded`. The deadline is visible to the RPC code ([`crate::service::deadline`]),
 //!    which bounds its rate-limiter waits by it and counts dropped RPCs in `/metrics`.
-//! 5. **authentication slot** ([`AuthLayer`]): empty today; see below.
+//! 5. **concurrency**: at most `secret.server.maxConcurrentRequests` RPCs run at once; more
+//!    wait for a slot within their deadline. The plain endpoints are exempt, so probes answer
+//!    under load.
+//! 6. **authentication slot** ([`AuthLayer`]): empty today; see below.
 //!
 //! Limits that belong to connections rather than requests (connection count, header and idle
 //! timeouts, HTTP/2 keepalive) are in [`super::accept`]; body size limits are where bodies are
@@ -49,8 +52,9 @@ pub type HttpService = BoxCloneSyncService<Request<Incoming>, Response<Body>, In
 pub type AuthLayer =
     BoxCloneSyncServiceLayer<HttpService, Request<Incoming>, Response<Body>, Infallible>;
 
-/// Builds the pipeline over the router. `auth` fills the authentication slot.
-pub fn build(app: Arc<App>, auth: Option<AuthLayer>) -> HttpService {
+/// Builds the pipeline over the router, with at most `max_concurrent` RPCs running at once.
+/// `auth` fills the authentication slot.
+pub fn build(app: Arc<App>, max_concurrent: usize, auth: Option<AuthLayer>) -> HttpService {
     let limit = app.request_timeout;
     let router = tower::service_fn(move |req: Request<Incoming>| {
         let app = app.clone();
@@ -71,6 +75,7 @@ pub fn build(app: Arc<App>, auth: Option<AuthLayer>) -> HttpService {
         .map_request(classify)
         .layer(CatchPanicLayer)
         .layer(DeadlineLayer { limit })
+        .layer(ConcurrencyLayer::new(max_concurrent))
         .service(inner);
     HttpService::new(stack)
 }
@@ -194,6 +199,74 @@ where
                     &RpcError::new(Code::DeadlineExceeded, "the request deadline was exceeded"),
                 )),
             }
+        })
+    }
+}
+
+/// Bounds the RPCs running at once (see the module documentation, step 5).
+#[derive(Clone, Debug)]
+pub struct ConcurrencyLayer {
+    permits: Arc<tokio::sync::Semaphore>,
+}
+
+impl ConcurrencyLayer {
+    pub fn new(max: usize) -> Self {
+        ConcurrencyLayer {
+            permits: Arc::new(tokio::sync::Semaphore::new(
+                max.clamp(1, tokio::sync::Semaphore::MAX_PERMITS),
+            )),
+        }
+    }
+}
+
+impl<S> tower::Layer<S> for ConcurrencyLayer {
+    type Service = Concurrency<S>;
+    fn layer(&self, inner: S) -> Concurrency<S> {
+        Concurrency {
+            inner,
+            permits: self.permits.clone(),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Concurrency<S> {
+    inner: S,
+    permits: Arc<tokio::sync::Semaphore>,
+}
+
+impl<S> tower::Service<Request<Incoming>> for Concurrency<S>
+where
+    S: tower::Service<Request<Incoming>, Response = Response<Body>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Result<Response<Body>, Infallible>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<Incoming>) -> Self::Future {
+        if protocol_of(&req) == Protocol::Plain {
+            return Box::pin(self.inner.call(req));
+        }
+        // The clone runs the request once a slot is free; `self.inner` (already made ready by
+        // this call's `poll_ready`) is left for the next caller.
+        let inner = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, inner);
+        let permits = self.permits.clone();
+        Box::pin(async move {
+            let _slot = permits
+                .acquire_owned()
+                .await
+                .expect("the semaphore is never closed");
+            let mut inner = inner;
+            inner.call(req).await
         })
     }
 }
