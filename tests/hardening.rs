@@ -533,3 +533,26 @@ fn rpcs_beyond_the_concurrency_limit_wait_within_their_deadline_and_probes_never
     assert_eq!(slow.join().unwrap(), 404);
     assert_eq!(get(addr, "300"), 404, "the slot was not given back");
 }
+
+/// Issue 9, defect 5: an HTTP/2 peer that stops answering (here: never acknowledges a PING) is
+/// dropped after the keepalive timeout, long before the idle timeout.
+#[test]
+fn an_http2_peer_that_ignores_keepalive_pings_is_dropped() {
+    let server = Server::start(&[
+        "--ephemeral",
+        "--secret.server.idleTimeout",
+        "60s",
+        "--secret.server.http2KeepaliveInterval",
+        "300ms",
+        "--secret.server.http2KeepaliveTimeout",
+        "300ms",
+    ]);
+    let mut s = TcpStream::connect(server.addr).unwrap();
+    s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").unwrap();
+    // An empty SETTINGS frame; after it, silence.
+    s.write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0]).unwrap();
+    assert!(
+        closed_within(&mut s, Duration::from_secs(5)),
+        "a peer that never answers pings was kept"
+    );
+}
