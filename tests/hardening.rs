@@ -254,9 +254,11 @@ async fn sigterm_closes_idle_connections_at_once() {
     partial.write_all(b"GET /healthz HTTP/1.1\r\n").unwrap();
     let mut idle = TcpStream::connect(server.addr).unwrap();
     assert!(healthz_keep_alive(&mut idle));
+    let _silent = TcpStream::connect(server.addr).unwrap();
+    std::thread::sleep(Duration::from_millis(100)); // let the server accept it
     let exited = tokio::task::spawn_blocking(move || server.terminate());
-    // The grace period is 30 s; idle connections must not use it.
-    let status = tokio::time::timeout(Duration::from_secs(10), exited)
+    // The grace period is 30 s and the header timeout 10 s; idle connections must use neither.
+    let status = tokio::time::timeout(Duration::from_secs(5), exited)
         .await
         .expect("shutdown waited for idle connections")
         .unwrap();

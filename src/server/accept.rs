@@ -150,7 +150,7 @@ pub async fn serve<S, B>(
     B::Data: Send,
     B::Error: Into<BoxError>,
 {
-    let max = limits.max_connections.clamp(1, Semaphore::MAX_PERMITS);
+    let max = limits.max_connections.clamp(1, u32::MAX as usize);
     let permits = Arc::new(Semaphore::new(max));
     let limits = Arc::new(limits);
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -413,14 +413,23 @@ async fn connection<S, B>(
     B::Data: Send,
     B::Error: Into<BoxError>,
 {
-    // A connection that sends nothing (or not even a whole HTTP/2 preface) in time is closed.
-    let h2 = match tokio::time::timeout(limits.header_read_timeout, is_http2(&stream)).await {
-        Ok(Ok(Some(h2))) => h2,
-        Ok(Ok(None)) | Ok(Err(_)) => return,
-        Err(_) => {
-            tracing::debug!("closing a connection that sent no request in time");
-            return;
-        }
+    // A connection that sends nothing (or not even a whole HTTP/2 preface) in time is closed;
+    // so is one that has sent nothing when shutdown begins.
+    let mut stop = stop;
+    if *stop.borrow() {
+        return;
+    }
+    let sniff = tokio::time::timeout(limits.header_read_timeout, is_http2(&stream));
+    let h2 = tokio::select! {
+        sniffed = sniff => match sniffed {
+            Ok(Ok(Some(h2))) => h2,
+            Ok(Ok(None)) | Ok(Err(_)) => return,
+            Err(_) => {
+                tracing::debug!("closing a connection that sent no request in time");
+                return;
+            }
+        },
+        _ = stop.changed() => return,
     };
     let tracker = Tracker::new();
     let svc = Counted {
