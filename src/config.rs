@@ -26,6 +26,7 @@ const SCHEMA: &[(&str, &str, Kind)] = &[
     ("secret.server.http2KeepaliveTimeout", "20s", Kind::Duration),
     ("secret.server.http2MaxConcurrentStreams", "200", Kind::Int),
     ("secret.server.maxConnections", "4096", Kind::Int),
+    ("secret.server.maxConcurrentRequests", "1024", Kind::Int),
     ("secret.server.shutdownGrace", "30s", Kind::Duration),
     ("secret.webhookURL", "http://localhost:9444", Kind::Str),
     ("secret.kubernetes.kubeconfig", "", Kind::Str),
@@ -147,6 +148,7 @@ pub struct Config {
     pub http2_keepalive_timeout: Duration,
     pub http2_max_concurrent_streams: u32,
     pub max_connections: usize,
+    pub max_concurrent_requests: usize,
     pub shutdown_grace: Duration,
     /// Key (32 bytes, base64) sealing the embedded store's records at rest; none: plaintext.
     pub encryption_key_file: Option<PathBuf>,
@@ -658,6 +660,8 @@ pub fn load(
             i64::from(u32::MAX),
         )? as u32,
         max_connections: positive_int("secret.server.maxConnections", 1 << 20)? as usize,
+        max_concurrent_requests: positive_int("secret.server.maxConcurrentRequests", 1 << 20)?
+            as usize,
         shutdown_grace: duration("secret.server.shutdownGrace")?,
         encryption_key_file: non_empty("secret.embedded.encryption.keyFile").map(PathBuf::from),
         log_json: log_format == "json",

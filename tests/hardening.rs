@@ -254,9 +254,11 @@ async fn sigterm_closes_idle_connections_at_once() {
     partial.write_all(b"GET /healthz HTTP/1.1\r\n").unwrap();
     let mut idle = TcpStream::connect(server.addr).unwrap();
     assert!(healthz_keep_alive(&mut idle));
+    let _silent = TcpStream::connect(server.addr).unwrap();
+    std::thread::sleep(Duration::from_millis(100)); // let the server accept it
     let exited = tokio::task::spawn_blocking(move || server.terminate());
-    // The grace period is 30 s; idle connections must not use it.
-    let status = tokio::time::timeout(Duration::from_secs(10), exited)
+    // The grace period is 30 s and the header timeout 10 s; idle connections must use neither.
+    let status = tokio::time::timeout(Duration::from_secs(5), exited)
         .await
         .expect("shutdown waited for idle connections")
         .unwrap();
@@ -408,15 +410,35 @@ fn bad_configuration_is_refused_at_startup() {
         (&["--config", "typo.yaml"], "did you mean"),
     ];
     for (args, expect) in cases {
-        let out = std::process::Command::new(BIN)
+        let mut child = std::process::Command::new(BIN)
             .args(["serve", "--ephemeral", "--secret.server.port", "0"])
             .args(*args)
             .current_dir(&dir)
             .env_remove("KUBERNETES_SERVICE_HOST")
-            .output()
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
             .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{args:?} started");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{args:?}: the server started instead of refusing");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let mut stderr = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .unwrap();
+        assert!(!status.success(), "{args:?} started");
         assert!(stderr.contains(expect), "{args:?}: {stderr}");
     }
     let _ = std::fs::remove_dir_all(dir);
@@ -440,4 +462,99 @@ async fn well_behaved_grpc_still_works_over_the_pipeline() {
         .or(trailers.get("grpc-status"))
         .unwrap();
     assert_eq!(status, "5");
+}
+
+/// Issue 9, item 10: file errors at startup did not say which file.
+#[test]
+fn startup_file_errors_name_the_path() {
+    let cases: &[&[&str]] = &[
+        &[
+            "kube-api",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            "/etc/passwd/x",
+        ],
+        &[
+            "kube-api",
+            "--listen",
+            "127.0.0.1:0",
+            "--ephemeral",
+            "--write-kubeconfig",
+            "/etc/passwd/kc",
+        ],
+        &[
+            "serve",
+            "--secret.server.port",
+            "0",
+            "--data-dir",
+            "/etc/passwd/x",
+        ],
+    ];
+    for args in cases {
+        let out = std::process::Command::new(BIN)
+            .args(*args)
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} started");
+        let path = args.last().unwrap();
+        assert!(stderr.contains(path), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn rpcs_beyond_the_concurrency_limit_wait_within_their_deadline_and_probes_never_wait() {
+    let server = Server::start(&[
+        "--ephemeral",
+        "--test-fault-injection",
+        "--secret.server.maxConcurrentRequests",
+        "1",
+    ]);
+    inject_get_delay(&server, 1, 1500);
+    let get = |addr: SocketAddr, timeout_ms: &'static str| {
+        http(
+            addr,
+            "POST",
+            &format!("{P}/GetSecret"),
+            &[
+                ("content-type", "application/json"),
+                ("connect-timeout-ms", timeout_ms),
+            ],
+            br#"{"id":{"name":"absent"}}"#,
+        )
+        .unwrap()
+        .0
+    };
+    let addr = server.addr;
+    let slow = std::thread::spawn(move || get(addr, "10000"));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(get(addr, "300"), 504, "ran beside the slow RPC");
+    assert_eq!(http(addr, "GET", "/healthz", &[], b"").unwrap().0, 200);
+    assert_eq!(slow.join().unwrap(), 404);
+    assert_eq!(get(addr, "300"), 404, "the slot was not given back");
+}
+
+/// Issue 9, defect 5: an HTTP/2 peer that stops answering (here: never acknowledges a PING) is
+/// dropped after the keepalive timeout, long before the idle timeout.
+#[test]
+fn an_http2_peer_that_ignores_keepalive_pings_is_dropped() {
+    let server = Server::start(&[
+        "--ephemeral",
+        "--secret.server.idleTimeout",
+        "60s",
+        "--secret.server.http2KeepaliveInterval",
+        "300ms",
+        "--secret.server.http2KeepaliveTimeout",
+        "300ms",
+    ]);
+    let mut s = TcpStream::connect(server.addr).unwrap();
+    s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").unwrap();
+    // An empty SETTINGS frame; after it, silence.
+    s.write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0]).unwrap();
+    assert!(
+        closed_within(&mut s, Duration::from_secs(5)),
+        "a peer that never answers pings was kept"
+    );
 }

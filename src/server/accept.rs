@@ -47,6 +47,8 @@ pub struct Limits {
     pub max_connections: usize,
     /// How long busy connections get to finish after shutdown begins.
     pub shutdown_grace: Duration,
+    /// RPCs running at once on the service port (the pipeline's concurrency step).
+    pub max_concurrent_requests: usize,
 }
 
 impl Default for Limits {
@@ -59,6 +61,7 @@ impl Default for Limits {
             http2_max_concurrent_streams: 200,
             max_connections: 4096,
             shutdown_grace: Duration::from_secs(30),
+            max_concurrent_requests: 1024,
         }
     }
 }
@@ -73,6 +76,7 @@ impl From<&crate::config::Config> for Limits {
             http2_max_concurrent_streams: c.http2_max_concurrent_streams,
             max_connections: c.max_connections,
             shutdown_grace: c.shutdown_grace,
+            max_concurrent_requests: c.max_concurrent_requests,
         }
     }
 }
@@ -173,7 +177,7 @@ pub async fn serve_with<S, B>(
     B::Data: Send,
     B::Error: Into<BoxError>,
 {
-    let max = limits.max_connections.clamp(1, Semaphore::MAX_PERMITS);
+    let max = limits.max_connections.clamp(1, u32::MAX as usize);
     let permits = Arc::new(Semaphore::new(max));
     let limits = Arc::new(limits);
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -202,10 +206,7 @@ pub async fn serve_with<S, B>(
                 }
             }
         };
-        // Small unary replies must not wait for Nagle and delayed ACKs.
-        if let Err(e) = stream.set_nodelay(true) {
-            tracing::debug!(error = %e, "could not set TCP_NODELAY");
-        }
+        let stream = accepted_socket(stream);
         let (service, limits, stop, tls) = (
             service.clone(),
             limits.clone(),
@@ -238,6 +239,15 @@ pub async fn serve_with<S, B>(
             "grace period over; closing remaining connections"
         ),
     }
+}
+
+/// Socket options for every accepted connection: `TCP_NODELAY`, so small unary replies (a
+/// gRPC trailers frame) do not wait for Nagle's algorithm and the peer's delayed ACK.
+fn accepted_socket(stream: TcpStream) -> TcpStream {
+    if let Err(e) = stream.set_nodelay(true) {
+        tracing::debug!(error = %e, "could not set TCP_NODELAY");
+    }
+    stream
 }
 
 /// What a connection is doing, for its watchdog: requests in flight, since when it is idle, and
@@ -445,14 +455,23 @@ async fn connection<S, B>(
     B::Data: Send,
     B::Error: Into<BoxError>,
 {
-    // A connection that sends nothing (or not even a whole HTTP/2 preface) in time is closed.
-    let h2 = match tokio::time::timeout(limits.header_read_timeout, is_http2(&stream)).await {
-        Ok(Ok(Some(h2))) => h2,
-        Ok(Ok(None)) | Ok(Err(_)) => return,
-        Err(_) => {
-            tracing::debug!("closing a connection that sent no request in time");
-            return;
-        }
+    // A connection that sends nothing (or not even a whole HTTP/2 preface) in time is closed;
+    // so is one that has sent nothing when shutdown begins.
+    let mut stop = stop;
+    if *stop.borrow() {
+        return;
+    }
+    let sniff = tokio::time::timeout(limits.header_read_timeout, is_http2(&stream));
+    let h2 = tokio::select! {
+        sniffed = sniff => match sniffed {
+            Ok(Ok(Some(h2))) => h2,
+            Ok(Ok(None)) | Ok(Err(_)) => return,
+            Err(_) => {
+                tracing::debug!("closing a connection that sent no request in time");
+                return;
+            }
+        },
+        _ = stop.changed() => return,
     };
     run(stream, h2, info, service, limits, stop).await
 }
@@ -630,6 +649,20 @@ mod tests {
     fn the_configured_defaults_are_the_documented_defaults() {
         let c = crate::config::load(&[], |_| None, &[]).unwrap();
         assert_eq!(Limits::from(&c), Limits::default());
+    }
+
+    /// Issue 9, defect 4: accepted sockets kept Nagle's algorithm on (44 ms per grpcio call).
+    #[tokio::test]
+    async fn accepted_sockets_have_nodelay() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let _client = TcpStream::connect(addr).await.unwrap();
+        let (stream, _) = listener.accept().await.unwrap();
+        assert!(
+            !stream.nodelay().unwrap(),
+            "the OS default changed; the test means nothing"
+        );
+        assert!(accepted_socket(stream).nodelay().unwrap());
     }
 
     #[tokio::test(start_paused = true)]

@@ -144,3 +144,57 @@ pub fn bind_host(c: &Config, embedded: bool) -> String {
         c.host.clone()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::time::{Duration, Instant};
+
+    fn config(flags: &[(&str, &str)]) -> Config {
+        let flags: Vec<(String, String)> = flags
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        crate::config::load(&[], |_| None, &flags).unwrap()
+    }
+
+    /// Issue 14: the qps/burst limit, meant for real API servers, capped the embedded engine.
+    #[tokio::test(start_paused = true)]
+    async fn only_a_real_api_server_gets_the_client_rate_limit() {
+        let c = config(&[
+            ("secret.embedded.ephemeral", "true"),
+            ("secret.kubernetes.qps", "1"),
+            ("secret.kubernetes.burst", "1"),
+        ]);
+        let embedded = backend(&c).await.unwrap();
+        assert!(!embedded.is_real_api_server());
+        let engine = embedded.engine.clone().unwrap();
+        engine.ensure_namespace("flyte");
+        let svc = service(&c, &embedded);
+        let start = Instant::now();
+        for _ in 0..10 {
+            svc.kube().ping("flyte").await.unwrap();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "the embedded engine was rate limited: {:?}",
+            start.elapsed()
+        );
+        // The same client presented as a real API server is limited to 1 call per second.
+        let real = Backend {
+            client: embedded.client.clone(),
+            engine: None,
+            kube_api_addr: None,
+        };
+        let svc = service(&c, &real);
+        let start = Instant::now();
+        for _ in 0..3 {
+            svc.kube().ping("flyte").await.unwrap();
+        }
+        assert!(
+            start.elapsed() >= Duration::from_secs(2),
+            "{:?}",
+            start.elapsed()
+        );
+    }
+}

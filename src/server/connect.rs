@@ -128,7 +128,10 @@ pub fn request_bytes(headers: &HeaderMap, body: Bytes) -> Result<Bytes, RpcError
         other => {
             return Err(RpcError::new(
                 Code::Unimplemented,
-                format!("unknown compression {other:?}: supported encodings are gzip"),
+                format!(
+                    "unknown compression {:?}: supported encodings are gzip",
+                    crate::service::echo(other)
+                ),
             ));
         }
     };

@@ -178,7 +178,7 @@ pub async fn serve(
         auth,
         audit,
     });
-    let service = pipeline::build(app, edge.layer());
+    let service = pipeline::build(app, limits.max_concurrent_requests, edge.layer());
     accept::serve_with("service", listener, limits, tls, service, shutdown).await;
     Ok(())
 }

@@ -12,7 +12,10 @@
 //!    `invalid_argument`; when time runs out the request is dropped and answered
 //!    `deadline_exceeded`. The deadline is visible to the RPC code ([`crate::service::deadline`]),
 //!    which bounds its rate-limiter waits by it and counts dropped RPCs in `/metrics`.
-//! 5. **authentication slot** ([`AuthLayer`]): empty today; see below.
+//! 5. **concurrency**: at most `secret.server.maxConcurrentRequests` RPCs run at once; more
+//!    wait for a slot within their deadline. The plain endpoints are exempt, so probes answer
+//!    under load.
+//! 6. **authentication slot** ([`AuthLayer`]): empty today; see below.
 //!
 //! Limits that belong to connections rather than requests (connection count, header and idle
 //! timeouts, HTTP/2 keepalive) are in [`super::accept`]; body size limits are where bodies are
@@ -49,8 +52,9 @@ pub type HttpService = BoxCloneSyncService<Request<Incoming>, Response<Body>, In
 pub type AuthLayer =
     BoxCloneSyncServiceLayer<HttpService, Request<Incoming>, Response<Body>, Infallible>;
 
-/// Builds the pipeline over the router. `auth` fills the authentication slot.
-pub fn build(app: Arc<App>, auth: Option<AuthLayer>) -> HttpService {
+/// Builds the pipeline over the router, with at most `max_concurrent` RPCs running at once.
+/// `auth` fills the authentication slot.
+pub fn build(app: Arc<App>, max_concurrent: usize, auth: Option<AuthLayer>) -> HttpService {
     let limit = app.request_timeout;
     let router = tower::service_fn(move |req: Request<Incoming>| {
         let app = app.clone();
@@ -71,6 +75,7 @@ pub fn build(app: Arc<App>, auth: Option<AuthLayer>) -> HttpService {
         .map_request(classify)
         .layer(CatchPanicLayer)
         .layer(DeadlineLayer { limit })
+        .layer(ConcurrencyLayer::new(max_concurrent))
         .service(inner);
     HttpService::new(stack)
 }
@@ -195,5 +200,152 @@ where
                 )),
             }
         })
+    }
+}
+
+/// Bounds the RPCs running at once (see the module documentation, step 5).
+#[derive(Clone, Debug)]
+pub struct ConcurrencyLayer {
+    permits: Arc<tokio::sync::Semaphore>,
+}
+
+impl ConcurrencyLayer {
+    pub fn new(max: usize) -> Self {
+        ConcurrencyLayer {
+            permits: Arc::new(tokio::sync::Semaphore::new(
+                max.clamp(1, tokio::sync::Semaphore::MAX_PERMITS),
+            )),
+        }
+    }
+}
+
+impl<S> tower::Layer<S> for ConcurrencyLayer {
+    type Service = Concurrency<S>;
+    fn layer(&self, inner: S) -> Concurrency<S> {
+        Concurrency {
+            inner,
+            permits: self.permits.clone(),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Concurrency<S> {
+    inner: S,
+    permits: Arc<tokio::sync::Semaphore>,
+}
+
+impl<S> tower::Service<Request<Incoming>> for Concurrency<S>
+where
+    S: tower::Service<Request<Incoming>, Response = Response<Body>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Result<Response<Body>, Infallible>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<Incoming>) -> Self::Future {
+        if protocol_of(&req) == Protocol::Plain {
+            return Box::pin(self.inner.call(req));
+        }
+        // The clone runs the request once a slot is free; `self.inner` (already made ready by
+        // this call's `poll_ready`) is left for the next caller.
+        let inner = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, inner);
+        let permits = self.permits.clone();
+        Box::pin(async move {
+            let _slot = permits
+                .acquire_owned()
+                .await
+                .expect("the semaphore is never closed");
+            let mut inner = inner;
+            inner.call(req).await
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::{BodyExt as _, Empty};
+    use hyper_util::rt::TokioIo;
+
+    /// A panic in a handler answers `internal` to that request only; the same keep-alive
+    /// connection then serves the next request.
+    #[tokio::test]
+    async fn a_panic_is_internal_for_that_request_and_the_connection_lives_on() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let svc = ServiceBuilder::new()
+            .map_request(classify)
+            .layer(CatchPanicLayer)
+            .service(tower::service_fn(|req: Request<Incoming>| async move {
+                if req.uri().path().ends_with("/Boom") {
+                    panic!("a handler bug");
+                }
+                Ok::<_, Infallible>(Response::new(Body::empty()))
+            }));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(super::super::accept::serve(
+            "test",
+            listener,
+            super::super::Limits::default(),
+            svc,
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+            .await
+            .unwrap();
+        let conn = tokio::spawn(conn);
+        let request = |path: &str, content_type: &str| {
+            Request::post(path)
+                .header("host", "test")
+                .header("content-type", content_type)
+                .body(Empty::<bytes::Bytes>::new())
+                .unwrap()
+        };
+        let resp = send
+            .send_request(request(
+                "/flyteidl2.secret.SecretService/Boom",
+                "application/json",
+            ))
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 500);
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        assert!(String::from_utf8_lossy(&body).contains("\"internal\""));
+        send.ready().await.unwrap();
+        let resp = send
+            .send_request(request(
+                "/flyteidl2.secret.SecretService/Boom",
+                "application/grpc-web+proto",
+            ))
+            .await
+            .unwrap();
+        assert_eq!(resp.headers()["grpc-status"], "13");
+        send.ready().await.unwrap();
+        let resp = send
+            .send_request(request("/healthz", "text/plain"))
+            .await
+            .unwrap();
+        assert_eq!(
+            resp.status(),
+            200,
+            "the connection did not survive the panic"
+        );
+        drop(send);
+        let _ = conn.await;
+        let _ = stop.send(());
+        server.await.unwrap();
     }
 }
