@@ -2004,3 +2004,47 @@ async fn openapi_v2_answers_kubectl_1_27_in_protobuf() {
     );
     assert!(r.raw.starts_with(b"\x0a\x032.0\x12"));
 }
+
+#[tokio::test]
+async fn namespace_replace_and_patch_change_labels_and_annotations() {
+    let api = Api::new();
+    let created = api
+        .json(
+            Method::POST,
+            "/api/v1/namespaces",
+            json!({"metadata": {"name": "lab"}}),
+        )
+        .await;
+    let mut body = created.body.clone();
+    body["metadata"]["labels"]["team"] = json!("a");
+    let r = api
+        .json(Method::PUT, "/api/v1/namespaces/lab", body.clone())
+        .await;
+    assert_eq!(r.code, 200, "{}", r.body);
+    assert_eq!(
+        r.body["metadata"]["labels"],
+        json!({"kubernetes.io/metadata.name": "lab", "team": "a"})
+    );
+    // The stale body now conflicts.
+    let r = api.json(Method::PUT, "/api/v1/namespaces/lab", body).await;
+    assert_status(
+        &r,
+        409,
+        "Conflict",
+        "Operation cannot be fulfilled on namespaces \"lab\": the object has been modified; please apply your changes to the latest version and try again",
+    );
+    let r = api
+        .patch(
+            "/api/v1/namespaces/lab",
+            STRATEGIC,
+            r#"{"metadata":{"annotations":{"n":"1"},"labels":{"team":null}}}"#,
+        )
+        .await;
+    assert_eq!(r.code, 200, "{}", r.body);
+    assert_eq!(r.body["metadata"]["annotations"], json!({"n": "1"}));
+    assert_eq!(
+        r.body["metadata"]["labels"],
+        json!({"kubernetes.io/metadata.name": "lab"})
+    );
+    assert_eq!(r.body["status"]["phase"], "Active");
+}

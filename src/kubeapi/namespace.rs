@@ -140,6 +140,48 @@ pub fn list(db: &Db, call: &Call<'_>) -> Result<Reply, ApiError> {
     ))
 }
 
+/// PUT of a Namespace (`kubectl replace`/`edit`): labels and annotations change, guarded by the
+/// body's resourceVersion like any update; spec and status are not changed through this verb.
+pub fn replace(db: &Db, name: &str, call: &Call<'_>) -> Result<Reply, ApiError> {
+    let body = object::decode_namespace(call.body)?;
+    if body.meta.name != name {
+        return Err(ApiError::bad_request(format!(
+            "the name of the object ({}) does not match the name on the URL ({name})",
+            body.meta.name
+        )));
+    }
+    let dry_run = call.query.contains_key("dryRun");
+    let stored = db.commit(|view, rv| {
+        let old = lookup(view, name).ok_or_else(|| ApiError::not_found("namespaces", name))?;
+        match body.meta.resource_version.as_str() {
+            "" | "0" => {}
+            v if v == old.meta.resource_version => {}
+            _ => {
+                return Err(ApiError::conflict_on(
+                    "namespaces",
+                    name,
+                    "the object has been modified; please apply your changes to the latest version and try again",
+                ));
+            }
+        }
+        let mut ns = (*old).clone();
+        ns.meta.labels = body.meta.labels.clone();
+        ns.meta.labels.insert(NAME_LABEL.to_owned(), name.to_owned());
+        ns.meta.annotations = body.meta.annotations.clone();
+        if ns == *old {
+            return Ok((vec![], ns));
+        }
+        ns.meta.resource_version = rv.to_string();
+        let mutations = if dry_run {
+            vec![]
+        } else {
+            vec![Mutation::PutNamespace(ns.clone())]
+        };
+        Ok((mutations, ns))
+    })?;
+    Ok(json_reply(200, &encode_namespace(&stored, true)))
+}
+
 /// PATCH of a Namespace: labels and annotations change; everything else is the server's.
 pub fn patch(db: &Db, name: &str, call: &Call<'_>) -> Result<Reply, ApiError> {
     let patch_type = patch::patch_type(call.content_type)?;
