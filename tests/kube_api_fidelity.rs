@@ -2048,3 +2048,48 @@ async fn namespace_replace_and_patch_change_labels_and_annotations() {
     );
     assert_eq!(r.body["status"]["phase"], "Active");
 }
+
+#[tokio::test]
+async fn namespace_lifecycle_survives_a_restart() {
+    use flytesecret::kubeapi::Durability;
+    let dir = std::env::temp_dir().join(format!("flytesecret-ns-{}", uuid::Uuid::new_v4()));
+    let durable = Durability::Directory(dir.clone());
+    {
+        let api = Api(Engine::open(&durable).unwrap());
+        for name in ["gone", "held"] {
+            api.json(
+                Method::POST,
+                "/api/v1/namespaces",
+                json!({"metadata": {"name": name}}),
+            )
+            .await;
+        }
+        let mut kept = s("kept", json!({}));
+        kept["metadata"]["finalizers"] = json!(["example.com/hold"]);
+        api.json(Method::POST, "/api/v1/namespaces/held/secrets", kept)
+            .await;
+        for name in ["gone", "held"] {
+            let r = api
+                .send(
+                    Method::DELETE,
+                    &format!("/api/v1/namespaces/{name}"),
+                    &[],
+                    vec![],
+                )
+                .await;
+            assert_eq!(r.code, 200);
+        }
+    }
+    let api = Api(Engine::open(&durable).unwrap());
+    assert_eq!(api.get("/api/v1/namespaces/gone").await.code, 404);
+    let held = api.get("/api/v1/namespaces/held").await;
+    assert_eq!(held.body["status"]["phase"], "Terminating", "{}", held.body);
+    let names: Vec<String> = api.get("/api/v1/namespaces").await.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["metadata"]["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(!names.contains(&"gone".to_owned()), "{names:?}");
+    let _ = std::fs::remove_dir_all(dir);
+}
