@@ -178,7 +178,7 @@ impl Db {
 fn live_namespace(view: &View, name: &str) -> Option<Arc<Namespace>> {
     view.namespaces
         .get(name)
-        .filter(|n| n.phase() != Phase::Gone)
+        .filter(|n| n.phase != Phase::Gone)
         .cloned()
 }
 
@@ -214,7 +214,7 @@ fn events_for(view: &View, rv: u64, mutations: &[Mutation]) -> Vec<Event> {
             }),
             Mutation::PutNamespace(ns) => {
                 let previous = live_namespace(view, &ns.meta.name);
-                match (ns.phase(), previous) {
+                match (ns.phase, previous) {
                     (Phase::Gone, None) => None,
                     (Phase::Gone, Some(old)) => {
                         let mut last = (*old).clone();

@@ -152,7 +152,7 @@ pub fn create_secret(db: &Db, ns: &str, call: &Call<'_>) -> Result<Reply, ApiErr
     let created = db.commit(|view, rv| {
         match namespace::lookup(view, ns) {
             None => return Err(ApiError::not_found("namespaces", ns)),
-            Some(n) if n.phase() == Phase::Terminating => {
+            Some(n) if n.phase == Phase::Terminating => {
                 return Err(ApiError::namespace_terminating("secrets", &s.meta.name, ns));
             }
             Some(_) => {}
@@ -388,7 +388,7 @@ fn apply_secret(
     let Some(old) = old else {
         match namespace::lookup(view, ns) {
             None => return Err(ApiError::not_found("namespaces", ns)),
-            Some(n) if n.phase() == Phase::Terminating => {
+            Some(n) if n.phase == Phase::Terminating => {
                 return Err(ApiError::namespace_terminating("secrets", name, ns));
             }
             Some(_) => {}

@@ -28,7 +28,7 @@ const NAME_LABEL: &str = "kubernetes.io/metadata.name";
 pub fn lookup(view: &View, name: &str) -> Option<Arc<Namespace>> {
     view.namespaces
         .get(name)
-        .filter(|n| n.phase() != Phase::Gone)
+        .filter(|n| n.phase != Phase::Gone)
         .cloned()
 }
 
@@ -51,6 +51,7 @@ fn new_namespace(
             annotations,
             ..Default::default()
         },
+        phase: Phase::Active,
     }
 }
 
@@ -66,7 +67,7 @@ pub fn create(db: &Db, call: &Call<'_>) -> Result<Reply, ApiError> {
         if let Some(existing) = lookup(view, &name) {
             return Err(ApiError::namespace_already_exists(
                 &name,
-                existing.phase() == Phase::Terminating,
+                existing.phase == Phase::Terminating,
             ));
         }
         let created = new_namespace(
@@ -118,9 +119,7 @@ pub fn list(db: &Db, call: &Call<'_>) -> Result<Reply, ApiError> {
         .namespaces
         .values()
         .filter(|n| {
-            n.phase() != Phase::Gone
-                && labels.matches(&n.meta.labels)
-                && fields.matches_namespace(n)
+            n.phase != Phase::Gone && labels.matches(&n.meta.labels) && fields.matches_namespace(n)
         })
         .cloned()
         .collect();
@@ -230,10 +229,11 @@ pub fn delete(db: &Db, name: &str, call: &Call<'_>) -> Result<Reply, ApiError> {
             .is_some_and(|d| d.as_array().is_some_and(|a| !a.is_empty()));
     let terminating = db.commit(|view, rv| {
         let old = lookup(view, name).ok_or_else(|| ApiError::not_found("namespaces", name))?;
-        if old.phase() == Phase::Terminating {
+        if old.phase == Phase::Terminating {
             return Err(ApiError::conflict_on("namespaces", name, STILL_TERMINATING));
         }
         let mut ns = (*old).clone();
+        ns.phase = Phase::Terminating;
         ns.meta.deletion_timestamp = Some(now());
         ns.meta.deletion_grace_period_seconds = Some(0);
         ns.meta.resource_version = rv.to_string();
@@ -255,7 +255,7 @@ pub fn delete(db: &Db, name: &str, call: &Call<'_>) -> Result<Reply, ApiError> {
 /// Does nothing for a namespace that is not terminating.
 pub fn finalize(db: &Db, name: &str) {
     let result = db.commit(|view, rv| {
-        let Some(ns) = lookup(view, name).filter(|n| n.phase() == Phase::Terminating) else {
+        let Some(ns) = lookup(view, name).filter(|n| n.phase == Phase::Terminating) else {
             return Ok((vec![], ()));
         };
         let prefix = key(name, "");
@@ -280,8 +280,7 @@ pub fn finalize(db: &Db, name: &str) {
         }
         if remaining == 0 {
             let mut gone = (*ns).clone();
-            // The tombstone: no uid (see `Namespace::phase`).
-            gone.meta.uid.clear();
+            gone.phase = Phase::Gone;
             gone.meta.resource_version = rv.to_string();
             mutations.push(Mutation::PutNamespace(gone));
         }

@@ -414,24 +414,11 @@ impl Phase {
     }
 }
 
-/// A Namespace (spec.finalizers is always `kubernetes` until gone). Its phase is derived from
-/// the metadata every store format keeps: a deletionTimestamp means Terminating, and a record
-/// without a uid is the tombstone of a removed namespace (a live one always has a uid).
+/// A Namespace: metadata and lifecycle phase (spec.finalizers is always `kubernetes` until gone).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Namespace {
     pub meta: ObjectMeta,
-}
-
-impl Namespace {
-    pub fn phase(&self) -> Phase {
-        if self.meta.uid.is_empty() {
-            Phase::Gone
-        } else if self.meta.deletion_timestamp.is_some() {
-            Phase::Terminating
-        } else {
-            Phase::Active
-        }
-    }
+    pub phase: Phase,
 }
 
 pub fn encode_namespace(ns: &Namespace, top_level: bool) -> Value {
@@ -441,13 +428,13 @@ pub fn encode_namespace(ns: &Namespace, top_level: bool) -> Value {
         m.insert("apiVersion".into(), json!("v1"));
     }
     m.insert("metadata".into(), encode_meta(&ns.meta));
-    let finalizers: &[&str] = if ns.phase() == Phase::Gone {
+    let finalizers: &[&str] = if ns.phase == Phase::Gone {
         &[]
     } else {
         &["kubernetes"]
     };
     m.insert("spec".into(), json!({"finalizers": finalizers}));
-    m.insert("status".into(), json!({"phase": ns.phase().as_str()}));
+    m.insert("status".into(), json!({"phase": ns.phase.as_str()}));
     Value::Object(m)
 }
 
@@ -499,7 +486,16 @@ pub fn decode_namespace(body: &[u8]) -> Result<Namespace, ApiError> {
             )));
         }
     };
-    Ok(Namespace { meta })
+    let phase = match obj
+        .get("status")
+        .and_then(|s| s.get("phase"))
+        .and_then(Value::as_str)
+    {
+        Some("Terminating") => Phase::Terminating,
+        Some("Gone") => Phase::Gone,
+        _ => Phase::Active,
+    };
+    Ok(Namespace { meta, phase })
 }
 
 #[cfg(test)]
@@ -544,7 +540,7 @@ mod tests {
             "ConfigMap in version \"v1\" cannot be handled as a Secret: no kind \"ConfigMap\" is registered for version \"v1\""
         );
         let ns = decode_namespace(br#"{"metadata":{"name":"team"}}"#).unwrap();
-        assert_eq!(ns.meta.name, "team");
+        assert_eq!((ns.meta.name.as_str(), ns.phase), ("team", Phase::Active));
     }
 
     #[test]

@@ -349,7 +349,7 @@ impl FieldSelector {
     pub fn matches_namespace(&self, ns: &Namespace) -> bool {
         self.matches_with(|key| match key {
             "metadata.name" => &ns.meta.name,
-            _ => ns.phase().as_str(),
+            _ => ns.phase.as_str(),
         })
     }
 

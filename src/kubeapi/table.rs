@@ -112,7 +112,7 @@ pub fn namespaces_table<'a>(
             row(
                 json!([
                     n.meta.name,
-                    n.phase().as_str(),
+                    n.phase.as_str(),
                     age(n.meta.creation_timestamp, now)
                 ]),
                 &n.meta,

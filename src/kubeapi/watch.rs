@@ -285,7 +285,7 @@ pub fn watch(
                         .view
                         .namespaces
                         .values()
-                        .filter(|n| n.phase() != super::object::Phase::Gone)
+                        .filter(|n| n.phase != super::object::Phase::Gone)
                         .map(|n| Object::Namespace(n.clone()))
                         .collect(),
                 };
