@@ -2004,3 +2004,92 @@ async fn openapi_v2_answers_kubectl_1_27_in_protobuf() {
     );
     assert!(r.raw.starts_with(b"\x0a\x032.0\x12"));
 }
+
+#[tokio::test]
+async fn namespace_replace_and_patch_change_labels_and_annotations() {
+    let api = Api::new();
+    let created = api
+        .json(
+            Method::POST,
+            "/api/v1/namespaces",
+            json!({"metadata": {"name": "lab"}}),
+        )
+        .await;
+    let mut body = created.body.clone();
+    body["metadata"]["labels"]["team"] = json!("a");
+    let r = api
+        .json(Method::PUT, "/api/v1/namespaces/lab", body.clone())
+        .await;
+    assert_eq!(r.code, 200, "{}", r.body);
+    assert_eq!(
+        r.body["metadata"]["labels"],
+        json!({"kubernetes.io/metadata.name": "lab", "team": "a"})
+    );
+    // The stale body now conflicts.
+    let r = api.json(Method::PUT, "/api/v1/namespaces/lab", body).await;
+    assert_status(
+        &r,
+        409,
+        "Conflict",
+        "Operation cannot be fulfilled on namespaces \"lab\": the object has been modified; please apply your changes to the latest version and try again",
+    );
+    let r = api
+        .patch(
+            "/api/v1/namespaces/lab",
+            STRATEGIC,
+            r#"{"metadata":{"annotations":{"n":"1"},"labels":{"team":null}}}"#,
+        )
+        .await;
+    assert_eq!(r.code, 200, "{}", r.body);
+    assert_eq!(r.body["metadata"]["annotations"], json!({"n": "1"}));
+    assert_eq!(
+        r.body["metadata"]["labels"],
+        json!({"kubernetes.io/metadata.name": "lab"})
+    );
+    assert_eq!(r.body["status"]["phase"], "Active");
+}
+
+#[tokio::test]
+async fn namespace_lifecycle_survives_a_restart() {
+    use flytesecret::kubeapi::Durability;
+    let dir = std::env::temp_dir().join(format!("flytesecret-ns-{}", uuid::Uuid::new_v4()));
+    let durable = Durability::Directory(dir.clone());
+    {
+        let api = Api(Engine::open(&durable).unwrap());
+        for name in ["gone", "held"] {
+            api.json(
+                Method::POST,
+                "/api/v1/namespaces",
+                json!({"metadata": {"name": name}}),
+            )
+            .await;
+        }
+        let mut kept = s("kept", json!({}));
+        kept["metadata"]["finalizers"] = json!(["example.com/hold"]);
+        api.json(Method::POST, "/api/v1/namespaces/held/secrets", kept)
+            .await;
+        for name in ["gone", "held"] {
+            let r = api
+                .send(
+                    Method::DELETE,
+                    &format!("/api/v1/namespaces/{name}"),
+                    &[],
+                    vec![],
+                )
+                .await;
+            assert_eq!(r.code, 200);
+        }
+    }
+    let api = Api(Engine::open(&durable).unwrap());
+    assert_eq!(api.get("/api/v1/namespaces/gone").await.code, 404);
+    let held = api.get("/api/v1/namespaces/held").await;
+    assert_eq!(held.body["status"]["phase"], "Terminating", "{}", held.body);
+    let names: Vec<String> = api.get("/api/v1/namespaces").await.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["metadata"]["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(!names.contains(&"gone".to_owned()), "{names:?}");
+    let _ = std::fs::remove_dir_all(dir);
+}

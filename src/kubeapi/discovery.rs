@@ -14,7 +14,7 @@ pub fn api_groups() -> Value {
 pub fn core_v1_resources() -> Value {
     json!({"kind": "APIResourceList", "groupVersion": "v1", "resources": [
         {"name": "namespaces", "singularName": "namespace", "namespaced": false, "kind": "Namespace",
-         "verbs": ["create", "delete", "get", "list", "patch", "watch"], "shortNames": ["ns"]},
+         "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"], "shortNames": ["ns"]},
         {"name": "secrets", "singularName": "secret", "namespaced": true, "kind": "Secret",
          "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"], "storageVersionHash": "S6u1pOWzb84="},
     ]})

@@ -1,14 +1,17 @@
 //! The store plus the watch event hub: every write the engine makes goes through [`Db::commit`],
 //! which turns the committed mutations into ADDED/MODIFIED/DELETED events, keeps a bounded
 //! history of them (to resume a watch from a resourceVersion, or answer "too old"), and
-//! broadcasts them to open watches. Publishing happens under the hub lock that also covers the
-//! commit, so events reach watchers in resourceVersion order and a watch opened between two
-//! commits sees exactly the events after the state it started from.
+//! broadcasts them to open watches. The hub lock is not held across the store's commit (which
+//! may batch and fsync): each commit takes a ticket while the store runs it (so tickets follow
+//! resourceVersion order) and publishes after it returns, through a reorder buffer, so events
+//! reach watchers in resourceVersion order. A watch starting from the current state may also get
+//! events of commits already in that state; watchers drop events at or below their version.
 
 use super::object::{Namespace, Phase, Secret};
 use super::status::ApiError;
 use super::store::{Mutation, Store, View, key};
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::broadcast;
 
@@ -56,6 +59,9 @@ struct Hub {
     /// Every event with a resourceVersion above this is in `history`.
     floor: u64,
     tx: broadcast::Sender<Event>,
+    /// The next ticket to publish, and finished commits waiting for earlier ones.
+    next: u64,
+    pending: BTreeMap<u64, Vec<Event>>,
 }
 
 /// What a new watch starts from.
@@ -69,6 +75,7 @@ pub struct Subscription {
 pub struct Db {
     store: Store,
     hub: Mutex<Hub>,
+    tickets: AtomicU64,
 }
 
 impl Db {
@@ -80,7 +87,10 @@ impl Db {
                 history: VecDeque::new(),
                 floor,
                 tx: broadcast::channel(CHANNEL).0,
+                next: 0,
+                pending: BTreeMap::new(),
             }),
+            tickets: AtomicU64::new(0),
         }
     }
 
@@ -101,23 +111,43 @@ impl Db {
         &self,
         f: impl FnOnce(&View, u64) -> Result<(Vec<Mutation>, R), ApiError>,
     ) -> Result<R, ApiError> {
-        let mut hub = self.hub();
         let mut events = Vec::new();
+        let mut ticket = None;
         let result = self.store.commit(|view, rv| {
             let (mutations, result) = f(view, rv)?;
-            events = events_for(view, rv, &mutations);
-            Ok((mutations, result))
-        })?;
-        for event in events {
-            if hub.history.len() == HISTORY
-                && let Some(dropped) = hub.history.pop_front()
-            {
-                hub.floor = dropped.rv;
+            if !mutations.is_empty() {
+                events = events_for(view, rv, &mutations);
+                ticket = Some(self.tickets.fetch_add(1, Ordering::SeqCst));
             }
-            hub.history.push_back(event.clone());
-            let _ = hub.tx.send(event);
+            Ok((mutations, result))
+        });
+        if let Some(t) = ticket {
+            // A commit that failed after taking its ticket publishes nothing, but must still
+            // let later tickets through.
+            self.publish(t, if result.is_ok() { events } else { Vec::new() });
         }
-        Ok(result)
+        result
+    }
+
+    fn publish(&self, ticket: u64, events: Vec<Event>) {
+        let mut hub = self.hub();
+        hub.pending.insert(ticket, events);
+        loop {
+            let next = hub.next;
+            let Some(ready) = hub.pending.remove(&next) else {
+                break;
+            };
+            hub.next += 1;
+            for event in ready {
+                if hub.history.len() == HISTORY
+                    && let Some(dropped) = hub.history.pop_front()
+                {
+                    hub.floor = dropped.rv;
+                }
+                hub.history.push_back(event.clone());
+                let _ = hub.tx.send(event);
+            }
+        }
     }
 
     /// Opens a watch: from the current state (`since == None`), or from the events after
@@ -210,4 +240,37 @@ fn events_for(view: &View, rv: u64, mutations: &[Mutation]) -> Vec<Event> {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::store::Durability;
+    use super::*;
+
+    fn event(rv: u64) -> Event {
+        Event {
+            rv,
+            kind: EventType::Added,
+            object: Object::Secret(Arc::new(Secret::default())),
+            previous: None,
+        }
+    }
+
+    #[test]
+    fn commits_finishing_out_of_order_are_published_in_ticket_order() {
+        let db = Db::new(Store::open(&Durability::Memory).unwrap());
+        let mut sub = db.subscribe(None).unwrap();
+        db.publish(1, vec![event(1020)]);
+        assert!(sub.rx.try_recv().is_err(), "ticket 1 waits for ticket 0");
+        db.publish(0, vec![event(1010)]);
+        assert_eq!(sub.rx.try_recv().unwrap().rv, 1010);
+        assert_eq!(sub.rx.try_recv().unwrap().rv, 1020);
+        // A failed commit (no events) still lets later tickets through.
+        db.publish(3, vec![event(1040)]);
+        db.publish(2, vec![]);
+        assert_eq!(sub.rx.try_recv().unwrap().rv, 1040);
+        let from = db.subscribe(Some(1010)).unwrap();
+        let rvs: Vec<u64> = from.backlog.iter().map(|e| e.rv).collect();
+        assert_eq!(rvs, [1020, 1040]);
+    }
 }

@@ -1,5 +1,5 @@
-//! An embedded Kubernetes API server for core/v1 Secrets (and just enough Namespaces): the
-//! default backend of `flytesecret serve` when no cluster is configured, and of hermetic tests.
+//! An embedded Kubernetes API server for core/v1 Secrets and Namespaces: the default backend of
+//! `flytesecret serve` when no cluster is configured, and of hermetic tests.
 //!
 //! One engine, two faces: [`Engine::handle`] answers `http::Request`s; [`http_face`] serves it on a
 //! socket (for `kubectl` and any client) and [`Engine::kube_client`] wires it into a
@@ -260,6 +260,7 @@ impl Engine {
             (Route::Namespaces, &Method::GET) => namespace::list(db, &call),
             (Route::Namespace(name), &Method::GET) => namespace::get(db, name, call.accept),
             (Route::Namespace(name), &Method::PATCH) => namespace::patch(db, name, &call),
+            (Route::Namespace(name), &Method::PUT) => namespace::replace(db, name, &call),
             (Route::Namespace(name), &Method::DELETE) => namespace::delete(db, name, &call),
             (Route::Unrouted | Route::Discovery(_) | Route::OpenApiV2, _) => {
                 Ok(text_reply(404, "404 page not found"))

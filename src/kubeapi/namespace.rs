@@ -140,13 +140,81 @@ pub fn list(db: &Db, call: &Call<'_>) -> Result<Reply, ApiError> {
     ))
 }
 
-/// PATCH of a Namespace: labels and annotations change; everything else is the server's.
+/// PUT of a Namespace (`kubectl replace`/`edit`): labels and annotations change, guarded by the
+/// body's resourceVersion like any update; spec and status are not changed through this verb.
+pub fn replace(db: &Db, name: &str, call: &Call<'_>) -> Result<Reply, ApiError> {
+    let body = object::decode_namespace(call.body)?;
+    if body.meta.name != name {
+        return Err(ApiError::bad_request(format!(
+            "the name of the object ({}) does not match the name on the URL ({name})",
+            body.meta.name
+        )));
+    }
+    let dry_run = call.query.contains_key("dryRun");
+    let stored = db.commit(|view, rv| {
+        let old = lookup(view, name).ok_or_else(|| ApiError::not_found("namespaces", name))?;
+        match body.meta.resource_version.as_str() {
+            "" | "0" => {}
+            v if v == old.meta.resource_version => {}
+            _ => {
+                return Err(ApiError::conflict_on(
+                    "namespaces",
+                    name,
+                    "the object has been modified; please apply your changes to the latest version and try again",
+                ));
+            }
+        }
+        let mut ns = (*old).clone();
+        ns.meta.labels = body.meta.labels.clone();
+        ns.meta.labels.insert(NAME_LABEL.to_owned(), name.to_owned());
+        ns.meta.annotations = body.meta.annotations.clone();
+        if ns == *old {
+            return Ok((vec![], ns));
+        }
+        ns.meta.resource_version = rv.to_string();
+        let mutations = if dry_run {
+            vec![]
+        } else {
+            vec![Mutation::PutNamespace(ns.clone())]
+        };
+        Ok((mutations, ns))
+    })?;
+    Ok(json_reply(200, &encode_namespace(&stored, true)))
+}
+
+/// PATCH of a Namespace: labels and annotations change; everything else is the server's. An
+/// apply patch merges like a merge patch (no field managers for Namespaces) and creates a
+/// missing Namespace.
 pub fn patch(db: &Db, name: &str, call: &Call<'_>) -> Result<Reply, ApiError> {
     let patch_type = patch::patch_type(call.content_type)?;
     let body = patch::transcode(patch_type, call.body)?;
     let dry_run = call.query.contains_key("dryRun");
-    let stored = db.commit(|view, rv| {
-        let old = lookup(view, name).ok_or_else(|| ApiError::not_found("namespaces", name))?;
+    let (created, stored) = db.commit(|view, rv| {
+        let Some(old) = lookup(view, name) else {
+            // Server-side apply creates what does not exist (`kubectl apply --server-side`).
+            if patch_type != PatchType::Apply {
+                return Err(ApiError::not_found("namespaces", name));
+            }
+            let applied =
+                object::decode_namespace(&serde_json::to_vec(&body).expect("serialisable"))?;
+            if applied.meta.name != name {
+                return Err(ApiError::bad_request(format!(
+                    "the name of the object ({}) does not match the name on the URL ({name})",
+                    applied.meta.name
+                )));
+            }
+            let errors: Vec<FieldError> = namespace_name_errors(name);
+            if !errors.is_empty() {
+                return Err(ApiError::invalid("Namespace", name, &errors));
+            }
+            let ns = new_namespace(name, rv, applied.meta.labels, applied.meta.annotations);
+            let mutations = if dry_run {
+                vec![]
+            } else {
+                vec![Mutation::PutNamespace(ns.clone())]
+            };
+            return Ok((mutations, (true, ns)));
+        };
         let mut doc = encode_namespace(&old, true);
         let patch_type = if patch_type == PatchType::Apply {
             PatchType::Merge
@@ -162,7 +230,7 @@ pub fn patch(db: &Db, name: &str, call: &Call<'_>) -> Result<Reply, ApiError> {
             .insert(NAME_LABEL.to_owned(), name.to_owned());
         ns.meta.annotations = patched.meta.annotations;
         if ns == *old {
-            return Ok((vec![], ns));
+            return Ok((vec![], (false, ns)));
         }
         ns.meta.resource_version = rv.to_string();
         let mutations = if dry_run {
@@ -170,9 +238,12 @@ pub fn patch(db: &Db, name: &str, call: &Call<'_>) -> Result<Reply, ApiError> {
         } else {
             vec![Mutation::PutNamespace(ns.clone())]
         };
-        Ok((mutations, ns))
+        Ok((mutations, (false, ns)))
     })?;
-    Ok(json_reply(200, &encode_namespace(&stored, true)))
+    Ok(json_reply(
+        if created { 201 } else { 200 },
+        &encode_namespace(&stored, true),
+    ))
 }
 
 /// Text of the Conflict for deleting a namespace that is already terminating
