@@ -96,10 +96,7 @@ impl AuditLog {
             Ok(s) => s,
             Err(poisoned) => poisoned.into_inner(),
         };
-        if let Err(e) = sink
-            .write_all(line.as_bytes())
-            .and_then(|()| sink.flush())
-        {
+        if let Err(e) = sink.write_all(line.as_bytes()).and_then(|()| sink.flush()) {
             tracing::error!(target_file = %self.target, method = record.method, request_id = record.request_id, error = %e, "AUDIT LOG WRITE FAILED: an RPC went unrecorded");
         }
     }

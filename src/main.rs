@@ -219,13 +219,16 @@ fn guard(
         .audit_path
         .as_deref()
         .map(|p| {
-            flytesecret::audit::AuditLog::open(p).with_context(|| format!("opening the audit log {p}"))
+            flytesecret::audit::AuditLog::open(p)
+                .with_context(|| format!("opening the audit log {p}"))
         })
         .transpose()?
         .map(std::sync::Arc::new);
     let auth = flytesecret::auth::Authenticator::from_config(cfg, &backend.client)?;
     if cfg.auth.policy.is_some() && !auth.is_enabled() {
-        tracing::warn!("secret.auth.policy is set but no authentication is configured: every caller is anonymous and the policy denies them all");
+        tracing::warn!(
+            "secret.auth.policy is set but no authentication is configured: every caller is anonymous and the policy denies them all"
+        );
     }
     Ok(server::Guard { tls, auth, audit })
 }

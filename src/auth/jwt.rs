@@ -242,7 +242,10 @@ impl JwtVerifier {
         Err(last)
     }
 
-    fn caller(&self, claims: &serde_json::Map<String, serde_json::Value>) -> Result<Caller, String> {
+    fn caller(
+        &self,
+        claims: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Caller, String> {
         let subject = claims
             .get(&self.username_claim)
             .and_then(|v| v.as_str())

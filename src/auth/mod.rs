@@ -14,6 +14,7 @@ use crate::audit::{AuditLog, AuditRecord};
 use crate::server::Body;
 use bytes::Bytes;
 use http::{HeaderMap, Request, Response, header};
+use http_body_util::BodyExt as _;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -144,7 +145,12 @@ impl Authenticator {
         cfg: &crate::config::Config,
         kube: &kube::Client,
     ) -> anyhow::Result<Authenticator> {
-        let jwt = cfg.auth.jwt.as_ref().map(jwt::JwtVerifier::new).transpose()?;
+        let jwt = cfg
+            .auth
+            .jwt
+            .as_ref()
+            .map(jwt::JwtVerifier::new)
+            .transpose()?;
         let token_review = cfg.auth.token_review.then(|| {
             tokenreview::TokenReviewer::new(kube.clone(), cfg.auth.token_review_audiences.clone())
         });
@@ -217,7 +223,9 @@ fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, Rejection> {
         .split_once(' ')
         .ok_or_else(|| Rejection("malformed authorization header".into()))?;
     if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
-        return Err(Rejection("the authorization header is not a bearer token".into()));
+        return Err(Rejection(
+            "the authorization header is not a bearer token".into(),
+        ));
     }
     Ok(Some(token.trim()))
 }
@@ -229,6 +237,9 @@ pub fn is_open_path(path: &str) -> bool {
         || path == "/flyteidl2.cluster.ClusterService/SelectCluster"
         || path.starts_with("/grpc.health.v1.Health/")
 }
+
+const DRAIN_LIMIT: usize = 64 * 1024;
+const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
 const UNAUTHENTICATED: &str = "unauthenticated: a valid bearer token is required";
 
@@ -286,10 +297,16 @@ pub async fn gate<B, F, Fut>(
     next: F,
 ) -> Response<Body>
 where
+    B: http_body::Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     F: FnOnce(Request<B>) -> Fut,
     Fut: Future<Output = Response<Body>>,
 {
-    let conn = req.extensions().get::<ConnInfo>().cloned().unwrap_or_default();
+    let conn = req
+        .extensions()
+        .get::<ConnInfo>()
+        .cloned()
+        .unwrap_or_default();
     let request_id = request_id(req.headers());
     let path = req.uri().path().to_owned();
     let caller = if is_open_path(&path) {
@@ -319,8 +336,13 @@ where
                     request_id: &request_id,
                 });
             }
-            let content_type = req
-                .headers()
+            let (parts, body) = req.into_parts();
+            // Read a small request body before answering, so HTTP/2 clients see a cleanly
+            // closed stream rather than a reset (larger bodies are simply cut off).
+            let drain = http_body_util::Limited::new(body, DRAIN_LIMIT).collect();
+            let _ = tokio::time::timeout(DRAIN_TIMEOUT, drain).await;
+            let content_type = parts
+                .headers
                 .get(header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("");

@@ -55,10 +55,12 @@ fn covers(patterns: &[String], value: &str, is_filter: bool) -> bool {
 
 impl Rule {
     fn names(&self, caller: &Caller) -> bool {
-        self.subjects.iter().any(|s| match s.strip_prefix("group:") {
-            Some(group) => caller.groups.iter().any(|g| g == group),
-            None => !caller.subject.is_empty() && *s == caller.subject,
-        })
+        self.subjects
+            .iter()
+            .any(|s| match s.strip_prefix("group:") {
+                Some(group) => caller.groups.iter().any(|g| g == group),
+                None => !caller.subject.is_empty() && *s == caller.subject,
+            })
     }
 
     fn allows_verb(&self, verb: Verb) -> bool {
@@ -134,15 +136,40 @@ mod tests {
             (caller("alice", &[]), Get, one("development", ""), true),
             (caller("alice", &[]), Get, one("production", "p1"), false),
             (caller("alice", &[]), Get, one("", ""), false),
-            (caller("alice", &[]), Create, one("development", "p1"), false),
-            (caller("alice", &[]), Delete, one("development", "p1"), false),
-            (caller("alice", &[]), List, filter("development", "p1"), true),
+            (
+                caller("alice", &[]),
+                Create,
+                one("development", "p1"),
+                false,
+            ),
+            (
+                caller("alice", &[]),
+                Delete,
+                one("development", "p1"),
+                false,
+            ),
+            (
+                caller("alice", &[]),
+                List,
+                filter("development", "p1"),
+                true,
+            ),
             // an empty project in the filter means all projects: "*" covers it
             (caller("alice", &[]), List, filter("development", ""), true),
             // an empty domain means all domains: only "*" covers it
             (caller("alice", &[]), List, filter("", "p1"), false),
-            (caller("dave", &["ml-team"]), Get, one("development", "x"), true),
-            (caller("dave", &["other"]), Get, one("development", "x"), false),
+            (
+                caller("dave", &["ml-team"]),
+                Get,
+                one("development", "x"),
+                true,
+            ),
+            (
+                caller("dave", &["other"]),
+                Get,
+                one("development", "x"),
+                false,
+            ),
             // a group rule is not a user named "ml-team"
             (caller("ml-team", &[]), Get, one("development", "x"), false),
             (
@@ -157,11 +184,26 @@ mod tests {
             (caller("bob", &[]), Get, one("", "p1"), false),
             // "" names organization-wide secrets, not "all" in a List filter
             (caller("bob", &[]), List, filter("", ""), false),
-            (caller("carol", &[]), Create, one("production", "flytesnacks"), true),
+            (
+                caller("carol", &[]),
+                Create,
+                one("production", "flytesnacks"),
+                true,
+            ),
             (caller("carol", &[]), Update, one("", "flytesnacks"), true),
-            (caller("carol", &[]), Create, one("production", "other"), false),
+            (
+                caller("carol", &[]),
+                Create,
+                one("production", "other"),
+                false,
+            ),
             (caller("carol", &[]), Create, one("production", ""), false),
-            (caller("carol", &[]), Get, one("production", "flytesnacks"), false),
+            (
+                caller("carol", &[]),
+                Get,
+                one("production", "flytesnacks"),
+                false,
+            ),
             (caller("admin", &[]), List, filter("", ""), true),
             (caller("admin", &[]), Delete, one("", ""), true),
             (caller("", &[]), Get, one("development", "p"), false),
@@ -179,7 +221,12 @@ mod tests {
         // no policy: any authenticated caller may do everything
         assert!(allowed(None, &caller("x", &[]), Delete, &one("a", "b")));
         // an empty policy allows nothing
-        assert!(!allowed(Some(&[]), &caller("admin", &[]), Get, &one("", "")));
+        assert!(!allowed(
+            Some(&[]),
+            &caller("admin", &[]),
+            Get,
+            &one("", "")
+        ));
     }
 
     #[test]

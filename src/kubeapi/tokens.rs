@@ -163,7 +163,8 @@ pub fn unauthorized() -> Reply {
 /// echoes the requested audiences but never the token.
 pub fn review(tokens: Option<&TokenFile>, body: &[u8]) -> Reply {
     let Ok(req) = serde_json::from_slice::<serde_json::Value>(body) else {
-        return super::status::ApiError::bad_request("the TokenReview body is not JSON").into_reply();
+        return super::status::ApiError::bad_request("the TokenReview body is not JSON")
+            .into_reply();
     };
     let token = req
         .pointer("/spec/token")
@@ -220,8 +221,16 @@ mod tests {
         assert_eq!(f.user("t,3").unwrap().groups, vec!["ops".to_owned()]);
         assert_eq!(f.first_token(), Some("t1"));
         assert!(!format!("{f:?}").contains("t1"));
-        assert!(TokenFile::parse("t1,alice\n").unwrap_err().contains("line 1"));
-        assert!(TokenFile::parse("t1,a,1\nt1,b,2\n").unwrap_err().contains("duplicate"));
+        assert!(
+            TokenFile::parse("t1,alice\n")
+                .unwrap_err()
+                .contains("line 1")
+        );
+        assert!(
+            TokenFile::parse("t1,a,1\nt1,b,2\n")
+                .unwrap_err()
+                .contains("duplicate")
+        );
         assert!(TokenFile::parse("\"t1,a,1\n").is_err());
     }
 }

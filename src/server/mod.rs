@@ -371,7 +371,8 @@ pub async fn backend(c: &Config) -> Result<Backend> {
         .with_context(|| format!("opening the embedded Kubernetes store ({durability:?})"))?;
     if let Some(path) = &c.token_auth_file {
         engine.set_token_file(
-            kubeapi::tokens::TokenFile::load(path).map_err(|e| anyhow::anyhow!("token file {e}"))?,
+            kubeapi::tokens::TokenFile::load(path)
+                .map_err(|e| anyhow::anyhow!("token file {e}"))?,
         );
     }
     let mut kube_api_addr = None;

@@ -72,10 +72,9 @@ fn load(settings: &TlsConfig) -> Result<ServerConfig> {
                     .add(cert)
                     .with_context(|| format!("adding a client CA from {}", ca.display()))?;
             }
-            let verifier =
-                WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
-                    .build()
-                    .context("building the client certificate verifier")?;
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+                .build()
+                .context("building the client certificate verifier")?;
             builder.with_client_cert_verifier(verifier)
         }
         None => builder.with_no_client_auth(),

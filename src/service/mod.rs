@@ -11,6 +11,7 @@ mod validate;
 pub use error::{Code, RpcError};
 pub use kube_backend::{KubeBackend, KubeError};
 
+use crate::auth::{Caller, Verb, policy};
 use crate::invalidation::Invalidator;
 use crate::naming::{self, DEFAULT_ORGANIZATION, SecretId};
 use crate::proto::flyteidl2::common::ClusterIdentifier;
@@ -23,7 +24,6 @@ use crate::proto::flyteidl2::secret::{
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret as K8sSecret;
 use kube::api::{ListParams, ObjectMeta};
-use crate::auth::{Caller, Verb, policy};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -249,12 +249,12 @@ impl SecretService {
         let ctx = crate::auth::current();
         let anonymous = Caller::anonymous();
         let caller = ctx.as_ref().map_or(&anonymous, |c| &c.caller);
-        let result = if policy::allowed(self.policy.as_deref(), caller, target.verb, &target.scope())
-        {
-            rpc.instrument(span.clone()).await
-        } else {
-            Err(target.denied(caller))
-        };
+        let result =
+            if policy::allowed(self.policy.as_deref(), caller, target.verb, &target.scope()) {
+                rpc.instrument(span.clone()).await
+            } else {
+                Err(target.denied(caller))
+            };
         let code = match &result {
             Ok(_) => "ok",
             Err(e) => e.code.connect_name(),
@@ -302,7 +302,8 @@ impl SecretService {
 
     pub async fn create(&self, req: CreateSecretRequest) -> Result<CreateSecretResponse, RpcError> {
         let target = Target::one(Verb::Create, req.id.as_ref());
-        self.observed("CreateSecret", target, self.create_rpc(req)).await
+        self.observed("CreateSecret", target, self.create_rpc(req))
+            .await
     }
 
     async fn create_rpc(&self, req: CreateSecretRequest) -> Result<CreateSecretResponse, RpcError> {
@@ -375,7 +376,8 @@ impl SecretService {
     /// from a concurrent writer is retried (re-read, re-apply) a bounded number of times.
     pub async fn update(&self, req: UpdateSecretRequest) -> Result<UpdateSecretResponse, RpcError> {
         let target = Target::one(Verb::Update, req.id.as_ref());
-        self.observed("UpdateSecret", target, self.update_rpc(req)).await
+        self.observed("UpdateSecret", target, self.update_rpc(req))
+            .await
     }
 
     async fn update_rpc(&self, req: UpdateSecretRequest) -> Result<UpdateSecretResponse, RpcError> {
@@ -416,7 +418,8 @@ impl SecretService {
 
     pub async fn delete(&self, req: DeleteSecretRequest) -> Result<DeleteSecretResponse, RpcError> {
         let target = Target::one(Verb::Delete, req.id.as_ref());
-        self.observed("DeleteSecret", target, self.delete_rpc(req)).await
+        self.observed("DeleteSecret", target, self.delete_rpc(req))
+            .await
     }
 
     async fn delete_rpc(&self, req: DeleteSecretRequest) -> Result<DeleteSecretResponse, RpcError> {

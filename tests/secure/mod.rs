@@ -131,11 +131,7 @@ impl JwksServer {
                 );
             }
         });
-        JwksServer {
-            url,
-            doc,
-            fetches,
-        }
+        JwksServer { url, doc, fetches }
     }
 
     pub fn fetches(&self) -> u32 {
@@ -276,14 +272,8 @@ pub fn connect(
         headers.push(("authorization", a.as_str()));
     }
     let path = format!("/flyteidl2.secret.SecretService/{method}");
-    let (code, h, raw) = crate::common::http(
-        addr,
-        "POST",
-        &path,
-        &headers,
-        body.to_string().as_bytes(),
-    )
-    .unwrap();
+    let (code, h, raw) =
+        crate::common::http(addr, "POST", &path, &headers, body.to_string().as_bytes()).unwrap();
     let v = serde_json::from_slice(&raw).unwrap_or(Value::Null);
     (code, h, v)
 }
@@ -318,7 +308,9 @@ impl Pki {
 
     fn issue(&self, cn: &str, sans: Vec<String>, client: bool) -> (String, String) {
         let mut params = rcgen::CertificateParams::new(sans).unwrap();
-        params.distinguished_name.push(rcgen::DnType::CommonName, cn);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, cn);
         params.extended_key_usages = vec![if client {
             rcgen::ExtendedKeyUsagePurpose::ClientAuth
         } else {
@@ -344,13 +336,25 @@ impl Pki {
 /// (handshake refused, unknown CA).
 pub fn curl(args: &[&str], url: &str) -> Option<(u16, String, String)> {
     let out = Command::new("curl")
-        .args(["-sS", "--max-time", "20", "-o", "-", "-w", "\n%{http_code} %{http_version}"])
+        .args([
+            "-sS",
+            "--max-time",
+            "20",
+            "-o",
+            "-",
+            "-w",
+            "\n%{http_code} %{http_version}",
+        ])
         .args(args)
         .arg(url)
         .output()
         .expect("curl runs");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     if !out.status.success() {
+        eprintln!(
+            "curl {args:?} {url}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
         return None;
     }
     let (body, tail) = text.rsplit_once('\n')?;
@@ -364,4 +368,14 @@ pub fn read_lines(path: &Path) -> Vec<Value> {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("audit line {l:?}: {e}")))
         .collect()
+}
+
+/// A child process killed on drop (so a failed assertion leaves nothing running).
+pub struct Reaper(pub Child);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
