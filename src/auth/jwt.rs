@@ -32,7 +32,7 @@ type HttpsClient = hyper_util::client::legacy::Client<
 
 enum Source {
     File(PathBuf),
-    Url(String, HttpsClient),
+    Url(String, Box<HttpsClient>),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -132,7 +132,7 @@ impl JwtVerifier {
                     hyper_util::rt::TokioExecutor::new(),
                 )
                 .build(connector);
-                Source::Url(url.clone(), client)
+                Source::Url(url.clone(), Box::new(client))
             }
             (None, Some(file)) => Source::File(file.clone()),
             (None, None) => anyhow::bail!("secret.auth.jwt needs jwksURL or jwksFile"),
