@@ -413,6 +413,25 @@ fn an_unwritable_audit_log_is_refused_at_startup() {
 }
 
 #[test]
+fn a_failed_audit_write_is_logged_loudly_and_the_rpc_still_answers() {
+    let dir = TempDir::new();
+    let server = Secure::start(&dir, "secret:\n  audit:\n    path: /dev/full\n", &[]);
+    server.wait_ready(|| {
+        matches!(
+            common::http(server.addr, "GET", "/readyz", &[], b""),
+            Ok((200, _, _))
+        )
+    });
+    let (code, _, _) = connect(server.addr, "ListSecrets", &json!({}), None);
+    assert_eq!(code, 200);
+    let logs = server.logs();
+    assert!(
+        logs.contains("ERROR") && logs.contains("AUDIT LOG WRITE FAILED"),
+        "{logs}"
+    );
+}
+
+#[test]
 fn warns_when_serving_without_authentication_on_a_non_loopback_address() {
     let dir = TempDir::new();
     let server = Secure::start(&dir, "secret: {}\n", &["--secret.server.host", "0.0.0.0"]);
