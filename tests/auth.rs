@@ -451,7 +451,7 @@ fn warns_when_serving_without_authentication_on_a_non_loopback_address() {
 const TOKENS: &str = "t0ken-alice,alice,uid-1,\"ml-team,dev\"\nt0ken-bob,bob,uid-2\n";
 
 #[test]
-fn kube_api_face_requires_static_tokens_and_answers_token_reviews() {
+fn kube_api_face_requires_static_tokens_over_https_and_answers_token_reviews() {
     let dir = TempDir::new();
     let tokens = dir.write("tokens.csv", TOKENS);
     let kubeconfig = dir.path("kc");
@@ -472,30 +472,50 @@ fn kube_api_face_requires_static_tokens_and_answers_token_reviews() {
         &mut line,
     )
     .unwrap();
-    let addr: std::net::SocketAddr = line
-        .split("http://")
+    let addr = line
+        .split("https://")
         .nth(1)
-        .unwrap()
+        .expect(&line)
         .trim()
-        .parse()
-        .unwrap();
-    let path = "/api/v1/namespaces/default/secrets";
-    let (code, _, body) = common::http(addr, "GET", path, &[], b"").unwrap();
+        .to_owned();
+    // the kubeconfig trusts the face's certificate and carries the first token
+    let kc: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(&kubeconfig).unwrap()).unwrap();
+    let cluster = &kc["clusters"][0]["cluster"];
+    assert_eq!(
+        cluster["server"].as_str(),
+        Some(format!("https://{addr}").as_str())
+    );
+    assert_eq!(
+        kc["users"][0]["user"]["token"].as_str(),
+        Some("t0ken-alice")
+    );
+    let ca_pem = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD
+            .decode(cluster["certificate-authority-data"].as_str().unwrap())
+            .unwrap()
+    };
+    let ca = dir.write("kube-ca.pem", ca_pem);
+    let ca = ca.to_str().unwrap();
+    let url = |path: &str| format!("https://{addr}{path}");
+    let secrets = url("/api/v1/namespaces/default/secrets");
+    let (code, _, body) = curl(&["--cacert", ca], &secrets).unwrap();
     assert_eq!(code, 401);
     assert_eq!(
-        serde_json::from_slice::<Value>(&body).unwrap(),
+        serde_json::from_str::<Value>(&body).unwrap(),
         json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
                "message": "Unauthorized", "reason": "Unauthorized", "code": 401})
     );
-    let (code, _, _) =
-        common::http(addr, "GET", path, &[("authorization", "Bearer wrong")], b"").unwrap();
+    let (code, _, _) = curl(
+        &["--cacert", ca, "-H", "authorization: Bearer wrong"],
+        &secrets,
+    )
+    .unwrap();
     assert_eq!(code, 401);
-    let (code, _, _) = common::http(
-        addr,
-        "GET",
-        path,
-        &[("authorization", "Bearer t0ken-bob")],
-        b"",
+    let (code, _, _) = curl(
+        &["--cacert", ca, "-H", "authorization: Bearer t0ken-bob"],
+        &secrets,
     )
     .unwrap();
     assert_eq!(code, 200);
@@ -503,19 +523,22 @@ fn kube_api_face_requires_static_tokens_and_answers_token_reviews() {
     let review = |token: &str| {
         let body = json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
                           "spec": {"token": token, "audiences": ["flytesecret"]}});
-        let (code, _, raw) = common::http(
-            addr,
-            "POST",
-            "/apis/authentication.k8s.io/v1/tokenreviews",
+        let (code, _, raw) = curl(
             &[
-                ("authorization", "Bearer t0ken-bob"),
-                ("content-type", "application/json"),
+                "--cacert",
+                ca,
+                "-H",
+                "authorization: Bearer t0ken-bob",
+                "-H",
+                "content-type: application/json",
+                "-d",
+                &body.to_string(),
             ],
-            body.to_string().as_bytes(),
+            &url("/apis/authentication.k8s.io/v1/tokenreviews"),
         )
         .unwrap();
         assert_eq!(code, 201);
-        serde_json::from_slice::<Value>(&raw).unwrap()
+        serde_json::from_str::<Value>(&raw).unwrap()
     };
     let yes = review("t0ken-alice");
     assert_eq!(yes["kind"], "TokenReview");
@@ -532,10 +555,7 @@ fn kube_api_face_requires_static_tokens_and_answers_token_reviews() {
     let no = review("nope");
     assert_ne!(no["status"]["authenticated"], true);
 
-    // the written kubeconfig carries the token: a client built from it is let in (kube-rs here;
-    // kubectl would not send a bearer token over plain HTTP)
-    let kc = std::fs::read_to_string(&kubeconfig).unwrap();
-    assert!(kc.contains("token: \"t0ken-alice\""), "{kc}");
+    // clients built from the kubeconfig just work: kube-rs, and kubectl when installed
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -550,6 +570,19 @@ fn kube_api_face_requires_static_tokens_and_answers_token_reviews() {
             kube::Api::namespaced(client, "default");
         secrets.list(&Default::default()).await.unwrap();
     });
+    if common::kubectl_available() {
+        let out = std::process::Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args(["get", "secrets", "-n", "default"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
 
 #[test]

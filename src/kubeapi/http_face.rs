@@ -57,60 +57,94 @@ async fn control(engine: &Engine, body: Bytes) -> Response<Bytes> {
     }
 }
 
-/// Serves the engine over HTTP/1.1 and h2c on `listener` until the future is dropped.
+/// Serves the engine on `listener` until the future is dropped: HTTP/1.1 and h2c, or HTTPS
+/// (ALPN h2, http/1.1) when the engine has a token file.
 pub async fn serve(engine: Arc<Engine>, listener: TcpListener) -> std::io::Result<()> {
+    let tls = engine
+        .face_tls()
+        .map(|t| tokio_rustls::TlsAcceptor::from(t.config.clone()));
     loop {
-        let (stream, _) = listener.accept().await?;
+        let (stream, peer) = listener.accept().await?;
         let engine = engine.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                let engine = engine.clone();
-                async move {
-                    if let Some(tokens) = engine.token_file()
-                        && tokens.authenticate(req.headers()).is_none()
-                    {
-                        return Ok(super::tokens::unauthorized().map(Full::new));
-                    }
-                    let (parts, body) = req.into_parts();
-                    let reply = match collect(body).await {
-                        Err(()) => super::status::ApiError::too_large().into_reply(),
-                        Ok(bytes)
-                            if parts.uri.path() == FAULTS_PATH
-                                && parts.method == http::Method::POST =>
-                        {
-                            control(&engine, bytes).await
-                        }
-                        Ok(bytes) => engine.handle(Request::from_parts(parts, bytes)).await,
-                    };
-                    Ok::<_, Infallible>(reply.map(Full::new))
-                }
-            });
-            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            if let Err(e) = builder
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
-                tracing::debug!(error = %e, "kube-api connection ended");
+            match tls {
+                None => serve_connection(engine, TokioIo::new(stream)).await,
+                Some(tls) => match tls.accept(stream).await {
+                    Ok(stream) => serve_connection(engine, TokioIo::new(stream)).await,
+                    Err(e) => tracing::debug!(%peer, error = %e, "kube-api TLS handshake failed"),
+                },
             }
         });
     }
 }
 
-/// Writes a kubeconfig that points `kubectl` (or `flytesecret serve`) at `addr`, with the
-/// engine's first static token when it has a token file (the file is then private, 0600).
+async fn serve_connection<I>(engine: Arc<Engine>, io: I)
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+        let engine = engine.clone();
+        async move {
+            if let Some(tokens) = engine.token_file()
+                && tokens.authenticate(req.headers()).is_none()
+            {
+                return Ok(super::tokens::unauthorized().map(Full::new));
+            }
+            let (parts, body) = req.into_parts();
+            let reply = match collect(body).await {
+                Err(()) => super::status::ApiError::too_large().into_reply(),
+                Ok(bytes)
+                    if parts.uri.path() == FAULTS_PATH && parts.method == http::Method::POST =>
+                {
+                    control(&engine, bytes).await
+                }
+                Ok(bytes) => engine.handle(Request::from_parts(parts, bytes)).await,
+            };
+            Ok::<_, Infallible>(reply.map(Full::new))
+        }
+    });
+    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    if let Err(e) = builder.serve_connection(io, service).await {
+        tracing::debug!(error = %e, "kube-api connection ended");
+    }
+}
+
+/// `http` or `https`: how the engine's HTTP face is reached.
+pub fn scheme(engine: &Engine) -> &'static str {
+    if engine.face_tls().is_some() {
+        "https"
+    } else {
+        "http"
+    }
+}
+
+/// Writes a kubeconfig that points `kubectl` (or `flytesecret serve`) at `addr`. With a token
+/// file, it trusts the face's certificate and carries the file's first token (and is private,
+/// 0600).
 pub fn write_kubeconfig(
     path: &Path,
     addr: SocketAddr,
     namespace: &str,
-    token: Option<&str>,
+    engine: &Engine,
 ) -> std::io::Result<()> {
+    use base64::Engine as _;
     use std::os::unix::fs::OpenOptionsExt as _;
+    let token = engine.token_file().and_then(|t| t.first_token());
     let user = match token {
         Some(t) => format!("\n    token: {}", serde_json::Value::from(t)),
         None => " {}".to_owned(),
     };
+    let mut cluster = format!("server: {}://{addr}", scheme(engine));
+    if let Some(tls) = engine.face_tls() {
+        let ca = base64::engine::general_purpose::STANDARD.encode(tls.ca_pem.as_bytes());
+        cluster.push_str(&format!("\n    certificate-authority-data: {ca}"));
+        if !addr.ip().is_loopback() {
+            cluster.push_str("\n    tls-server-name: localhost");
+        }
+    }
     let text = format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: flytesecret\n  cluster:\n    server: http://{addr}\ncontexts:\n- name: flytesecret\n  context:\n    cluster: flytesecret\n    user: flytesecret\n    namespace: {namespace}\ncurrent-context: flytesecret\nusers:\n- name: flytesecret\n  user:{user}\n"
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: flytesecret\n  cluster:\n    {cluster}\ncontexts:\n- name: flytesecret\n  context:\n    cluster: flytesecret\n    user: flytesecret\n    namespace: {namespace}\ncurrent-context: flytesecret\nusers:\n- name: flytesecret\n  user:{user}\n"
     );
     let tmp = path.with_extension("tmp");
     let mut f = std::fs::OpenOptions::new()

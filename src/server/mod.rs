@@ -370,10 +370,12 @@ pub async fn backend(c: &Config) -> Result<Backend> {
     let engine = Engine::open(&durability)
         .with_context(|| format!("opening the embedded Kubernetes store ({durability:?})"))?;
     if let Some(path) = &c.token_auth_file {
-        engine.set_token_file(
-            kubeapi::tokens::TokenFile::load(path)
-                .map_err(|e| anyhow::anyhow!("token file {e}"))?,
-        );
+        engine
+            .set_token_file(
+                kubeapi::tokens::TokenFile::load(path)
+                    .map_err(|e| anyhow::anyhow!("token file {e}"))?,
+            )
+            .map_err(|e| anyhow::anyhow!("kube-api TLS: {e}"))?;
     }
     let mut kube_api_addr = None;
     if let Some(listen) = &c.kube_api_listen {
@@ -382,8 +384,7 @@ pub async fn backend(c: &Config) -> Result<Backend> {
             .with_context(|| format!("binding the embedded Kubernetes API on {listen}"))?;
         let addr = listener.local_addr()?;
         if let Some(path) = &c.write_kubeconfig {
-            let token = engine.token_file().and_then(|t| t.first_token());
-            kubeapi::http_face::write_kubeconfig(path, addr, &c.namespace, token)
+            kubeapi::http_face::write_kubeconfig(path, addr, &c.namespace, &engine)
                 .with_context(|| format!("writing kubeconfig {}", path.display()))?;
         }
         tokio::spawn(kubeapi::http_face::serve(engine.clone(), listener));
