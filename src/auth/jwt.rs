@@ -121,10 +121,25 @@ impl JwtVerifier {
     pub fn new(cfg: &JwtConfig) -> anyhow::Result<JwtVerifier> {
         let source = match (&cfg.jwks_url, &cfg.jwks_file) {
             (Some(url), _) => {
+                // The system's trusted roots; none found is only a problem for an https URL,
+                // and then every fetch fails with a clear error (startup does not).
+                let mut roots = rustls::RootCertStore::empty();
+                for cert in rustls_native_certs::load_native_certs().certs {
+                    let _ = roots.add(cert);
+                }
+                if roots.is_empty() && url.starts_with("https:") {
+                    tracing::warn!(
+                        "no trusted CA certificates found on this system: fetching the JWKS over https will fail"
+                    );
+                }
+                let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+                    rustls::crypto::ring::default_provider(),
+                ))
+                .with_safe_default_protocol_versions()?
+                .with_root_certificates(roots)
+                .with_no_client_auth();
                 let connector = hyper_rustls::HttpsConnectorBuilder::new()
-                    .with_provider_and_native_roots(Arc::new(
-                        rustls::crypto::ring::default_provider(),
-                    ))?
+                    .with_tls_config(tls)
                     .https_or_http()
                     .enable_http1()
                     .build();
