@@ -276,7 +276,7 @@ fn flyteidl2_python_clients_over_tls_with_a_token() {
     let f = fixture();
     let token = sign(&f.key, &claims("alice", &[]));
     let endpoint = format!("https://{}", f.server.addr);
-    for mode in ["connect-proto", "connect-json", "grpcio"] {
+    for mode in ["connect-proto", "connect-json", "connect-grpcweb", "grpcio"] {
         let out = Command::new(clients.join("venv-clients/bin/python"))
             .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/clients/secure_client.py"))
             .args([&endpoint, mode, &token, f.ca.to_str().unwrap()])

@@ -354,3 +354,83 @@ where
     }
     resp
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, v.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn unauthenticated_speaks_each_protocol() {
+        for ct in [
+            "application/grpc",
+            "application/grpc+proto",
+            "application/grpc-web+proto",
+        ] {
+            let r = unauthenticated_response(ct);
+            assert_eq!(r.status(), 200, "{ct}");
+            assert_eq!(r.headers()["grpc-status"], "16", "{ct}");
+            assert_eq!(r.headers()["content-type"], ct);
+            assert_eq!(r.headers()["www-authenticate"], "Bearer");
+        }
+        for ct in [
+            "application/json",
+            "application/proto",
+            "",
+            "application/connect+proto",
+        ] {
+            let r = unauthenticated_response(ct);
+            assert_eq!(r.status(), 401, "{ct}");
+            assert_eq!(r.headers()["www-authenticate"], "Bearer");
+            assert!(r.headers().get("grpc-status").is_none());
+        }
+    }
+
+    #[tokio::test]
+    async fn callers_come_from_tokens_or_client_certificates() {
+        let off = Authenticator::disabled();
+        assert_eq!(
+            off.authenticate(&HeaderMap::new(), None).await.unwrap(),
+            Caller::anonymous()
+        );
+        let mtls = Authenticator::new(None, None, true);
+        let c = mtls
+            .authenticate(&HeaderMap::new(), Some("robot"))
+            .await
+            .unwrap();
+        assert_eq!(
+            (c.subject.as_str(), c.method),
+            ("cert:robot", AuthMethod::Certificate)
+        );
+        assert!(mtls.authenticate(&HeaderMap::new(), None).await.is_err());
+        // a token that nothing here can verify is refused, even with a certificate
+        let h = headers(&[("authorization", "Bearer abc")]);
+        assert!(mtls.authenticate(&h, Some("robot")).await.is_err());
+        let h = headers(&[("authorization", "Basic abc")]);
+        assert!(bearer_token(&h).is_err());
+        let h = headers(&[("authorization", "bearer  tok ")]);
+        assert_eq!(bearer_token(&h).unwrap(), Some("tok"));
+    }
+
+    #[test]
+    fn request_ids_are_kept_when_sane() {
+        assert_eq!(
+            request_id(&headers(&[("x-request-id", "abc-1.2:3")])),
+            "abc-1.2:3"
+        );
+        let fresh = request_id(&headers(&[("x-request-id", "has space")]));
+        assert_eq!(fresh.len(), 36);
+        assert!(is_open_path("/healthz") && is_open_path("/grpc.health.v1.Health/Check"));
+        assert!(!is_open_path("/flyteidl2.secret.SecretService/GetSecret"));
+        assert!(!is_open_path(
+            "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"
+        ));
+    }
+}
