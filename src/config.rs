@@ -978,6 +978,52 @@ mod tests {
     }
 
     #[test]
+    fn security_keys_take_lists_from_files_env_and_flags() {
+        let dir = std::env::temp_dir().join(format!("flytesecret-config-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("config.yaml");
+        std::fs::write(
+            &file,
+            "secret:\n  server:\n    tls: {certFile: /c.crt, keyFile: /c.key}\n  auth:\n    jwt:\n      issuer: https://idp\n      audiences: [a, b]\n      jwksFile: /jwks.json\n    policy:\n      - subjects: [alice, \"group:ml\"]\n        verbs: [get]\n        domains: [\"\"]\n        projects: [\"*\"]\n  audit: {path: \"-\"}\n",
+        )
+        .unwrap();
+        let c = load(std::slice::from_ref(&file), no_env, &[]).unwrap();
+        let jwt = c.auth.jwt.clone().unwrap();
+        assert_eq!(jwt.audiences, ["a", "b"]);
+        assert_eq!(
+            (jwt.username_claim.as_str(), jwt.groups_claim.as_str()),
+            ("sub", "groups")
+        );
+        let policy = c.auth.policy.clone().unwrap();
+        assert_eq!(policy[0].subjects, ["alice", "group:ml"]);
+        assert_eq!(policy[0].domains, [""]);
+        assert_eq!(c.audit_path.as_deref(), Some("-"));
+        let tls = c.tls.clone().unwrap();
+        assert_eq!(
+            (tls.cert_file.to_str(), tls.client_ca_file),
+            (Some("/c.crt"), None)
+        );
+        // environment: comma-separated lists, the policy as YAML/JSON text
+        let env = |name: &str| match name {
+            "SECRET_AUTH_JWT_AUDIENCES" => Some("x, y".to_owned()),
+            "SECRET_AUTH_POLICY" => Some(
+                r#"[{"subjects":["bob"],"verbs":["*"],"domains":["*"],"projects":["*"]}]"#
+                    .to_owned(),
+            ),
+            _ => None,
+        };
+        let c = load(std::slice::from_ref(&file), env, &[]).unwrap();
+        assert_eq!(c.auth.jwt.unwrap().audiences, ["x", "y"]);
+        assert_eq!(c.auth.policy.unwrap()[0].subjects, ["bob"]);
+        // flags: an empty policy list allows nothing (and differs from no policy)
+        let flags = vec![("secret.auth.policy".to_owned(), "[]".to_owned())];
+        let c = load(std::slice::from_ref(&file), no_env, &flags).unwrap();
+        assert_eq!(c.auth.policy, Some(vec![]));
+        assert_eq!(load(&[], no_env, &[]).unwrap().auth, AuthConfig::default());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
     fn go_durations() {
         assert_eq!(parse_go_duration("1m30s").unwrap(), Duration::from_secs(90));
         assert_eq!(

@@ -8,6 +8,7 @@ pub mod consumption;
 pub mod gostr;
 pub mod invalidation;
 pub mod kubeapi;
+pub mod listener;
 pub mod naming;
 pub mod naming_adapter;
 pub mod proto;

@@ -222,8 +222,9 @@ async fn serve(
         cfg.request_timeout,
     );
     let limits = server::Limits::from(&cfg);
-    if let Some(k) = backend.kube_api_addr {
-        println!("flytesecret: embedded Kubernetes API on http://{k}");
+    if let (Some(k), Some(engine)) = (backend.kube_api_addr, &backend.engine) {
+        let scheme = flytesecret::kubeapi::http_face::scheme(engine);
+        println!("flytesecret: embedded Kubernetes API on {scheme}://{k}");
     }
     if !addr.ip().is_loopback() && !guard.auth.is_enabled() {
         tracing::warn!(%addr, "serving on a non-loopback address with no authentication: anyone who reaches this port can read and write every secret (configure secret.auth and secret.server.tls)");
@@ -302,21 +303,23 @@ async fn kube_api(args: KubeApiArgs) -> anyhow::Result<()> {
     })?;
     engine.ensure_namespace(&namespace);
     if let Some(path) = &token_auth_file {
-        engine.set_token_file(
-            flytesecret::kubeapi::tokens::TokenFile::load(path)
-                .map_err(|e| anyhow::anyhow!("token file {e}"))?,
-        );
+        engine
+            .set_token_file(
+                flytesecret::kubeapi::tokens::TokenFile::load(path)
+                    .map_err(|e| anyhow::anyhow!("token file {e}"))?,
+            )
+            .map_err(|e| anyhow::anyhow!("TLS for the Kubernetes API: {e}"))?;
     }
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
         .map_err(|e| anyhow::anyhow!("binding {listen}: {e}"))?;
     let addr = listener.local_addr()?;
     if let Some(path) = write_kubeconfig {
-        let token = engine.token_file().and_then(|t| t.first_token());
-        flytesecret::kubeapi::http_face::write_kubeconfig(&path, addr, &namespace, token)
+        flytesecret::kubeapi::http_face::write_kubeconfig(&path, addr, &namespace, &engine)
             .map_err(|e| anyhow::anyhow!("writing kubeconfig {}: {e}", path.display()))?;
     }
-    println!("flytesecret: Kubernetes Secrets API on http://{addr}");
+    let scheme = flytesecret::kubeapi::http_face::scheme(&engine);
+    println!("flytesecret: Kubernetes Secrets API on {scheme}://{addr}");
     flytesecret::kubeapi::http_face::serve(
         engine,
         listener,

@@ -413,6 +413,25 @@ fn an_unwritable_audit_log_is_refused_at_startup() {
 }
 
 #[test]
+fn a_failed_audit_write_is_logged_loudly_and_the_rpc_still_answers() {
+    let dir = TempDir::new();
+    let server = Secure::start(&dir, "secret:\n  audit:\n    path: /dev/full\n", &[]);
+    server.wait_ready(|| {
+        matches!(
+            common::http(server.addr, "GET", "/readyz", &[], b""),
+            Ok((200, _, _))
+        )
+    });
+    let (code, _, _) = connect(server.addr, "ListSecrets", &json!({}), None);
+    assert_eq!(code, 200);
+    let logs = server.logs();
+    assert!(
+        logs.contains("ERROR") && logs.contains("AUDIT LOG WRITE FAILED"),
+        "{logs}"
+    );
+}
+
+#[test]
 fn warns_when_serving_without_authentication_on_a_non_loopback_address() {
     let dir = TempDir::new();
     let server = Secure::start(&dir, "secret: {}\n", &["--secret.server.host", "0.0.0.0"]);
@@ -432,49 +451,71 @@ fn warns_when_serving_without_authentication_on_a_non_loopback_address() {
 const TOKENS: &str = "t0ken-alice,alice,uid-1,\"ml-team,dev\"\nt0ken-bob,bob,uid-2\n";
 
 #[test]
-fn kube_api_face_requires_static_tokens_and_answers_token_reviews() {
+fn kube_api_face_requires_static_tokens_over_https_and_answers_token_reviews() {
     let dir = TempDir::new();
     let tokens = dir.write("tokens.csv", TOKENS);
     let kubeconfig = dir.path("kc");
-    let mut child = std::process::Command::new(BIN)
-        .args(["kube-api", "--listen", "127.0.0.1:0", "--ephemeral"])
-        .arg("--token-auth-file")
-        .arg(&tokens)
-        .arg("--write-kubeconfig")
-        .arg(&kubeconfig)
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = Reaper(
+        std::process::Command::new(BIN)
+            .args(["kube-api", "--listen", "127.0.0.1:0", "--ephemeral"])
+            .arg("--token-auth-file")
+            .arg(&tokens)
+            .arg("--write-kubeconfig")
+            .arg(&kubeconfig)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let mut line = String::new();
     std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
+        &mut std::io::BufReader::new(child.0.stdout.as_mut().unwrap()),
         &mut line,
     )
     .unwrap();
-    let addr: std::net::SocketAddr = line
-        .split("http://")
+    let addr = line
+        .split("https://")
         .nth(1)
-        .unwrap()
+        .expect(&line)
         .trim()
-        .parse()
-        .unwrap();
-    let path = "/api/v1/namespaces/default/secrets";
-    let (code, _, body) = common::http(addr, "GET", path, &[], b"").unwrap();
+        .to_owned();
+    // the kubeconfig trusts the face's certificate and carries the first token
+    let kc: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(&kubeconfig).unwrap()).unwrap();
+    let cluster = &kc["clusters"][0]["cluster"];
+    assert_eq!(
+        cluster["server"].as_str(),
+        Some(format!("https://{addr}").as_str())
+    );
+    assert_eq!(
+        kc["users"][0]["user"]["token"].as_str(),
+        Some("t0ken-alice")
+    );
+    let ca_pem = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD
+            .decode(cluster["certificate-authority-data"].as_str().unwrap())
+            .unwrap()
+    };
+    let ca = dir.write("kube-ca.pem", ca_pem);
+    let ca = ca.to_str().unwrap();
+    let url = |path: &str| format!("https://{addr}{path}");
+    let secrets = url("/api/v1/namespaces/default/secrets");
+    let (code, _, body) = curl(&["--cacert", ca], &secrets).unwrap();
     assert_eq!(code, 401);
     assert_eq!(
-        serde_json::from_slice::<Value>(&body).unwrap(),
+        serde_json::from_str::<Value>(&body).unwrap(),
         json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
                "message": "Unauthorized", "reason": "Unauthorized", "code": 401})
     );
-    let (code, _, _) =
-        common::http(addr, "GET", path, &[("authorization", "Bearer wrong")], b"").unwrap();
+    let (code, _, _) = curl(
+        &["--cacert", ca, "-H", "authorization: Bearer wrong"],
+        &secrets,
+    )
+    .unwrap();
     assert_eq!(code, 401);
-    let (code, _, _) = common::http(
-        addr,
-        "GET",
-        path,
-        &[("authorization", "Bearer t0ken-bob")],
-        b"",
+    let (code, _, _) = curl(
+        &["--cacert", ca, "-H", "authorization: Bearer t0ken-bob"],
+        &secrets,
     )
     .unwrap();
     assert_eq!(code, 200);
@@ -482,19 +523,22 @@ fn kube_api_face_requires_static_tokens_and_answers_token_reviews() {
     let review = |token: &str| {
         let body = json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
                           "spec": {"token": token, "audiences": ["flytesecret"]}});
-        let (code, _, raw) = common::http(
-            addr,
-            "POST",
-            "/apis/authentication.k8s.io/v1/tokenreviews",
+        let (code, _, raw) = curl(
             &[
-                ("authorization", "Bearer t0ken-bob"),
-                ("content-type", "application/json"),
+                "--cacert",
+                ca,
+                "-H",
+                "authorization: Bearer t0ken-bob",
+                "-H",
+                "content-type: application/json",
+                "-d",
+                &body.to_string(),
             ],
-            body.to_string().as_bytes(),
+            &url("/apis/authentication.k8s.io/v1/tokenreviews"),
         )
         .unwrap();
         assert_eq!(code, 201);
-        serde_json::from_slice::<Value>(&raw).unwrap()
+        serde_json::from_str::<Value>(&raw).unwrap()
     };
     let yes = review("t0ken-alice");
     assert_eq!(yes["kind"], "TokenReview");
@@ -511,9 +555,21 @@ fn kube_api_face_requires_static_tokens_and_answers_token_reviews() {
     let no = review("nope");
     assert_ne!(no["status"]["authenticated"], true);
 
-    // the written kubeconfig carries the token, so kubectl just works
-    let kc = std::fs::read_to_string(&kubeconfig).unwrap();
-    assert!(kc.contains("token: \"t0ken-alice\""), "{kc}");
+    // clients built from the kubeconfig just work: kube-rs, and kubectl when installed
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let config = kube::config::Kubeconfig::read_from(&kubeconfig).unwrap();
+        let config = kube::Config::from_custom_kubeconfig(config, &Default::default())
+            .await
+            .unwrap();
+        let client = kube::Client::try_from(config).unwrap();
+        let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> =
+            kube::Api::namespaced(client, "default");
+        secrets.list(&Default::default()).await.unwrap();
+    });
     if common::kubectl_available() {
         let out = std::process::Command::new("kubectl")
             .arg("--kubeconfig")
@@ -527,8 +583,6 @@ fn kube_api_face_requires_static_tokens_and_answers_token_reviews() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 #[test]

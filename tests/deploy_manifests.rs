@@ -244,7 +244,7 @@ fn the_deployment_is_hardened_and_probed() {
     // Drains in-flight requests before the kubelet kills it.
     assert!(
         pod.termination_grace_period_seconds.unwrap()
-            > flytesecret::server::Limits::default()
+            > flytesecret::listener::Limits::default()
                 .shutdown_grace
                 .as_secs() as i64
     );
@@ -785,11 +785,12 @@ async fn the_binary_serves_as_the_image_runs_it() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let api = listener.local_addr().unwrap();
     let kubeconfig = dir.join("kubeconfig");
-    flytesecret::kubeapi::http_face::write_kubeconfig(&kubeconfig, api, NAMESPACE, None).unwrap();
+    flytesecret::kubeapi::http_face::write_kubeconfig(&kubeconfig, api, NAMESPACE, &engine)
+        .unwrap();
     let server = tokio::spawn(flytesecret::kubeapi::http_face::serve(
         engine.clone(),
         listener,
-        flytesecret::server::Limits::default(),
+        flytesecret::listener::Limits::default(),
         false,
         std::future::pending(),
     ));

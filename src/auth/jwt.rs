@@ -32,7 +32,7 @@ type HttpsClient = hyper_util::client::legacy::Client<
 
 enum Source {
     File(PathBuf),
-    Url(String, HttpsClient),
+    Url(String, Box<HttpsClient>),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -121,10 +121,25 @@ impl JwtVerifier {
     pub fn new(cfg: &JwtConfig) -> anyhow::Result<JwtVerifier> {
         let source = match (&cfg.jwks_url, &cfg.jwks_file) {
             (Some(url), _) => {
+                // The system's trusted roots; none found is only a problem for an https URL,
+                // and then every fetch fails with a clear error (startup does not).
+                let mut roots = rustls::RootCertStore::empty();
+                for cert in rustls_native_certs::load_native_certs().certs {
+                    let _ = roots.add(cert);
+                }
+                if roots.is_empty() && url.starts_with("https:") {
+                    tracing::warn!(
+                        "no trusted CA certificates found on this system: fetching the JWKS over https will fail"
+                    );
+                }
+                let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+                    rustls::crypto::ring::default_provider(),
+                ))
+                .with_safe_default_protocol_versions()?
+                .with_root_certificates(roots)
+                .with_no_client_auth();
                 let connector = hyper_rustls::HttpsConnectorBuilder::new()
-                    .with_provider_and_native_roots(Arc::new(
-                        rustls::crypto::ring::default_provider(),
-                    ))?
+                    .with_tls_config(tls)
                     .https_or_http()
                     .enable_http1()
                     .build();
@@ -132,7 +147,7 @@ impl JwtVerifier {
                     hyper_util::rt::TokioExecutor::new(),
                 )
                 .build(connector);
-                Source::Url(url.clone(), client)
+                Source::Url(url.clone(), Box::new(client))
             }
             (None, Some(file)) => Source::File(file.clone()),
             (None, None) => anyhow::bail!("secret.auth.jwt needs jwksURL or jwksFile"),
@@ -265,5 +280,75 @@ impl JwtVerifier {
             groups,
             method: AuthMethod::Jwt,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jwks_keeps_only_usable_signature_keys() {
+        let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let raw = pair.public_key_raw();
+        use base64::Engine as _;
+        let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+        let ec = serde_json::json!({"kty": "EC", "crv": "P-256", "kid": "ec", "alg": "ES256",
+                                    "x": b64(&raw[1..33]), "y": b64(&raw[33..65])});
+        let mut enc = ec.clone();
+        enc["use"] = "enc".into();
+        enc["kid"] = "enc".into();
+        let doc = serde_json::json!({"keys": [
+            ec,
+            enc,
+            {"kty": "oct", "kid": "hmac", "k": "c2VjcmV0"},
+            {"kty": "weird", "kid": "junk"},
+        ]});
+        let keys = parse_jwks(doc.to_string().as_bytes()).unwrap();
+        let kids: Vec<_> = keys.iter().map(|k| k.kid.as_deref()).collect();
+        assert_eq!(kids, [Some("ec")]);
+        assert_eq!(keys[0].family, Family::Ec);
+        assert_eq!(keys[0].alg, Some(Algorithm::ES256));
+        assert!(parse_jwks(b"{}").is_err());
+    }
+
+    #[tokio::test]
+    async fn a_key_is_only_used_with_its_own_algorithm() {
+        let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let raw = pair.public_key_raw();
+        use base64::Engine as _;
+        let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+        // the JWKS pins ES384 for a P-256 key; an ES256 token for it must not verify
+        let doc = serde_json::json!({"keys": [{"kty": "EC", "crv": "P-256", "kid": "k", "alg": "ES384",
+                                    "x": b64(&raw[1..33]), "y": b64(&raw[33..65])}]});
+        let dir = std::env::temp_dir().join(format!("jwks-{}", uuid::Uuid::new_v4()));
+        std::fs::write(&dir, doc.to_string()).unwrap();
+        let verifier = JwtVerifier::new(&JwtConfig {
+            issuer: "iss".into(),
+            audiences: vec!["aud".into()],
+            jwks_url: None,
+            jwks_file: Some(dir.clone()),
+            username_claim: "sub".into(),
+            groups_claim: "groups".into(),
+        })
+        .unwrap();
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let claims = serde_json::json!({"iss": "iss", "aud": "aud", "sub": "a", "exp": now + 60});
+        let mut header = jsonwebtoken::Header::new(Algorithm::ES256);
+        header.kid = Some("k".into());
+        let token = jsonwebtoken::encode(
+            &header,
+            &claims,
+            &jsonwebtoken::EncodingKey::from_ec_der(&pair.serialize_der()),
+        )
+        .unwrap();
+        assert!(verifier.verify(&token).await.is_err());
+        // the same token verifies once the JWKS names ES256
+        let mut fixed = doc.clone();
+        fixed["keys"][0]["alg"] = "ES256".into();
+        std::fs::write(&dir, fixed.to_string()).unwrap();
+        verifier.cache.lock().await.fetched = None;
+        assert_eq!(verifier.verify(&token).await.unwrap().subject, "a");
+        std::fs::remove_file(dir).unwrap();
     }
 }

@@ -14,6 +14,7 @@ use crate::audit::{AuditLog, AuditRecord};
 use crate::server::Body;
 use bytes::Bytes;
 use http::{HeaderMap, Request, Response, header};
+use http_body_util::BodyExt as _;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -105,13 +106,7 @@ pub async fn with_context<F: Future>(ctx: RequestContext, f: F) -> F::Output {
     REQUEST.scope(Arc::new(ctx), f).await
 }
 
-/// What the accept loop knows about a connection, put into each request's extensions.
-#[derive(Clone, Debug, Default)]
-pub struct ConnInfo {
-    pub peer: Option<SocketAddr>,
-    /// The common name of the verified client certificate (mTLS).
-    pub client_cn: Option<String>,
-}
+pub use crate::listener::ConnInfo;
 
 /// Why a request was not authenticated (logged; the client only sees a generic message).
 #[derive(Debug, thiserror::Error)]
@@ -237,6 +232,9 @@ pub fn is_open_path(path: &str) -> bool {
         || path.starts_with("/grpc.health.v1.Health/")
 }
 
+const DRAIN_LIMIT: usize = 64 * 1024;
+const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
 const UNAUTHENTICATED: &str = "unauthenticated: a valid bearer token is required";
 
 /// The `unauthenticated` answer in the request's protocol: gRPC and gRPC-Web get status 16 in
@@ -293,6 +291,8 @@ pub async fn gate<B, F, Fut>(
     next: F,
 ) -> Response<Body>
 where
+    B: http_body::Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     F: FnOnce(Request<B>) -> Fut,
     Fut: Future<Output = Response<Body>>,
 {
@@ -330,8 +330,13 @@ where
                     request_id: &request_id,
                 });
             }
-            let content_type = req
-                .headers()
+            let (parts, body) = req.into_parts();
+            // Read a small request body before answering, so HTTP/2 clients see a cleanly
+            // closed stream rather than a reset (larger bodies are simply cut off).
+            let drain = http_body_util::Limited::new(body, DRAIN_LIMIT).collect();
+            let _ = tokio::time::timeout(DRAIN_TIMEOUT, drain).await;
+            let content_type = parts
+                .headers
                 .get(header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("");
@@ -342,4 +347,84 @@ where
         resp.headers_mut().insert("x-request-id", v);
     }
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, v.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn unauthenticated_speaks_each_protocol() {
+        for ct in [
+            "application/grpc",
+            "application/grpc+proto",
+            "application/grpc-web+proto",
+        ] {
+            let r = unauthenticated_response(ct);
+            assert_eq!(r.status(), 200, "{ct}");
+            assert_eq!(r.headers()["grpc-status"], "16", "{ct}");
+            assert_eq!(r.headers()["content-type"], ct);
+            assert_eq!(r.headers()["www-authenticate"], "Bearer");
+        }
+        for ct in [
+            "application/json",
+            "application/proto",
+            "",
+            "application/connect+proto",
+        ] {
+            let r = unauthenticated_response(ct);
+            assert_eq!(r.status(), 401, "{ct}");
+            assert_eq!(r.headers()["www-authenticate"], "Bearer");
+            assert!(r.headers().get("grpc-status").is_none());
+        }
+    }
+
+    #[tokio::test]
+    async fn callers_come_from_tokens_or_client_certificates() {
+        let off = Authenticator::disabled();
+        assert_eq!(
+            off.authenticate(&HeaderMap::new(), None).await.unwrap(),
+            Caller::anonymous()
+        );
+        let mtls = Authenticator::new(None, None, true);
+        let c = mtls
+            .authenticate(&HeaderMap::new(), Some("robot"))
+            .await
+            .unwrap();
+        assert_eq!(
+            (c.subject.as_str(), c.method),
+            ("cert:robot", AuthMethod::Certificate)
+        );
+        assert!(mtls.authenticate(&HeaderMap::new(), None).await.is_err());
+        // a token that nothing here can verify is refused, even with a certificate
+        let h = headers(&[("authorization", "Bearer abc")]);
+        assert!(mtls.authenticate(&h, Some("robot")).await.is_err());
+        let h = headers(&[("authorization", "Basic abc")]);
+        assert!(bearer_token(&h).is_err());
+        let h = headers(&[("authorization", "bearer  tok ")]);
+        assert_eq!(bearer_token(&h).unwrap(), Some("tok"));
+    }
+
+    #[test]
+    fn request_ids_are_kept_when_sane() {
+        assert_eq!(
+            request_id(&headers(&[("x-request-id", "abc-1.2:3")])),
+            "abc-1.2:3"
+        );
+        let fresh = request_id(&headers(&[("x-request-id", "has space")]));
+        assert_eq!(fresh.len(), 36);
+        assert!(is_open_path("/healthz") && is_open_path("/grpc.health.v1.Health/Check"));
+        assert!(!is_open_path("/flyteidl2.secret.SecretService/GetSecret"));
+        assert!(!is_open_path(
+            "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"
+        ));
+    }
 }

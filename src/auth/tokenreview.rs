@@ -100,3 +100,75 @@ impl TokenReviewer {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, Full};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    /// A Kubernetes API that answers TokenReviews for "good" (granting `granted` audiences),
+    /// counting the reviews it is asked for.
+    fn api(granted: &'static [&'static str], asked: Arc<AtomicU32>) -> kube::Client {
+        let svc = tower::service_fn(move |req: http::Request<kube::client::Body>| {
+            let asked = asked.clone();
+            async move {
+                asked.fetch_add(1, Ordering::SeqCst);
+                let body = req.into_body().collect().await.unwrap().to_bytes();
+                let review: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                let good = review["spec"]["token"] == "good";
+                let answer = serde_json::json!({
+                    "apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
+                    "spec": {},
+                    "status": if good {
+                        serde_json::json!({"authenticated": true, "audiences": granted,
+                            "user": {"username": "system:serviceaccount:flyte:bot", "groups": ["system:serviceaccounts"]}})
+                    } else {
+                        serde_json::json!({"error": "invalid token"})
+                    }
+                });
+                Ok::<_, std::convert::Infallible>(
+                    http::Response::builder()
+                        .status(201)
+                        .header("content-type", "application/json")
+                        .body(Full::new(Bytes::from(answer.to_string())))
+                        .unwrap(),
+                )
+            }
+        });
+        kube::Client::new(svc, "default")
+    }
+
+    #[tokio::test]
+    async fn reviews_are_cached_and_audiences_checked() {
+        let asked = Arc::new(AtomicU32::new(0));
+        let tr = TokenReviewer::new(
+            api(&["flytesecret"], asked.clone()),
+            vec!["flytesecret".into()],
+        );
+        let caller = tr.review("good").await.unwrap();
+        assert_eq!(caller.subject, "system:serviceaccount:flyte:bot");
+        assert_eq!(caller.groups, ["system:serviceaccounts"]);
+        assert_eq!(caller.method, AuthMethod::TokenReview);
+        tr.review("good").await.unwrap();
+        assert_eq!(
+            asked.load(Ordering::SeqCst),
+            1,
+            "the second review came from the cache"
+        );
+        assert!(tr.review("bad").await.is_err());
+        assert!(tr.review("bad").await.is_err());
+        assert_eq!(
+            asked.load(Ordering::SeqCst),
+            2,
+            "refusals are cached briefly too"
+        );
+
+        let other = Arc::new(AtomicU32::new(0));
+        let tr = TokenReviewer::new(api(&["someone-else"], other), vec!["flytesecret".into()]);
+        let e = tr.review("good").await.unwrap_err();
+        assert!(e.contains("audience"), "{e}");
+    }
+}

@@ -57,17 +57,19 @@ async fn control(engine: &Engine, body: Bytes) -> Response<Bytes> {
     }
 }
 
-/// Serves the engine over HTTP/1.1 and h2c on `listener` until `shutdown` resolves, with the
-/// same connection handling as the service port ([`crate::server::accept`]). The
+/// Serves the engine over HTTP/1.1 and h2c on `listener` until `shutdown` resolves, or HTTPS
+/// (ALPN h2, http/1.1) when the engine has a token file, with the same connection handling as
+/// the service port ([`crate::listener`]). The
 /// fault-injection endpoint ([`FAULTS_PATH`]) exists only when `fault_injection` is set (a
 /// switch meant for tests: it lets any caller make the API fail).
 pub async fn serve(
     engine: Arc<Engine>,
     listener: TcpListener,
-    limits: crate::server::Limits,
+    limits: crate::listener::Limits,
     fault_injection: bool,
     shutdown: impl Future<Output = ()>,
 ) {
+    let engine_tls = engine.face_tls().map(|t| t.config.clone());
     let service = tower::service_fn(move |req: Request<Incoming>| {
         let engine = engine.clone();
         async move {
@@ -93,24 +95,45 @@ pub async fn serve(
             Ok::<_, Infallible>(reply)
         }
     });
-    crate::server::accept::serve("kube-api", listener, limits, service, shutdown).await;
+    let tls = engine_tls.map(|t| Arc::new(crate::listener::tls::TlsAcceptor::fixed(t)));
+    crate::listener::serve_with("kube-api", listener, limits, tls, service, shutdown).await;
 }
 
-/// Writes a kubeconfig that points `kubectl` (or `flytesecret serve`) at `addr`, with the
-/// engine's first static token when it has a token file (the file is then private, 0600).
+/// `http` or `https`: how the engine's HTTP face is reached.
+pub fn scheme(engine: &Engine) -> &'static str {
+    if engine.face_tls().is_some() {
+        "https"
+    } else {
+        "http"
+    }
+}
+
+/// Writes a kubeconfig that points `kubectl` (or `flytesecret serve`) at `addr`. With a token
+/// file, it trusts the face's certificate and carries the file's first token (and is private,
+/// 0600).
 pub fn write_kubeconfig(
     path: &Path,
     addr: SocketAddr,
     namespace: &str,
-    token: Option<&str>,
+    engine: &Engine,
 ) -> std::io::Result<()> {
+    use base64::Engine as _;
     use std::os::unix::fs::OpenOptionsExt as _;
+    let token = engine.token_file().and_then(|t| t.first_token());
     let user = match token {
         Some(t) => format!("\n    token: {}", serde_json::Value::from(t)),
         None => " {}".to_owned(),
     };
+    let mut cluster = format!("server: {}://{addr}", scheme(engine));
+    if let Some(tls) = engine.face_tls() {
+        let ca = base64::engine::general_purpose::STANDARD.encode(tls.ca_pem.as_bytes());
+        cluster.push_str(&format!("\n    certificate-authority-data: {ca}"));
+        if !addr.ip().is_loopback() {
+            cluster.push_str("\n    tls-server-name: localhost");
+        }
+    }
     let text = format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: flytesecret\n  cluster:\n    server: http://{addr}\ncontexts:\n- name: flytesecret\n  context:\n    cluster: flytesecret\n    user: flytesecret\n    namespace: {namespace}\ncurrent-context: flytesecret\nusers:\n- name: flytesecret\n  user:{user}\n"
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: flytesecret\n  cluster:\n    {cluster}\ncontexts:\n- name: flytesecret\n  context:\n    cluster: flytesecret\n    user: flytesecret\n    namespace: {namespace}\ncurrent-context: flytesecret\nusers:\n- name: flytesecret\n  user:{user}\n"
     );
     let tmp = path.with_extension("tmp");
     let mut f = std::fs::OpenOptions::new()

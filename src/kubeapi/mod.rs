@@ -9,6 +9,7 @@
 mod apply;
 mod discovery;
 mod events;
+pub mod face_tls;
 pub mod faults;
 mod handlers;
 pub mod http_face;
@@ -52,6 +53,8 @@ pub struct Engine {
     faults: Faults,
     /// The static token file: when set, the HTTP face requires one of its tokens.
     tokens: std::sync::OnceLock<tokens::TokenFile>,
+    /// HTTPS for the HTTP face, made with the token file (tokens only travel over TLS).
+    face_tls: std::sync::OnceLock<face_tls::FaceTls>,
 }
 
 enum Route<'a> {
@@ -108,6 +111,7 @@ impl Engine {
             db: Db::new(Store::open(durability)?),
             faults: Faults::default(),
             tokens: std::sync::OnceLock::new(),
+            face_tls: std::sync::OnceLock::new(),
         };
         for name in namespace::DEFAULT_NAMESPACES {
             namespace::ensure(&engine.db, name);
@@ -131,9 +135,17 @@ impl Engine {
         self.db.compact();
     }
 
-    /// Requires a listed bearer token on the HTTP face from now on (set once).
-    pub fn set_token_file(&self, file: tokens::TokenFile) {
+    /// Requires a listed bearer token on the HTTP face, which then serves HTTPS with a fresh
+    /// self-signed certificate (set once, before the face serves).
+    pub fn set_token_file(&self, file: tokens::TokenFile) -> Result<(), String> {
+        let tls = face_tls::FaceTls::generate()?;
+        let _ = self.face_tls.set(tls);
         let _ = self.tokens.set(file);
+        Ok(())
+    }
+
+    pub fn face_tls(&self) -> Option<&face_tls::FaceTls> {
+        self.face_tls.get()
     }
 
     pub fn token_file(&self) -> Option<&tokens::TokenFile> {

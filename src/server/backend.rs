@@ -1,7 +1,6 @@
 //! Backend selection: a kubeconfig if configured, else in-cluster, else the embedded engine
 //! (optionally also served over HTTP for kubectl); and the service built over it.
 
-use super::accept;
 use crate::config::{Config, expand_home};
 use crate::invalidation::Invalidator;
 use crate::kubeapi::{self, Durability, Engine};
@@ -76,10 +75,12 @@ pub async fn backend(c: &Config) -> Result<Backend> {
         Durability::Memory => "opening the in-memory Kubernetes store".to_owned(),
     })?;
     if let Some(path) = &c.token_auth_file {
-        engine.set_token_file(
-            kubeapi::tokens::TokenFile::load(path)
-                .map_err(|e| anyhow::anyhow!("token file {e}"))?,
-        );
+        engine
+            .set_token_file(
+                kubeapi::tokens::TokenFile::load(path)
+                    .map_err(|e| anyhow::anyhow!("token file {e}"))?,
+            )
+            .map_err(|e| anyhow::anyhow!("TLS for the Kubernetes API: {e}"))?;
     }
     let mut kube_api_addr = None;
     if let Some(listen) = &c.kube_api_listen {
@@ -88,14 +89,13 @@ pub async fn backend(c: &Config) -> Result<Backend> {
             .with_context(|| format!("binding the embedded Kubernetes API on {listen}"))?;
         let addr = listener.local_addr()?;
         if let Some(path) = &c.write_kubeconfig {
-            let token = engine.token_file().and_then(|t| t.first_token());
-            kubeapi::http_face::write_kubeconfig(path, addr, &c.namespace, token)
+            kubeapi::http_face::write_kubeconfig(path, addr, &c.namespace, &engine)
                 .with_context(|| format!("writing kubeconfig {}", path.display()))?;
         }
         tokio::spawn(kubeapi::http_face::serve(
             engine.clone(),
             listener,
-            accept::Limits::from(c),
+            crate::listener::Limits::from(c),
             c.test_fault_injection,
             std::future::pending(),
         ));
@@ -170,7 +170,7 @@ mod tests {
         assert!(!embedded.is_real_api_server());
         let engine = embedded.engine.clone().unwrap();
         engine.ensure_namespace("flyte");
-        let svc = service(&c, &embedded);
+        let svc = service(&c, &embedded, None);
         let start = Instant::now();
         for _ in 0..10 {
             svc.kube().ping("flyte").await.unwrap();
@@ -186,7 +186,7 @@ mod tests {
             engine: None,
             kube_api_addr: None,
         };
-        let svc = service(&c, &real);
+        let svc = service(&c, &real, None);
         let start = Instant::now();
         for _ in 0..3 {
             svc.kube().ping("flyte").await.unwrap();

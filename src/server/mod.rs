@@ -3,7 +3,6 @@
 //! health endpoints); connections and their limits ([`accept`]); the Kubernetes backend
 //! ([`backend`]: kubeconfig, in-cluster, or the embedded engine); readiness ([`readiness`]).
 
-pub mod accept;
 mod backend;
 pub mod connect;
 mod connect_stream;
@@ -13,9 +12,8 @@ pub mod pipeline;
 mod readiness;
 pub mod rest;
 pub mod router;
-pub mod tls;
 
-pub use accept::Limits;
+pub use crate::listener::{Limits, tls};
 pub use backend::{Backend, backend, bind_host, service};
 
 use crate::proto::flyteidl2::cluster::cluster_service_server::ClusterServiceServer;
@@ -179,7 +177,7 @@ pub async fn serve(
         audit,
     });
     let service = pipeline::build(app, limits.max_concurrent_requests, edge.layer());
-    accept::serve_with("service", listener, limits, tls, service, shutdown).await;
+    crate::listener::serve_with("service", listener, limits, tls, service, shutdown).await;
     Ok(())
 }
 

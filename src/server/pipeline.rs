@@ -293,7 +293,7 @@ mod tests {
                 Ok::<_, Infallible>(Response::new(Body::empty()))
             }));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(super::super::accept::serve(
+        let server = tokio::spawn(crate::listener::serve(
             "test",
             listener,
             super::super::Limits::default(),

@@ -2,7 +2,8 @@
 the Connect client (pyqwest transport with the test CA) and the gRPC stub over `grpcio` with
 `ssl_channel_credentials`. Every call carries `authorization: Bearer TOKEN`.
 
-Usage: secure_client.py ENDPOINT MODE TOKEN CA_FILE   (MODE: connect-proto, connect-json, grpcio)
+Usage: secure_client.py ENDPOINT MODE TOKEN CA_FILE
+       (MODE: connect-proto, connect-json, connect-grpcweb, grpcio)
 Prints "OK <mode>" when create/get/list/delete worked and a call without the token was refused
 as unauthenticated.
 """
@@ -39,11 +40,14 @@ def make_client():
     import pyqwest
     from connectrpc.codec import proto_binary_codec, proto_json_codec
     from connectrpc.errors import ConnectError
+    from connectrpc.protocol import ProtocolType
     from flyteidl2.secret.secret_connect import SecretServiceClientSync
 
     http = pyqwest.SyncClient(pyqwest.SyncHTTPTransport(tls_ca_cert=CA))
     codec = proto_json_codec() if MODE == "connect-json" else proto_binary_codec()
-    client = SecretServiceClientSync(ENDPOINT, codec=codec, timeout_ms=30000, http_client=http)
+    protocol = ProtocolType.GRPC_WEB if MODE == "connect-grpcweb" else ProtocolType.CONNECT
+    client = SecretServiceClientSync(ENDPOINT, codec=codec, protocol=protocol, timeout_ms=30000,
+                                     http_client=http)
     names = {"CreateSecret": "create_secret", "GetSecret": "get_secret",
              "DeleteSecret": "delete_secret", "ListSecrets": "list_secrets"}
 

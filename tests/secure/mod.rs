@@ -351,6 +351,10 @@ pub fn curl(args: &[&str], url: &str) -> Option<(u16, String, String)> {
         .expect("curl runs");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     if !out.status.success() {
+        eprintln!(
+            "curl {args:?} {url}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
         return None;
     }
     let (body, tail) = text.rsplit_once('\n')?;
@@ -364,4 +368,14 @@ pub fn read_lines(path: &Path) -> Vec<Value> {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("audit line {l:?}: {e}")))
         .collect()
+}
+
+/// A child process killed on drop (so a failed assertion leaves nothing running).
+pub struct Reaper(pub Child);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

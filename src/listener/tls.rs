@@ -17,6 +17,9 @@ use std::time::SystemTime;
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 
+/// How long a client gets to complete the TLS handshake.
+pub const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// What identifies a file's content without reading it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Stamp(Option<(SystemTime, u64, u64)>);
@@ -35,10 +38,11 @@ struct Loaded {
     stamps: Vec<Stamp>,
 }
 
-/// Accepts TLS connections with the current certificate files.
+/// Accepts TLS connections with the current certificate files (or a fixed configuration).
 pub struct TlsAcceptor {
     files: Vec<PathBuf>,
-    settings: TlsConfig,
+    /// `None` for a fixed configuration that is never re-read.
+    settings: Option<TlsConfig>,
     loaded: Mutex<Loaded>,
 }
 
@@ -110,21 +114,41 @@ impl TlsAcceptor {
         let config = Arc::new(load(settings)?);
         Ok(TlsAcceptor {
             files,
-            settings: settings.clone(),
+            settings: Some(settings.clone()),
             loaded: Mutex::new(Loaded { config, stamps }),
         })
     }
 
+    /// An acceptor with a configuration made in memory (no files to watch).
+    pub fn fixed(config: Arc<ServerConfig>) -> TlsAcceptor {
+        TlsAcceptor {
+            files: Vec::new(),
+            settings: None,
+            loaded: Mutex::new(Loaded {
+                config,
+                stamps: Vec::new(),
+            }),
+        }
+    }
+
     /// The configuration for the next handshake, re-read first if any file changed.
     fn current(&self) -> Arc<ServerConfig> {
+        let Some(settings) = &self.settings else {
+            return self
+                .loaded
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .config
+                .clone();
+        };
         let stamps: Vec<Stamp> = self.files.iter().map(|f| stamp(f)).collect();
         let mut loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
         if stamps != loaded.stamps {
-            match load(&self.settings) {
+            match load(settings) {
                 Ok(config) => {
                     loaded.config = Arc::new(config);
                     loaded.stamps = stamps;
-                    tracing::info!(cert = %self.settings.cert_file.display(), "reloaded the TLS certificate files");
+                    tracing::info!(cert = %settings.cert_file.display(), "reloaded the TLS certificate files");
                 }
                 Err(e) => {
                     tracing::warn!(error = %format!("{e:#}"), "the TLS files changed but do not load; keeping the previous ones");
@@ -141,7 +165,11 @@ impl TlsAcceptor {
         stream: TcpStream,
     ) -> std::io::Result<(TlsStream<TcpStream>, Option<String>)> {
         let acceptor = tokio_rustls::TlsAcceptor::from(self.current());
-        let tls = acceptor.accept(stream).await?;
+        let tls = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream))
+            .await
+            .map_err(|_| {
+                std::io::Error::new(std::io::ErrorKind::TimedOut, "TLS handshake timed out")
+            })??;
         let cn = tls
             .get_ref()
             .1

@@ -9,8 +9,8 @@
 //! HTTP/1 or HTTP/2 machinery directly. Every request carries its connection's
 //! [`ConnInfo`] (peer address, verified client certificate name) in its extensions.
 
-use super::tls::TlsAcceptor;
-pub use crate::auth::ConnInfo;
+pub mod tls;
+
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -22,12 +22,21 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
+use tls::TlsAcceptor;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::time::Instant;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What the accept loop knows about a connection, put into each request's extensions.
+#[derive(Clone, Debug, Default)]
+pub struct ConnInfo {
+    pub peer: Option<std::net::SocketAddr>,
+    /// The common name of the verified client certificate (mTLS).
+    pub client_cn: Option<String>,
+}
 
 /// Connection limits and timeouts (the `secret.server.*` keys; defaults in [`Limits::default`]).
 #[derive(Clone, Debug, PartialEq)]
