@@ -453,6 +453,13 @@ fn remove_segments(dir: &Path, segments: &[PathBuf]) -> io::Result<()> {
     files::sync_dir(dir)
 }
 
+/// Decodes one log line as replay would (for fuzzing the decoder with untrusted bytes); true
+/// when it is a readable record.
+#[doc(hidden)]
+pub fn decode_log_line(line: &[u8]) -> bool {
+    codec::decode_record(line, None).is_ok()
+}
+
 fn apply(view: &mut View, rv: u64, mutations: Vec<Mutation>) {
     for m in mutations {
         match m {
