@@ -453,6 +453,13 @@ fn remove_segments(dir: &Path, segments: &[PathBuf]) -> io::Result<()> {
     files::sync_dir(dir)
 }
 
+/// Decodes one log line as replay would (for fuzzing the decoder with untrusted bytes); true
+/// when it is a readable record.
+#[doc(hidden)]
+pub fn decode_log_line(line: &[u8]) -> bool {
+    codec::decode_record(line, None).is_ok()
+}
+
 fn apply(view: &mut View, rv: u64, mutations: Vec<Mutation>) {
     for m in mutations {
         match m {
@@ -597,6 +604,34 @@ mod tests {
         assert_eq!(reopened.secrets.len(), COMPACT_AFTER_RECORDS + 9);
         assert!(value(&reopened, "s0").is_none());
         assert_eq!(value(&reopened, "s1").unwrap(), b"v");
+        // A damaged snapshot line is named too (and repair cannot cut it).
+        let snap = dir.join("snapshot.jsonl");
+        let mut bytes = fs::read(&snap).unwrap();
+        let third = bytes
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| **b == b'\n')
+            .nth(1)
+            .unwrap()
+            .0;
+        bytes[third + 2] = b'#';
+        fs::write(&snap, &bytes).unwrap();
+        let err = Store::open(&durable).err().unwrap().to_string();
+        assert!(err.contains("snapshot.jsonl:3:"), "{err}");
+        let err = repair(&dir, None).unwrap_err().to_string();
+        assert!(err.contains("Restore the directory from a backup"), "{err}");
+        for e in fs::read_dir(dir.parent().unwrap()).unwrap() {
+            let p = e.unwrap().path();
+            let own_backup = p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                n.starts_with(&format!(
+                    "{}.backup-",
+                    dir.file_name().unwrap().to_str().unwrap()
+                ))
+            });
+            if own_backup {
+                fs::remove_dir_all(p).unwrap();
+            }
+        }
         fs::remove_dir_all(dir).unwrap();
     }
 

@@ -124,7 +124,8 @@ fn load_snapshot(
     reader.read_until(b'\n', &mut line)?;
     let header: Header<'static> = serde_json::from_slice(&line)
         .map_err(|e| bad(1, &format!("unreadable snapshot header ({e})")))?;
-    let mut mutations = Vec::with_capacity(header.count);
+    // The count is only trusted as far as lines back it up.
+    let mut mutations = Vec::with_capacity(header.count.min(1 << 16));
     let mut plain_records = 0;
     for index in 0..header.count {
         let number = index + 2;

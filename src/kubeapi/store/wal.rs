@@ -267,8 +267,13 @@ impl Wal {
     /// makes them deletable).
     pub fn rotate(&mut self) -> io::Result<Vec<PathBuf>> {
         let next = self.seq + 1;
-        let file = files::open_append(&self.dir.join(segment_name(next)))?;
-        files::sync_dir(&self.dir)?;
+        let path = self.dir.join(segment_name(next));
+        let file = files::open_append(&path)?;
+        if let Err(e) = files::sync_dir(&self.dir) {
+            // Keep the current segment the newest one: replay treats only its tail as torn.
+            let _ = fs::remove_file(&path);
+            return Err(e);
+        }
         self.file = file;
         self.seq = next;
         self.len = 0;
