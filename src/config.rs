@@ -723,7 +723,15 @@ pub fn render_effective(
     }
     out.push_str(", then environment variables, then flags\n");
     let mut open: Vec<&str> = Vec::new();
-    for (key, _, _) in SCHEMA {
+    // Keys grouped by section (stable, so each section keeps the schema's order), so every
+    // YAML mapping is written once.
+    let mut keys: Vec<&str> = SCHEMA.iter().map(|(key, _, _)| *key).collect();
+    keys.sort_by_key(|key| {
+        let mut parts: Vec<&str> = key.split('.').collect();
+        parts.pop();
+        parts
+    });
+    for key in keys {
         let (value, source) = &values[key];
         let parts: Vec<&str> = key.split('.').collect();
         let (leaf, sections) = parts.split_last().expect("keys are dotted");

@@ -787,6 +787,13 @@ async fn the_binary_serves_as_the_image_runs_it() {
     let kubeconfig = dir.join("kubeconfig");
     flytesecret::kubeapi::http_face::write_kubeconfig(&kubeconfig, api, NAMESPACE, &engine)
         .unwrap();
+    // Written owner-only (it may carry a token); the non-root user the image runs as reads it,
+    // as it would read a mounted ServiceAccount's files.
+    std::fs::set_permissions(
+        &kubeconfig,
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .unwrap();
     let server = tokio::spawn(flytesecret::kubeapi::http_face::serve(
         engine.clone(),
         listener,
