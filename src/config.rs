@@ -528,7 +528,7 @@ pub fn load(
     }
     let burst = positive_int("secret.kubernetes.burst", i64::from(u32::MAX))?;
     let namespace = text("secret.kubernetes.namespace");
-    if !crate::kubeapi::validation_rules::is_namespace_name(&namespace) {
+    if !crate::k8s_rules::is_namespace_name(&namespace) {
         return Err(invalid(
             "secret.kubernetes.namespace",
             "not a valid namespace name (a lowercase RFC 1123 label: at most 63 characters, lower case letters, digits and '-', starting and ending with a letter or digit)".into(),

@@ -1,5 +1,5 @@
 //! The consumption side: how a task pod finds and receives a secret the service wrote
-//! (the embedded secret manager with the Kubernetes fetcher, spec section 9).
+//! (the embedded secret manager with the Kubernetes fetcher, docs/go-service.md §9).
 //!
 //! This is what `flytesecret resolve` explains to operators, and what the golden vectors pin so a
 //! naming change can never silently make pods miss their secrets.

@@ -7,6 +7,7 @@ pub mod config;
 pub mod consumption;
 pub mod gostr;
 pub mod invalidation;
+pub mod k8s_rules;
 pub mod kubeapi;
 pub mod listener;
 pub mod naming;

@@ -474,7 +474,10 @@ async fn the_role_grants_exactly_the_verbs_the_service_uses() {
     // Startup: the namespace check is refused (nothing cluster-wide is granted) and `prepare`
     // only warns about that; readiness needs the list.
     let ns = svc.kube().ensure_namespace(NAMESPACE).await;
-    assert_eq!(ns.unwrap_err().reason(), "Forbidden");
+    assert_eq!(
+        ns.unwrap_err().reason(),
+        flytesecret::service::Reason::Forbidden
+    );
     svc.kube()
         .ping(NAMESPACE)
         .await

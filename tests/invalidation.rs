@@ -1,5 +1,5 @@
 //! Webhook cache invalidation against a local HTTP listener: when it fires, what it sends, and
-//! that a failing webhook never fails the RPC (spec section 6).
+//! that a failing webhook never fails the RPC (docs/go-service.md §6).
 
 use bytes::Bytes;
 use flytesecret::invalidation::Invalidator;

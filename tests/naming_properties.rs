@@ -1,4 +1,4 @@
-//! Properties of the naming rules that hold for every input (spec 3.4 and 3.5).
+//! Properties of the naming rules that hold for every input (docs/go-service.md §3.4, docs/go-service.md §3.5).
 
 use flytesecret::naming::{self, SecretId};
 use proptest::prelude::*;
@@ -61,7 +61,7 @@ proptest! {
 
 #[test]
 fn non_injective_pairs_share_one_object() {
-    // Spec 3.5: two ids, one Secret; decoding yields the second spelling.
+    // docs/go-service.md §3.5: two ids, one Secret; decoding yields the second spelling.
     let a = SecretId::new("flyte", "d", "p__key__x", "n");
     let b = SecretId::new("flyte", "d", "p", "x__key__n");
     assert_eq!(a.encode(), b.encode());

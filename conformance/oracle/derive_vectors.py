@@ -290,7 +290,7 @@ def derived():
                     lambda: e))
             add(rec("decode", {"encoded": e}, lambda: decode(e)))
 
-    # Spec 3.5: distinct ids that share one encoded id (and so one Secret).
+    # docs/go-service.md §3.5: distinct ids that share one encoded id (and so one Secret).
     for _ in range(300):
         d, p, x, n = (rng.choice(["d", "dev", "a_b", "x-y"]), rng.choice(["p", "proj", "p1"]),
                       rng.choice(["x", "key", "k_"]), rng.choice(["n", "my-secret", "_n", "n__"]))

@@ -1,5 +1,5 @@
 //! Webhook cache invalidation: the byte formats (request body, target URLs) the Go service uses
-//! to tell every pod-webhook replica to drop cached secret values (spec section 6).
+//! to tell every pod-webhook replica to drop cached secret values (docs/go-service.md §6).
 
 mod body;
 mod sender;

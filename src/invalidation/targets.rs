@@ -50,7 +50,7 @@ pub struct WebhookEndpoint {
 }
 
 impl WebhookEndpoint {
-    /// Steps 1-4 of spec section 6: drop one trailing `/`, default the scheme to `http://`, parse,
+    /// Steps 1-4 of docs/go-service.md §6: drop one trailing `/`, default the scheme to `http://`, parse,
     /// require a host, default the port to 9444.
     pub fn parse(webhook_url: &str) -> Result<Self, TargetError> {
         let trimmed = webhook_url.strip_suffix('/').unwrap_or(webhook_url);

@@ -1,4 +1,4 @@
-//! Discovery, `/version` and the minimal OpenAPI v3 documents `kubectl` needs (spec section 7).
+//! Discovery, `/version` and the minimal OpenAPI v3 documents `kubectl` needs (docs/kubernetes-api.md §7).
 //! Legacy discovery: simplest, and what every kubectl falls back to.
 
 use serde_json::{Value, json};

@@ -17,7 +17,7 @@ pub enum Verb {
     Delete,
 }
 
-/// What an injected fault answers, mirroring what real API servers emit (spec 5.1).
+/// What an injected fault answers, mirroring what real API servers emit (docs/kubernetes-api.md §5.1).
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum Fault {

@@ -1,4 +1,4 @@
-//! The Secret and Namespace verbs, in the API server's processing order (spec 3.3), so that the
+//! The Secret and Namespace verbs, in the API server's processing order (docs/kubernetes-api.md §3.3), so that the
 //! same error wins as on a real server.
 
 use super::apply;

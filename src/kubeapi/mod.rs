@@ -4,7 +4,7 @@
 //! One engine, two faces: [`Engine::handle`] answers `http::Request`s; [`http_face`] serves it on a
 //! socket (for `kubectl` and any client) and [`Engine::kube_client`] wires it into a
 //! `kube::Client` with no socket, so the service's real Kubernetes code path runs either way.
-//! Behaviour follows `shared/spec/kubernetes-secrets-api.md`.
+//! Behaviour follows kube-apiserver as summarised in `docs/kubernetes-api.md`.
 
 mod apply;
 mod discovery;
@@ -25,15 +25,6 @@ pub mod tokens;
 mod validation;
 pub mod watch;
 
-/// Kubernetes validation rules the service reuses for its strict mode.
-pub mod validation_rules {
-    pub use super::validation::label_value_ok;
-
-    /// True for a valid namespace name (a DNS-1123 label, as the API server checks it).
-    pub fn is_namespace_name(name: &str) -> bool {
-        super::validation::namespace_name_errors(name).is_empty()
-    }
-}
 
 pub use faults::{Fault, Faults, Verb};
 pub use store::Durability;

@@ -1,4 +1,4 @@
-//! Label and field selectors for LIST (spec 4.3, 4.4).
+//! Label and field selectors for LIST (docs/kubernetes-api.md §4.3, docs/kubernetes-api.md §4.4).
 
 use super::object::{Namespace, Secret};
 use super::validation::label_value_ok;

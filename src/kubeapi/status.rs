@@ -1,5 +1,5 @@
 //! `Status` bodies and the HTTP responses that carry them, with the exact reasons, messages and
-//! details the API server uses (spec sections 3.1 and 3.4).
+//! details the API server uses (docs/kubernetes-api.md §3.1, docs/kubernetes-api.md §3.4).
 
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
@@ -341,7 +341,7 @@ impl FieldErrorKind {
     }
 }
 
-/// One validation error, rendered `<field>: <body>` (spec 3.2).
+/// One validation error, rendered `<field>: <body>` (docs/kubernetes-api.md §3.2).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FieldError {
     pub kind: FieldErrorKind,

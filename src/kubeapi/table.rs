@@ -1,4 +1,4 @@
-//! `meta.k8s.io/v1` Table output for `kubectl get secrets` (spec section 6) and
+//! `meta.k8s.io/v1` Table output for `kubectl get secrets` (docs/kubernetes-api.md §6) and
 //! `kubectl get namespaces` (columns of kubernetes' pkg/printers/internalversion/printers.go).
 
 use super::object::{Namespace, Secret, encode_meta};

@@ -1,5 +1,9 @@
-//! Secret validation with the API server's rules, order and texts (spec section 3.5).
+//! Secret validation with the API server's rules, order and texts (docs/kubernetes-api.md §3.5).
 
+use crate::k8s_rules::{
+    is_dns1123_label, is_dns1123_subdomain, is_qualified_part,
+};
+pub use crate::k8s_rules::label_value_ok;
 use super::object::Secret;
 use super::status::FieldError;
 
@@ -13,33 +17,6 @@ const QUALIFIED_NAME_MSG: &str = "name part must consist of alphanumeric charact
 const LABEL_VALUE_MSG: &str = "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')";
 const IMMUTABLE_MSG: &str = "field is immutable when `immutable` is set";
 
-fn is_dns1123_label(s: &str) -> bool {
-    let b = s.as_bytes();
-    !b.is_empty()
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
-        && b[0] != b'-'
-        && b[b.len() - 1] != b'-'
-}
-
-/// `[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*`
-pub fn is_dns1123_subdomain(s: &str) -> bool {
-    !s.is_empty() && s.split('.').all(is_dns1123_label)
-}
-
-/// `([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]` (empty allowed when `allow_empty`).
-fn is_qualified_part(s: &str, allow_empty: bool) -> bool {
-    let b = s.as_bytes();
-    if b.is_empty() {
-        return allow_empty;
-    }
-    b.iter()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
-        && b[0].is_ascii_alphanumeric()
-        && b[b.len() - 1].is_ascii_alphanumeric()
-}
-
-/// The DNS-1123 label check for namespaces in URLs and bodies.
 pub fn namespace_name_errors(name: &str) -> Vec<FieldError> {
     let mut errs = Vec::new();
     if name.len() > 63 {
@@ -97,11 +74,6 @@ fn qualified_name_errors(field: &str, key: &str, out: &mut Vec<FieldError>) {
             ));
         }
     }
-}
-
-/// Label values: at most 63 bytes, empty or alphanumeric at both ends.
-pub fn label_value_ok(v: &str) -> bool {
-    v.len() <= 63 && is_qualified_part(v, true)
 }
 
 /// Data keys: `[-._a-zA-Z0-9]+`, at most 253, not `.`, `..` or `..`-prefixed.

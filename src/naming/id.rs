@@ -44,7 +44,7 @@ impl<'a> SecretId<'a> {
     }
 
     /// True when `decode(encode(self)) == self`: none of org, domain, project contains `__` or
-    /// ends with `_` (spec 3.4, second round-trip law). The name is unrestricted.
+    /// ends with `_` (docs/go-service.md §3.4, second round-trip law). The name is unrestricted.
     pub fn round_trips(&self) -> bool {
         [self.org, self.domain, self.project]
             .iter()
@@ -115,7 +115,7 @@ pub enum DecodeError {
 /// parts with the words `u`, `org`, `domain`, `project`, `key` in the even positions, and take
 /// everything after the eighth separator as the name. Borrows from `encoded`; allocates nothing.
 ///
-/// Encoding is not injective (spec 3.5): for components containing `__` or ending in `_`, the
+/// Encoding is not injective (docs/go-service.md §3.5): for components containing `__` or ending in `_`, the
 /// result is an error or a different id than the one encoded.
 pub fn decode(encoded: &str) -> Result<SecretId<'_>, DecodeError> {
     let mut parts = encoded.splitn(9, SEPARATOR);

@@ -36,7 +36,7 @@ pub fn error_response(e: &RpcError) -> Response<Body> {
     };
     json_response(
         status,
-        &serde_json::json!({"code": e.code.grpc() as i32, "message": e.message, "details": []}),
+        &serde_json::json!({"code": e.code.grpc_number(), "message": e.message, "details": []}),
     )
 }
 

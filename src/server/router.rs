@@ -51,7 +51,7 @@ impl Protocol {
 pub fn error_response(protocol: Protocol, e: &RpcError) -> Response<Body> {
     match protocol {
         Protocol::Grpc | Protocol::GrpcWeb | Protocol::ConnectStream => {
-            let mut resp: Response<Body> = tonic::Status::from(e.clone()).into_http();
+            let mut resp: Response<Body> = super::grpc::status(e.clone()).into_http();
             match protocol {
                 Protocol::GrpcWeb => {
                     resp.headers_mut().insert(

@@ -24,11 +24,34 @@ pub enum KubeError {
     Other(String),
 }
 
+/// The Status reasons the service acts on (`metav1.StatusReason`); a typo cannot compile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reason {
+    NotFound,
+    AlreadyExists,
+    Conflict,
+    Forbidden,
+    /// Any other reason, or no Status at all.
+    Other,
+}
+
+impl Reason {
+    fn of(reason: &str) -> Reason {
+        match reason {
+            "NotFound" => Reason::NotFound,
+            "AlreadyExists" => Reason::AlreadyExists,
+            "Conflict" => Reason::Conflict,
+            "Forbidden" => Reason::Forbidden,
+            _ => Reason::Other,
+        }
+    }
+}
+
 impl KubeError {
-    pub fn reason(&self) -> &str {
+    pub fn reason(&self) -> Reason {
         match self {
-            KubeError::Api { reason, .. } => reason,
-            _ => "",
+            KubeError::Api { reason, .. } => Reason::of(reason),
+            _ => Reason::Other,
         }
     }
 }
@@ -236,7 +259,7 @@ impl KubeBackend {
         let api: Api<Namespace> = Api::all(self.client.clone());
         match self.call(api.get(namespace)).await {
             Ok(_) => Ok(()),
-            Err(e) if e.reason() == "NotFound" => {
+            Err(e) if e.reason() == Reason::NotFound => {
                 let ns = Namespace {
                     metadata: kube::api::ObjectMeta {
                         name: Some(namespace.to_owned()),
@@ -246,7 +269,7 @@ impl KubeBackend {
                 };
                 match self.call(api.create(&PostParams::default(), &ns)).await {
                     Ok(_) => Ok(()),
-                    Err(e) if e.reason() == "AlreadyExists" => Ok(()),
+                    Err(e) if e.reason() == Reason::AlreadyExists => Ok(()),
                     Err(e) => Err(e),
                 }
             }

@@ -11,7 +11,7 @@ pub mod metrics;
 mod validate;
 
 pub use error::{Code, MAX_ECHO_CHARS, RpcError, echo};
-pub use kube_backend::{KubeBackend, KubeError};
+pub use kube_backend::{KubeBackend, KubeError, Reason};
 
 use crate::auth::{Caller, Verb, policy};
 use crate::invalidation::Invalidator;
@@ -153,7 +153,7 @@ fn not_found(name: &str) -> RpcError {
 /// Go's mapping for calls on one secret: `NotFound` names the user's secret, all else is internal.
 fn on_secret(name: &str) -> impl Fn(KubeError) -> RpcError + '_ {
     move |e| {
-        if e.reason() == "NotFound" {
+        if e.reason() == Reason::NotFound {
             not_found(name)
         } else {
             RpcError::internal(e.to_string())
@@ -373,7 +373,7 @@ impl SecretService {
         set_value(&mut secret, &encoded, &value);
         match self.kube.create(&self.settings.namespace, &secret).await {
             Ok(_) => {}
-            Err(e) if e.reason() == "AlreadyExists" => {
+            Err(e) if e.reason() == Reason::AlreadyExists => {
                 return Err(RpcError::new(Code::AlreadyExists, e.to_string()));
             }
             Err(e) => return Err(RpcError::internal(e.to_string())),
@@ -423,13 +423,13 @@ impl SecretService {
                     desired.metadata.resource_version = existing.metadata.resource_version;
                     self.kube.replace(ns, &name, &desired).await
                 }
-                Err(e) if e.reason() == "NotFound" => self.kube.create(ns, &desired).await,
+                Err(e) if e.reason() == Reason::NotFound => self.kube.create(ns, &desired).await,
                 Err(e) => return Err(internal(e)),
             };
             match written {
                 Ok(_) => return Ok(()),
                 Err(e)
-                    if matches!(e.reason(), "Conflict" | "AlreadyExists")
+                    if matches!(e.reason(), Reason::Conflict | Reason::AlreadyExists)
                         && attempt < self.settings.update_conflict_retries =>
                 {
                     attempt += 1;
@@ -460,7 +460,7 @@ impl SecretService {
             let current = match self.kube.get(ns, object).await {
                 Ok(c) => c,
                 // Deleted meanwhile: the Delete removed (or will find) the companion itself.
-                Err(e) if e.reason() == "NotFound" => return Ok(()),
+                Err(e) if e.reason() == Reason::NotFound => return Ok(()),
                 Err(e) => return Err(RpcError::internal(e.to_string())),
             };
             if current.metadata.resource_version == version
@@ -490,7 +490,7 @@ impl SecretService {
         };
         let existing = match self.kube.get(ns, &name).await {
             Ok(s) => s,
-            Err(e) if e.reason() == "NotFound" => return Ok(()),
+            Err(e) if e.reason() == Reason::NotFound => return Ok(()),
             Err(e) => return Err(internal(e)),
         };
         if !image_pull::belongs_to(&existing, object) {
@@ -499,7 +499,7 @@ impl SecretService {
         }
         match self.kube.delete(ns, &name).await {
             Ok(()) => Ok(()),
-            Err(e) if e.reason() == "NotFound" => Ok(()),
+            Err(e) if e.reason() == Reason::NotFound => Ok(()),
             Err(e) => Err(internal(e)),
         }
     }
@@ -583,7 +583,7 @@ impl SecretService {
             match self.kube.replace(ns, &object, &secret).await {
                 Ok(written) => break (written, previous, kind),
                 Err(e)
-                    if e.reason() == "Conflict"
+                    if e.reason() == Reason::Conflict
                         && attempt < self.settings.update_conflict_retries =>
                 {
                     attempt += 1;

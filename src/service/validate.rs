@@ -1,13 +1,13 @@
 //! Strict validation of Create requests (`secret.strictNames`, on by default): the contract the
-//! protos declare but the Go service never enforces (spec 2.2), plus what Kubernetes would only
+//! protos declare but the Go service never enforces (docs/go-service.md §2.2), plus what Kubernetes would only
 //! reject later as a bare `internal`, plus the identifiers that would alias another secret
-//! (spec 3.5). Every rejection is `invalid_argument` and names the field.
+//! (docs/go-service.md §3.5). Every rejection is `invalid_argument` and names the field.
 //!
 //! Also the value rule of image-pull secrets ([`check_docker_config`]), which applies whatever
 //! `secret.strictNames` says: their value must be something a kubelet can pull with.
 
 use super::error::RpcError;
-use crate::kubeapi::validation_rules::label_value_ok;
+use crate::k8s_rules::label_value_ok;
 use crate::naming::{DEFAULT_ORGANIZATION, SecretId};
 use crate::proto::flyteidl2::secret::SecretIdentifier;
 
