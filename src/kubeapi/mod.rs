@@ -25,7 +25,6 @@ pub mod tokens;
 mod validation;
 pub mod watch;
 
-
 pub use faults::{Fault, Faults, Verb};
 pub use store::Durability;
 

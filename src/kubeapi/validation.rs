@@ -1,11 +1,9 @@
 //! Secret validation with the API server's rules, order and texts (docs/kubernetes-api.md §3.5).
 
-use crate::k8s_rules::{
-    is_dns1123_label, is_dns1123_subdomain, is_qualified_part,
-};
-pub use crate::k8s_rules::label_value_ok;
 use super::object::Secret;
 use super::status::FieldError;
+pub use crate::k8s_rules::label_value_ok;
+use crate::k8s_rules::{is_dns1123_label, is_dns1123_subdomain, is_qualified_part};
 
 pub const MAX_SECRET_SIZE: usize = 1024 * 1024;
 const MAX_ANNOTATIONS_SIZE: usize = 256 * 1024;

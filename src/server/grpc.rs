@@ -22,29 +22,39 @@ impl secret_service_server::SecretService for GrpcSecretService {
         &self,
         req: Request<CreateSecretRequest>,
     ) -> Reply<CreateSecretResponse> {
-        Ok(Response::new(self.0.create(req.into_inner()).await.map_err(status)?))
+        Ok(Response::new(
+            self.0.create(req.into_inner()).await.map_err(status)?,
+        ))
     }
 
     async fn update_secret(
         &self,
         req: Request<UpdateSecretRequest>,
     ) -> Reply<UpdateSecretResponse> {
-        Ok(Response::new(self.0.update(req.into_inner()).await.map_err(status)?))
+        Ok(Response::new(
+            self.0.update(req.into_inner()).await.map_err(status)?,
+        ))
     }
 
     async fn get_secret(&self, req: Request<GetSecretRequest>) -> Reply<GetSecretResponse> {
-        Ok(Response::new(self.0.get(req.into_inner()).await.map_err(status)?))
+        Ok(Response::new(
+            self.0.get(req.into_inner()).await.map_err(status)?,
+        ))
     }
 
     async fn delete_secret(
         &self,
         req: Request<DeleteSecretRequest>,
     ) -> Reply<DeleteSecretResponse> {
-        Ok(Response::new(self.0.delete(req.into_inner()).await.map_err(status)?))
+        Ok(Response::new(
+            self.0.delete(req.into_inner()).await.map_err(status)?,
+        ))
     }
 
     async fn list_secrets(&self, req: Request<ListSecretsRequest>) -> Reply<ListSecretsResponse> {
-        Ok(Response::new(self.0.list(req.into_inner()).await.map_err(status)?))
+        Ok(Response::new(
+            self.0.list(req.into_inner()).await.map_err(status)?,
+        ))
     }
 }
 
@@ -58,11 +68,9 @@ impl crate::proto::flyteidl2::cluster::cluster_service_server::ClusterService
         &self,
         req: Request<crate::proto::flyteidl2::cluster::SelectClusterRequest>,
     ) -> Reply<crate::proto::flyteidl2::cluster::SelectClusterResponse> {
-        let resp = crate::service::cluster::select_cluster(
-            req.get_ref(),
-            &self.0.settings().cluster_name,
-        )
-        .map_err(status)?;
+        let resp =
+            crate::service::cluster::select_cluster(req.get_ref(), &self.0.settings().cluster_name)
+                .map_err(status)?;
         Ok(Response::new(resp))
     }
 }

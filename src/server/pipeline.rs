@@ -190,7 +190,16 @@ where
             }
         };
         let deadline = tokio::time::Instant::now() + timeout;
-        let fut = crate::service::deadline::scope(deadline, self.inner.call(req));
+        use crate::service::transport::{self, RpcSystem};
+        let system = match protocol {
+            Protocol::Grpc | Protocol::GrpcWeb => RpcSystem::Grpc,
+            Protocol::Rest => RpcSystem::Rest,
+            Protocol::Connect | Protocol::ConnectStream | Protocol::Plain => RpcSystem::Connect,
+        };
+        let fut = transport::scope(
+            system,
+            crate::service::deadline::scope(deadline, self.inner.call(req)),
+        );
         Box::pin(async move {
             match tokio::time::timeout_at(deadline, fut).await {
                 Ok(resp) => resp,

@@ -84,11 +84,12 @@ pub async fn handle(
     let name = path
         .strip_prefix("/secrets/api/v1/name/")
         .map(super::percent_decode);
-    let result: Result<Response<Body>, RpcError> = async {
+    // `Ok(None)`: the path exists but not for this method (405, not an RPC error).
+    let result: Result<Option<Response<Body>>, RpcError> = async {
         match (method, name) {
             (&Method::POST, None) => {
                 let req: CreateSecretRequest = parse_body(&body)?;
-                Ok(json_response(200, &svc.create(req).await?))
+                Ok(Some(json_response(200, &svc.create(req).await?)))
             }
             (&Method::GET, None) => {
                 let get = |k: &str| q.get(k).cloned().unwrap_or_default();
@@ -109,39 +110,36 @@ pub async fn handle(
                     token: get("token"),
                     ..Default::default()
                 };
-                Ok(json_response(200, &svc.list(req).await?))
+                Ok(Some(json_response(200, &svc.list(req).await?)))
             }
             (&Method::PUT, Some(name)) => {
                 let mut req: UpdateSecretRequest = parse_body(&body)?;
                 let mut id = req.id.take().unwrap_or_default();
                 id.name = name;
                 req.id = Some(id);
-                Ok(json_response(200, &svc.update(req).await?))
+                Ok(Some(json_response(200, &svc.update(req).await?)))
             }
             (&Method::GET, Some(name)) => {
                 let req = GetSecretRequest {
                     id: Some(id_from(&name, &q)),
                     include_system_secrets: false,
                 };
-                Ok(json_response(200, &svc.get(req).await?))
+                Ok(Some(json_response(200, &svc.get(req).await?)))
             }
             (&Method::DELETE, Some(name)) => {
                 let req = DeleteSecretRequest {
                     id: Some(id_from(&name, &q)),
                     include_system_secrets: false,
                 };
-                Ok(json_response(200, &svc.delete(req).await?))
+                Ok(Some(json_response(200, &svc.delete(req).await?)))
             }
-            _ => Err(RpcError::new(
-                Code::Unimplemented,
-                format!("no route for {method} {}", crate::service::echo(path)),
-            )),
+            _ => Ok(None),
         }
     }
     .await;
     match result {
-        Ok(r) => r,
-        Err(e) if e.code == Code::Unimplemented => {
+        Ok(Some(r)) => r,
+        Ok(None) => {
             let mut r = super::plain(405, "405 method not allowed\n");
             let allow = if path == PREFIX {
                 "GET, POST"

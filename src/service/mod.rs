@@ -8,6 +8,7 @@ mod error;
 pub mod image_pull;
 pub mod kube_backend;
 pub mod metrics;
+pub mod transport;
 mod validate;
 
 pub use error::{Code, MAX_ECHO_CHARS, RpcError, echo};
@@ -268,7 +269,7 @@ impl SecretService {
             "rpc",
             otel.name = %format_args!("flyteidl2.secret.SecretService/{method}"),
             otel.kind = "server",
-            rpc.system = "connect_rpc",
+            rpc.system = transport::current_name(),
             rpc.service = "flyteidl2.secret.SecretService",
             rpc.method = method,
             rpc.connect_rpc.error_code = tracing::field::Empty,
