@@ -1,4 +1,4 @@
-//! The fidelity checklist of `shared/spec/kubernetes-secrets-api.md` section 9, one test per case,
+//! The fidelity checklist (kube-apiserver behaviour as `docs/kubernetes-api.md` describes it), one test per case,
 //! against the embedded engine's request handler.
 
 use bytes::Bytes;

@@ -1,6 +1,6 @@
 //! The five RPCs of `flyteidl2.secret.SecretService`, protocol-neutral: every protocol adapter
 //! (gRPC, gRPC-Web, Connect, REST) calls these and only renders the result. Behaviour follows
-//! `shared/spec/flyte-secret-service.md` sections 2-7; deliberate differences are marked.
+//! the Go service as `docs/go-service.md` §2 to §7 describe it; deliberate differences are marked.
 
 pub mod cluster;
 pub mod deadline;
