@@ -1,6 +1,6 @@
 //! The real `kubectl` against the embedded engine's HTTP face (`flytesecret kube-api`).
-//! The first two tests use the kubectl on PATH (and skip, with a printed reason, when there is
-//! none); the issue-13 tests run every command against both the oldest and the newest kubectl
+//! The first two tests use the kubectl on PATH (outside CI they skip, with a printed reason, when
+//! there is none; under CI that is a failure); the issue-13 tests run every command against both the oldest and the newest kubectl
 //! the image ships (`/usr/lib/google-cloud-sdk/bin/kubectl.1.27` and `.1.33`, installed by
 //! `.ci/run`), and fail when those are missing.
 

@@ -10,23 +10,7 @@ use common::{Server, header, http};
 use std::path::PathBuf;
 use std::process::Command;
 
-fn clients_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("FLYTESECRET_CLIENTS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/clients"));
-    if dir.join("venv-clients/bin/python").exists() {
-        return Some(dir);
-    }
-    let why = format!(
-        "third-party clients not installed in {} (run ci/setup-clients)",
-        dir.display()
-    );
-    if std::env::var_os("CI").is_some() {
-        panic!("{why}");
-    }
-    eprintln!("skipping: {why}");
-    None
-}
+use common::clients_dir;
 
 fn script(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

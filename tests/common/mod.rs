@@ -219,6 +219,11 @@ pub fn kubectl_available() -> bool {
     {
         Ok(o) if o.status.success() => true,
         _ => {
+            // CI installs kubectl (.ci/run); there, its absence is a failure, never a skip.
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "no kubectl on PATH under CI"
+            );
             eprintln!("skipping: no kubectl on PATH");
             false
         }
@@ -237,4 +242,22 @@ pub fn id(
         project: project.into(),
         organization: String::new(),
     })
+}
+
+/// Where `ci/setup-clients` installed the third-party clients (`FLYTESECRET_CLIENTS_DIR`, else
+/// `target/clients`); `None` (a printed skip) when they are missing, a failure under CI.
+pub fn clients_dir() -> Option<PathBuf> {
+    let dir = std::env::var_os("FLYTESECRET_CLIENTS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/clients"));
+    if dir.join("venv-clients/bin/python").exists() {
+        return Some(dir);
+    }
+    let why = format!(
+        "third-party clients not installed in {} (run ci/setup-clients)",
+        dir.display()
+    );
+    assert!(std::env::var_os("CI").is_none(), "{why}");
+    eprintln!("skipping: {why}");
+    None
 }
