@@ -835,6 +835,18 @@ mod tests {
         let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&dir), 0o700);
         assert_eq!(mode(&seg), 0o600);
+        // A reachable directory holding other things is refused, and left as it was.
+        fs::write(dir.join("notes.txt"), "x").unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+        let err = Store::open(&Durability::Directory(dir.clone()))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("notes.txt") && err.contains("chmod 700"),
+            "{err}"
+        );
+        assert_eq!(mode(&dir), 0o755);
         fs::remove_dir_all(dir).unwrap();
     }
 
