@@ -7,11 +7,15 @@
 //! most 64 MiB peak RSS) are measured on the binary: fill a `kube-api --data-dir` with 10k
 //! secrets, restart it, time the "serving" line and read VmHWM from /proc.
 //!
-//! Measured 2026-11-30 on the shared 2-core machine (load ~11), `-- --warm-up-time 1
-//! --measurement-time 4`: update_16_clients memory 31.2k/s, durable 3.05k/s (0.10x: the engine
-//! alone costs ~32 us a write, so fsync latency dominates; about 8 writes share each fsync);
-//! durable_get idle 14.1 us, with 16 writers 13.7 us; open/10k_secrets 85 ms. Binary, 10k
-//! secrets: ready in 56-62 ms at 28 MiB peak RSS (before: 121-226 ms, 56 MiB).
+//! Measured 2026-11-30 on the shared 2-core machine, `-- --warm-up-time 1 --measurement-time 4`
+//! (fsync latency there varies several-fold with the other jobs' I/O, so compare within a run):
+//! update_16_clients memory 81k/s, durable 5.4k/s (0.07x: the engine alone costs ~12 us a
+//! write, so the fsync dominates even when all 16 writers share it; the target is for
+//! UpdateSecret through the whole service, where each write costs far more); durable_get idle
+//! 3.8 us, with 16 writers 5.1 us (CPU contention; reads take no fsync); open/10k_secrets 26 ms.
+//! Under heavy machine load (load ~11): memory 31k/s, durable 3.05k/s before the commit delay;
+//! gets 14.1 / 13.7 us; open 85 ms. Binary, 10k secrets (load ~11): ready in 56-62 ms at 28 MiB
+//! peak RSS (the previous store: 121-226 ms, 56 MiB).
 
 use bytes::Bytes;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};

@@ -144,10 +144,15 @@ fn a_full_disk_fails_writes_cleanly_and_keeps_every_acknowledged_one() {
             refused.push(name);
         }
         assert_eq!(get(api.addr, &acknowledged[0]), 200);
-        // Space comes back: the log was left whole, so writes simply succeed again.
+        // Space comes back: the log was left whole, so writes simply succeed again (a partial
+        // record left behind would have swallowed the first of these and, with more after it,
+        // stopped the restart).
         std::fs::remove_file(&filler).unwrap();
-        assert_eq!(create(api.addr, "after", "small").0, 201);
-        acknowledged.push("after".into());
+        for i in 0..3 {
+            let name = format!("after{i}");
+            assert_eq!(create(api.addr, &name, "small").0, 201);
+            acknowledged.push(name);
+        }
         let _ = Command::new("kill")
             .args(["-9", &api.child.id().to_string()])
             .status();

@@ -75,6 +75,11 @@ const PAGED_RETENTION: Duration = Duration::from_secs(300);
 const COMPACT_AFTER_RECORDS: usize = 4096;
 /// The most records one group commit writes.
 const MAX_BATCH: usize = 1024;
+/// How long the writer waits for more records while recent batches were larger than the one
+/// it holds (writers just acknowledged are about to send their next record): a fraction of
+/// an fsync, so that concurrent writers keep sharing fsyncs instead of alternating between two
+/// half-sized batches. A lone writer never waits.
+const COMMIT_DELAY: Duration = Duration::from_micros(250);
 
 struct Inner {
     /// What readers see: fsynced state only.
@@ -347,6 +352,8 @@ fn write_loop(
 ) {
     let mut compactor: Option<JoinHandle<()>> = None;
     let mut buf = Vec::new();
+    // The size recent batches reached: the number of writers sharing fsyncs lately.
+    let mut recent_peak = 1usize;
     while let Ok(first) = jobs.recv() {
         #[cfg(test)]
         drop(shared.gate.lock().unwrap());
@@ -357,6 +364,23 @@ fn write_loop(
                 Err(_) => break,
             }
         }
+        if batch.len() < recent_peak {
+            let until = Instant::now() + COMMIT_DELAY;
+            while batch.len() < recent_peak.min(MAX_BATCH) {
+                let left = until.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                match jobs.recv_timeout(left) {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+        }
+        // Decays (by at least one per batch) when fewer writers are active.
+        recent_peak = batch
+            .len()
+            .max(recent_peak.saturating_sub((recent_peak / 8).max(1)));
         buf.clear();
         for job in &batch {
             buf.extend_from_slice(&job.record);
@@ -811,6 +835,18 @@ mod tests {
         let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&dir), 0o700);
         assert_eq!(mode(&seg), 0o600);
+        // A reachable directory holding other things is refused, and left as it was.
+        fs::write(dir.join("notes.txt"), "x").unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+        let err = Store::open(&Durability::Directory(dir.clone()))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("notes.txt") && err.contains("chmod 700"),
+            "{err}"
+        );
+        assert_eq!(mode(&dir), 0o755);
         fs::remove_dir_all(dir).unwrap();
     }
 

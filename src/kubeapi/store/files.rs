@@ -9,9 +9,18 @@ use std::path::Path;
 pub const DIR_MODE: u32 = 0o700;
 pub const FILE_MODE: u32 = 0o600;
 
+/// Whether a file name is one the store writes.
+fn is_store_file(name: &str) -> bool {
+    name == "state.json"
+        || name.starts_with("snapshot.jsonl")
+        || (name.starts_with("wal") && name.ends_with(".jsonl"))
+}
+
 /// Creates `dir` (and missing parents) owner-only. An existing directory that group or others
-/// can reach is tightened to 0700, its files to 0600, with a warning: older versions created
-/// 0755/0644 under the usual umask, and refusing to start would strand those stores.
+/// can reach is tightened to 0700 (its store files to 0600) with a warning when it holds only
+/// store files: earlier versions created 0755/0644 under the usual umask, and refusing would
+/// strand those stores. A reachable directory holding anything else (say `/tmp`, or a shared
+/// folder) is refused instead: changing its permissions is not the store's call.
 pub fn prepare_dir(dir: &Path) -> io::Result<()> {
     let existed = dir.is_dir();
     if !existed {
@@ -26,21 +35,43 @@ pub fn prepare_dir(dir: &Path) -> io::Result<()> {
         .permissions()
         .mode()
         & 0o777;
-    if mode != DIR_MODE {
-        if existed && mode & 0o077 != 0 {
-            tracing::warn!(
-                path = %dir.display(),
-                mode = format!("{mode:o}"),
-                "the data directory was accessible to group or others; restricting it to 0700 and its files to 0600"
-            );
+    let mut entries = Vec::new();
+    for entry in fs::read_dir(dir).map_err(|e| named(dir, "listing the data directory", e))? {
+        entries.push(entry?);
+    }
+    if existed && mode & 0o077 != 0 {
+        let foreign = entries
+            .iter()
+            .find(|e| !e.file_name().to_str().is_some_and(is_store_file) || !e.path().is_file());
+        if let Some(other) = foreign {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!(
+                    "the data directory {} is accessible to group or others (mode {mode:o}) and holds \
+                     more than the store ({}); secrets must not live there: use a dedicated \
+                     directory, or `chmod 700` this one",
+                    dir.display(),
+                    other.path().display()
+                ),
+            ));
         }
+        tracing::warn!(
+            path = %dir.display(),
+            mode = format!("{mode:o}"),
+            "the data directory was accessible to group or others; restricting it to 0700 and its files to 0600"
+        );
+    }
+    if mode != DIR_MODE {
         fs::set_permissions(dir, fs::Permissions::from_mode(DIR_MODE))
             .map_err(|e| named(dir, "restricting the data directory to 0700", e))?;
     }
-    for entry in fs::read_dir(dir).map_err(|e| named(dir, "listing the data directory", e))? {
-        let entry = entry?;
+    for entry in entries {
+        let name = entry.file_name();
         let meta = entry.metadata()?;
-        if meta.is_file() && meta.permissions().mode() & 0o077 != 0 {
+        if meta.is_file()
+            && name.to_str().is_some_and(is_store_file)
+            && meta.permissions().mode() & 0o077 != 0
+        {
             fs::set_permissions(entry.path(), fs::Permissions::from_mode(FILE_MODE))
                 .map_err(|e| named(&entry.path(), "restricting a store file to 0600", e))?;
         }
