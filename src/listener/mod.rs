@@ -30,6 +30,46 @@ use tokio::time::Instant;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// What a listener serves: an HTTP service shared by every connection that answers each request
+/// (failures are answers too, never errors).
+pub trait Serves<B>:
+    tower::Service<
+        Request<Incoming>,
+        Response = Response<B>,
+        Error = Infallible,
+        Future: Send + 'static,
+    > + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<S, B> Serves<B> for S
+where
+    S: tower::Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+{
+}
+
+/// A response body a connection can send.
+pub trait ResponseBody:
+    http_body::Body<Data: Send, Error: Into<BoxError>> + Send + 'static
+{
+}
+
+impl<B> ResponseBody for B
+where
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+}
+
 /// What the accept loop knows about a connection, put into each request's extensions.
 #[derive(Clone, Debug, Default)]
 pub struct ConnInfo {
@@ -153,15 +193,8 @@ pub async fn serve<S, B>(
     service: S,
     shutdown: impl Future<Output = ()>,
 ) where
-    S: tower::Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    S::Future: Send + 'static,
-    B: http_body::Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
+    S: Serves<B>,
+    B: ResponseBody,
 {
     serve_with(what, listener, limits, None, service, shutdown).await
 }
@@ -176,15 +209,8 @@ pub async fn serve_with<S, B>(
     service: S,
     shutdown: impl Future<Output = ()>,
 ) where
-    S: tower::Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    S::Future: Send + 'static,
-    B: http_body::Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
+    S: Serves<B>,
+    B: ResponseBody,
 {
     let max = limits.max_connections.clamp(1, u32::MAX as usize);
     let permits = Arc::new(Semaphore::new(max));
@@ -454,15 +480,8 @@ async fn connection<S, B>(
     limits: Arc<Limits>,
     stop: watch::Receiver<bool>,
 ) where
-    S: tower::Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    S::Future: Send + 'static,
-    B: http_body::Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
+    S: Serves<B>,
+    B: ResponseBody,
 {
     // A connection that sends nothing (or not even a whole HTTP/2 preface) in time is closed;
     // so is one that has sent nothing when shutdown begins.
@@ -493,15 +512,8 @@ async fn tls_connection<S, B>(
     limits: Arc<Limits>,
     stop: watch::Receiver<bool>,
 ) where
-    S: tower::Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    S::Future: Send + 'static,
-    B: http_body::Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
+    S: Serves<B>,
+    B: ResponseBody,
 {
     let stream = match tokio::time::timeout(limits.header_read_timeout, tls.accept(stream)).await {
         Ok(Ok((stream, client_cn))) => {
@@ -530,15 +542,8 @@ async fn run<I, S, B>(
     stop: watch::Receiver<bool>,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    S: tower::Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    S::Future: Send + 'static,
-    B: http_body::Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
+    S: Serves<B>,
+    B: ResponseBody,
 {
     let tracker = Tracker::new();
     let svc = Counted {
