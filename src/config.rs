@@ -196,56 +196,6 @@ pub struct AuthConfig {
     pub policy: Option<Vec<crate::auth::policy::Rule>>,
 }
 
-/// Go's `time.ParseDuration` for the forms configs use: `30s`, `1m30s`, `500ms`, `1.5h`, `0`.
-pub fn parse_go_duration(s: &str) -> Result<Duration, String> {
-    let err = || format!("time: invalid duration {}", crate::gostr::quote(s));
-    if s == "0" {
-        return Ok(Duration::ZERO);
-    }
-    if s.is_empty() || s.starts_with('-') {
-        return Err(err());
-    }
-    let mut rest = s.strip_prefix('+').unwrap_or(s);
-    let mut total = 0f64;
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        if num_len == 0 {
-            return Err(err());
-        }
-        let n: f64 = rest[..num_len].parse().map_err(|_| err())?;
-        rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let scale = match &rest[..unit_len] {
-            "ns" => 1e-9,
-            "us" | "µs" | "μs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            "" => {
-                return Err(format!(
-                    "time: missing unit in duration {}",
-                    crate::gostr::quote(s)
-                ));
-            }
-            u => {
-                return Err(format!(
-                    "time: unknown unit {} in duration {}",
-                    crate::gostr::quote(u),
-                    crate::gostr::quote(s)
-                ));
-            }
-        };
-        total += n * scale;
-        rest = &rest[unit_len..];
-    }
-    Ok(Duration::from_secs_f64(total))
-}
-
 /// The `--secret.*` flags for `--help`: one per configuration key, with its default.
 pub fn flags_help() -> String {
     let mut out =
@@ -490,11 +440,11 @@ pub fn load(
         None
     } else {
         Some(
-            parse_go_duration(&timeout_text)
+            crate::gostr::parse_go_duration(&timeout_text)
                 .map_err(|r| invalid("secret.kubernetes.timeout", r))?,
         )
     };
-    let request_timeout = parse_go_duration(&text("secret.server.requestTimeout"))
+    let request_timeout = crate::gostr::parse_go_duration(&text("secret.server.requestTimeout"))
         .map_err(|r| invalid("secret.server.requestTimeout", r))?;
     if request_timeout.is_zero() {
         return Err(invalid(
@@ -502,7 +452,8 @@ pub fn load(
             "must be more than zero".into(),
         ));
     }
-    let duration = |key: &str| parse_go_duration(&text(key)).map_err(|r| invalid(key, r));
+    let duration =
+        |key: &str| crate::gostr::parse_go_duration(&text(key)).map_err(|r| invalid(key, r));
     let positive_duration = |key: &str| {
         let d = duration(key)?;
         if d.is_zero() {
@@ -1033,12 +984,18 @@ mod tests {
 
     #[test]
     fn go_durations() {
-        assert_eq!(parse_go_duration("1m30s").unwrap(), Duration::from_secs(90));
         assert_eq!(
-            parse_go_duration("500ms").unwrap(),
+            crate::gostr::parse_go_duration("1m30s").unwrap(),
+            Duration::from_secs(90)
+        );
+        assert_eq!(
+            crate::gostr::parse_go_duration("500ms").unwrap(),
             Duration::from_millis(500)
         );
-        assert_eq!(parse_go_duration("0").unwrap(), Duration::ZERO);
-        assert!(parse_go_duration("abc").is_err());
+        assert_eq!(
+            crate::gostr::parse_go_duration("0").unwrap(),
+            Duration::ZERO
+        );
+        assert!(crate::gostr::parse_go_duration("abc").is_err());
     }
 }

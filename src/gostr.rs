@@ -10,6 +10,7 @@
 //! differently, serde_json does not escape `<`), so each is written out here against the Go rules.
 
 use std::fmt::Write as _;
+use std::time::Duration;
 use unicode_general_category::{GeneralCategory, get_general_category};
 
 /// Go's `strconv.IsPrint`: letters, marks, numbers, punctuation, symbols and the ASCII space.
@@ -143,6 +144,53 @@ pub fn push_json_string(out: &mut String, s: &str) {
         }
     }
     out.push('"');
+}
+
+/// Go's `time.ParseDuration` for the forms configs use: `30s`, `1m30s`, `500ms`, `1.5h`, `0`.
+pub fn parse_go_duration(s: &str) -> Result<Duration, String> {
+    let err = || format!("time: invalid duration {}", quote(s));
+    if s == "0" {
+        return Ok(Duration::ZERO);
+    }
+    if s.is_empty() || s.starts_with('-') {
+        return Err(err());
+    }
+    let mut rest = s.strip_prefix('+').unwrap_or(s);
+    let mut total = 0f64;
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        if num_len == 0 {
+            return Err(err());
+        }
+        let n: f64 = rest[..num_len].parse().map_err(|_| err())?;
+        rest = &rest[num_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_len] {
+            "ns" => 1e-9,
+            "us" | "µs" | "μs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            "" => {
+                return Err(format!("time: missing unit in duration {}", quote(s)));
+            }
+            u => {
+                return Err(format!(
+                    "time: unknown unit {} in duration {}",
+                    crate::gostr::quote(u),
+                    quote(s)
+                ));
+            }
+        };
+        total += n * scale;
+        rest = &rest[unit_len..];
+    }
+    Ok(Duration::from_secs_f64(total))
 }
 
 #[cfg(test)]

@@ -306,6 +306,11 @@ async fn concurrent_updates_all_succeed_and_the_last_write_wins() {
     .parse()
     .unwrap();
     assert!((1..=8).contains(&value));
+    // The writers really raced: their conflicts were met and retried, not avoided.
+    assert!(
+        f.svc.metrics().update_conflict_retries() > 0,
+        "no Update met a conflict; the test proves nothing"
+    );
 }
 
 #[tokio::test]

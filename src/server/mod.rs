@@ -181,23 +181,10 @@ pub async fn serve(
     Ok(())
 }
 
-/// Percent-decodes a URL path segment or a `grpc-message` (invalid escapes are kept as they are).
+/// Percent-decodes a URL path segment or a `grpc-message` (invalid escapes are kept as they are,
+/// invalid UTF-8 is replaced).
 pub(crate) fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%'
-            && let Some(v) = s
-                .get(i + 1..i + 3)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-        {
-            out.push(v);
-            i += 3;
-            continue;
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
 }

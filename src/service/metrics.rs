@@ -29,6 +29,8 @@ struct State(
 #[derive(Default)]
 pub struct Metrics {
     inner: Mutex<State>,
+    /// UpdateSecret writes that met a 409 Conflict and were re-read and retried.
+    update_conflict_retries: std::sync::atomic::AtomicU64,
 }
 
 impl Metrics {
@@ -46,9 +48,29 @@ impl Metrics {
         h.count += 1;
     }
 
+    /// Counts one Update retried after a 409 Conflict from a concurrent writer.
+    pub fn update_conflict_retried(&self) {
+        self.update_conflict_retries
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn update_conflict_retries(&self) -> u64 {
+        self.update_conflict_retries
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     pub fn render(&self) -> String {
         let g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let mut out = String::new();
+        out.push_str(
+            "# HELP flytesecret_update_conflict_retries_total UpdateSecret writes retried after a 409 Conflict.\n",
+        );
+        out.push_str("# TYPE flytesecret_update_conflict_retries_total counter\n");
+        let _ = writeln!(
+            out,
+            "flytesecret_update_conflict_retries_total {}",
+            self.update_conflict_retries()
+        );
         out.push_str(
             "# HELP flytesecret_rpc_requests_total RPCs handled, by method and status code.\n",
         );

@@ -588,6 +588,7 @@ impl SecretService {
                         && attempt < self.settings.update_conflict_retries =>
                 {
                     attempt += 1;
+                    self.metrics.update_conflict_retried();
                     tracing::debug!(object = %object, attempt, "update conflict; re-reading");
                     let jitter = rand::random_range(1..=5u64) * u64::from(attempt.min(8));
                     tokio::time::sleep(std::time::Duration::from_millis(jitter)).await;
