@@ -12,6 +12,15 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Every key, its default, and its type. Canonical spelling (as in Go's YAML).
+/// The default of a configuration key, as the schema declares it (the one place defaults live).
+pub fn default_of(key: &str) -> &'static str {
+    SCHEMA
+        .iter()
+        .find(|(k, _, _)| *k == key)
+        .map(|(_, default, _)| *default)
+        .unwrap_or_else(|| panic!("{key} is not a configuration key"))
+}
+
 const SCHEMA: &[(&str, &str, Kind)] = &[
     ("secret.server.host", "0.0.0.0", Kind::Str),
     ("secret.server.port", "8093", Kind::Port),

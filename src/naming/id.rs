@@ -48,8 +48,14 @@ impl<'a> SecretId<'a> {
     pub fn round_trips(&self) -> bool {
         [self.org, self.domain, self.project]
             .iter()
-            .all(|c| !c.contains(SEPARATOR) && !c.ends_with('_'))
+            .all(|c| component_round_trips(c))
     }
+}
+
+/// True when an org, domain or project component survives encoding and decoding: it contains
+/// no `__` and does not end with `_` (the name is unrestricted).
+pub fn component_round_trips(component: &str) -> bool {
+    !component.contains(SEPARATOR) && !component.ends_with('_')
 }
 
 /// An encoded secret id: the data key inside the Kubernetes Secret. Only [`SecretId::encode`]

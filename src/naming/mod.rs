@@ -11,7 +11,7 @@ mod label;
 mod scope;
 
 pub use hash::{ImagePullName, ObjectName, image_pull_name, object_name};
-pub use id::{DecodeError, EncodedId, SecretId, decode, encode_prefix};
+pub use id::{DecodeError, EncodedId, SecretId, component_round_trips, decode, encode_prefix};
 pub use label::sanitize_label_value;
 pub use scope::{ScopeError, check_scope};
 

@@ -136,10 +136,7 @@ pub fn request_bytes(headers: &HeaderMap, body: Bytes) -> Result<Bytes, RpcError
         }
     };
     if bytes.len() > MAX_REQUEST_BYTES {
-        return Err(RpcError::new(
-            Code::ResourceExhausted,
-            format!("request message is larger than the limit of {MAX_REQUEST_BYTES} bytes"),
-        ));
+        return Err(super::oversized());
     }
     Ok(bytes)
 }

@@ -34,6 +34,15 @@ pub type Body = tonic::body::Body;
 /// The largest request accepted on any protocol: Kubernetes caps a Secret at 1 MiB.
 pub const MAX_REQUEST_BYTES: usize = 1536 * 1024;
 
+/// The one answer to a request body over [`MAX_REQUEST_BYTES`], on every protocol that reads
+/// bodies itself (gRPC's comes from tonic and is mapped to the same code).
+pub fn oversized() -> crate::service::RpcError {
+    crate::service::RpcError::new(
+        crate::service::Code::ResourceExhausted,
+        format!("request message is larger than the limit of {MAX_REQUEST_BYTES} bytes"),
+    )
+}
+
 pub fn plain(code: u16, text: &'static str) -> Response<Body> {
     Response::builder()
         .status(code)

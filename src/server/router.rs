@@ -3,7 +3,7 @@
 //! REST) or answers the plain endpoints (`/healthz`, `/readyz`, `/metrics`).
 
 use super::{App, Body, MAX_REQUEST_BYTES, connect, connect_stream, plain, rest};
-use crate::service::{Code, RpcError};
+use crate::service::RpcError;
 use bytes::Bytes;
 use http::{Request, Response, header};
 use http_body_util::{BodyExt, Full, Limited};
@@ -107,10 +107,7 @@ fn plain_route(app: &App, path: &str) -> Response<Body> {
 async fn collect_limited(body: Incoming) -> Result<Bytes, RpcError> {
     match Limited::new(body, MAX_REQUEST_BYTES + 1).collect().await {
         Ok(c) => Ok(c.to_bytes()),
-        Err(_) => Err(RpcError::new(
-            Code::ResourceExhausted,
-            format!("request message is larger than the limit of {MAX_REQUEST_BYTES} bytes"),
-        )),
+        Err(_) => Err(super::oversized()),
     }
 }
 

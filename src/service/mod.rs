@@ -51,9 +51,9 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            namespace: "flyte".into(),
-            cluster_name: "flyte-devbox".into(),
-            strict_names: true,
+            namespace: crate::config::default_of("secret.kubernetes.namespace").into(),
+            cluster_name: crate::config::default_of("secret.kubernetes.clusterName").into(),
+            strict_names: crate::config::default_of("secret.strictNames") == "true",
             update_conflict_retries: 16,
         }
     }

@@ -44,7 +44,7 @@ pub fn check_create(id: Option<&SecretIdentifier>) -> Result<(), RpcError> {
                 super::echo(value)
             )));
         }
-        if value.contains("__") || value.ends_with('_') {
+        if !crate::naming::component_round_trips(value) {
             return Err(RpcError::invalid_argument(format!(
                 "{field}: {:?} must not contain \"__\" or end with \"_\": the encoded id would be shared with another secret",
                 super::echo(value)
