@@ -43,23 +43,14 @@ fn flyte_cli(dir: &std::path::Path, server: &Server) -> impl Fn(&[&str]) -> Stri
     let home = server.dir.join("home");
     std::fs::create_dir_all(&home).unwrap();
     let endpoint = format!("dns:///{}", server.addr);
-    let bin = dir.join("venv-flyte/bin/flyte");
-    // The CLI's HTTP client may abort the interpreter at exit after a successful run: judge by output.
+    let dir = dir.to_owned();
     move |args: &[&str]| {
-        let out = Command::new(&bin)
-            .args(["--endpoint", &endpoint, "--insecure"])
-            .args(args)
-            .env("HOME", &home)
-            .env("NO_COLOR", "1")
-            .env("COLUMNS", "250")
-            .current_dir(&home)
-            .output()
-            .unwrap();
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
+        let leading = [
+            "--endpoint".as_ref(),
+            endpoint.as_ref(),
+            "--insecure".as_ref(),
+        ];
+        common::flyte_output(&dir, &home, &leading, args)
     }
 }
 

@@ -306,20 +306,11 @@ fn flyte_cli_against_an_authenticated_tls_endpoint() {
         ),
     );
     let flyte = |args: &[&str]| {
-        let out = Command::new(clients.join("venv-flyte/bin/flyte"))
-            .arg("--config")
-            .arg(&config)
-            .args(args)
-            .env("HOME", &home)
-            .env("NO_COLOR", "1")
-            .env("COLUMNS", "250")
-            .current_dir(&home)
-            .output()
-            .unwrap();
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
+        common::flyte_output(
+            &clients,
+            &home,
+            &["--config".as_ref(), config.as_os_str()],
+            args,
         )
     };
     let out = flyte(&[

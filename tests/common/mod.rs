@@ -261,3 +261,28 @@ pub fn clients_dir() -> Option<PathBuf> {
     eprintln!("skipping: {why}");
     None
 }
+
+/// Runs the `flyte` CLI of `clients` with `leading` arguments (endpoint or config) and `args`,
+/// in a throwaway `home`; stdout and stderr together. The CLI's HTTP client may abort the
+/// interpreter at exit after a successful run, so callers judge by the output.
+pub fn flyte_output(
+    clients: &std::path::Path,
+    home: &std::path::Path,
+    leading: &[&std::ffi::OsStr],
+    args: &[&str],
+) -> String {
+    let out = Command::new(clients.join("venv-flyte/bin/flyte"))
+        .args(leading)
+        .args(args)
+        .env("HOME", home)
+        .env("NO_COLOR", "1")
+        .env("COLUMNS", "250")
+        .current_dir(home)
+        .output()
+        .unwrap();
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
