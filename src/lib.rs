@@ -9,6 +9,7 @@ pub mod gostr;
 pub mod invalidation;
 pub mod k8s_rules;
 pub mod kubeapi;
+pub mod kubeconfig;
 pub mod listener;
 pub mod naming;
 pub mod naming_adapter;

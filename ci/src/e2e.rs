@@ -134,11 +134,14 @@ fn container(sh: &Shell, kubeconfig: &Path, cluster: Cluster) -> Result<()> {
             use testcontainers_modules::kwok::{KWOK_CLUSTER_PORT, KwokCluster};
             let node = KwokCluster::default().start()?;
             let port = node.get_host_port_ipv4(KWOK_CLUSTER_PORT)?;
-            std::fs::write(
+            let server = format!("http://127.0.0.1:{port}");
+            flytesecret::kubeconfig::write(
                 kubeconfig,
-                format!(
-                    "apiVersion: v1\nkind: Config\nclusters:\n- name: kwok\n  cluster:\n    server: http://127.0.0.1:{port}\ncontexts:\n- name: kwok\n  context: {{cluster: kwok, user: kwok}}\ncurrent-context: kwok\nusers:\n- name: kwok\n  user: {{}}\n"
-                ),
+                &flytesecret::kubeconfig::Target {
+                    server: &server,
+                    namespace: "default",
+                    ..Default::default()
+                },
             )?;
             wait_for_api(sh, kubeconfig)?;
             against(kubeconfig)

@@ -10,7 +10,6 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use std::convert::Infallible;
 use std::future::Future;
-use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::pin::Pin;
@@ -117,34 +116,21 @@ pub fn write_kubeconfig(
     namespace: &str,
     engine: &Engine,
 ) -> std::io::Result<()> {
-    use base64::Engine as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let token = engine.token_file().and_then(|t| t.first_token());
-    let user = match token {
-        Some(t) => format!("\n    token: {}", serde_json::Value::from(t)),
-        None => " {}".to_owned(),
-    };
-    let mut cluster = format!("server: {}://{addr}", scheme(engine));
-    if let Some(tls) = engine.face_tls() {
-        let ca = base64::engine::general_purpose::STANDARD.encode(tls.ca_pem.as_bytes());
-        cluster.push_str(&format!("\n    certificate-authority-data: {ca}"));
-        if !addr.ip().is_loopback() {
-            cluster.push_str("\n    tls-server-name: localhost");
-        }
-    }
-    let text = format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: flytesecret\n  cluster:\n    {cluster}\ncontexts:\n- name: flytesecret\n  context:\n    cluster: flytesecret\n    user: flytesecret\n    namespace: {namespace}\ncurrent-context: flytesecret\nusers:\n- name: flytesecret\n  user:{user}\n"
-    );
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(text.as_bytes())?;
-    f.sync_all()?;
-    std::fs::rename(tmp, path)
+    let server = format!("{}://{addr}", scheme(engine));
+    let tls = engine.face_tls();
+    crate::kubeconfig::write(
+        path,
+        &crate::kubeconfig::Target {
+            server: &server,
+            namespace,
+            token: engine.token_file().and_then(|t| t.first_token()),
+            ca_pem: tls.map(|t| t.ca_pem.as_str()),
+            // The certificate names localhost and the loopback addresses.
+            tls_server_name: tls
+                .filter(|_| !addr.ip().is_loopback())
+                .map(|_| "localhost"),
+        },
+    )
 }
 
 /// The in-process transport: `kube::Client` requests go straight to [`Engine::handle`].
