@@ -120,33 +120,7 @@ enum Command {
         flags: ServeFlags,
     },
     /// Serve only the embedded Kubernetes Secrets API (for kubectl and tests).
-    KubeApi {
-        #[arg(long, default_value = "127.0.0.1:6443")]
-        listen: String,
-        #[arg(long, conflicts_with = "ephemeral")]
-        data_dir: Option<std::path::PathBuf>,
-        #[arg(long)]
-        ephemeral: bool,
-        /// Key file (32 random bytes, base64) sealing the store's records at rest.
-        #[arg(long, value_name = "FILE", conflicts_with = "ephemeral")]
-        encryption_key_file: Option<std::path::PathBuf>,
-        /// Repair a store that refuses to start: back up --data-dir, truncate its log at the
-        /// first damaged record, check that it opens, and exit.
-        #[arg(long, requires = "data_dir")]
-        repair: bool,
-        #[arg(long)]
-        write_kubeconfig: Option<std::path::PathBuf>,
-        /// Namespace the written kubeconfig selects.
-        #[arg(long, default_value = "default")]
-        namespace: String,
-        /// FOR TESTS ONLY: serve the unauthenticated fault-injection endpoint.
-        #[arg(long)]
-        test_fault_injection: bool,
-        /// kube-apiserver's static token file (`token,user,uid,"group1,group2"`): requests need
-        /// one of its bearer tokens, and TokenReviews answer for them.
-        #[arg(long, value_name = "FILE")]
-        token_auth_file: Option<std::path::PathBuf>,
-    },
+    KubeApi(KubeApiArgs),
     /// Speak the naming-conformance JSON Lines protocol on stdin/stdout (conformance/PROTOCOL.md).
     Naming,
     /// Show which Kubernetes Secrets and data keys a task pod tries for a secret, and how it is delivered.
@@ -265,14 +239,33 @@ fn guard(
     Ok(server::Guard { tls, auth, audit })
 }
 
+/// The `kube-api` command's arguments.
+#[derive(clap::Args)]
 struct KubeApiArgs {
+    #[arg(long, default_value = "127.0.0.1:6443")]
     listen: String,
+    #[arg(long, conflicts_with = "ephemeral")]
     data_dir: Option<std::path::PathBuf>,
+    #[arg(long)]
     ephemeral: bool,
+    /// Key file (32 random bytes, base64) sealing the store's records at rest.
+    #[arg(long, value_name = "FILE", conflicts_with = "ephemeral")]
     encryption_key_file: Option<std::path::PathBuf>,
+    /// Repair a store that refuses to start: back up --data-dir, truncate its log at the
+    /// first damaged record, check that it opens, and exit.
+    #[arg(long, requires = "data_dir")]
+    repair: bool,
+    #[arg(long)]
     write_kubeconfig: Option<std::path::PathBuf>,
+    /// Namespace the written kubeconfig selects.
+    #[arg(long, default_value = "default")]
     namespace: String,
+    /// FOR TESTS ONLY: serve the unauthenticated fault-injection endpoint.
+    #[arg(long)]
     test_fault_injection: bool,
+    /// kube-apiserver's static token file (`token,user,uid,"group1,group2"`): requests need
+    /// one of its bearer tokens, and TokenReviews answer for them.
+    #[arg(long, value_name = "FILE")]
     token_auth_file: Option<std::path::PathBuf>,
 }
 
@@ -286,6 +279,7 @@ async fn kube_api(args: KubeApiArgs) -> anyhow::Result<()> {
         namespace,
         test_fault_injection,
         token_auth_file,
+        repair: _,
     } = args;
     let _telemetry = flytesecret::telemetry::init(false, None)?;
     let durability = match (ephemeral, data_dir) {
@@ -385,12 +379,12 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve { config, flags } => run_async(serve(config, flags, secret_flags)),
         Command::Config { config, flags } => print_config(config, flags, secret_flags),
-        Command::KubeApi {
+        Command::KubeApi(KubeApiArgs {
             data_dir: Some(dir),
             encryption_key_file,
             repair: true,
             ..
-        } => {
+        }) => {
             let _telemetry = flytesecret::telemetry::init(false, None);
             match flytesecret::kubeapi::store::repair(&dir, encryption_key_file.as_deref()) {
                 Ok(report) => {
@@ -403,26 +397,7 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::KubeApi {
-            listen,
-            data_dir,
-            ephemeral,
-            encryption_key_file,
-            repair: _,
-            write_kubeconfig,
-            namespace,
-            test_fault_injection,
-            token_auth_file,
-        } => run_async(kube_api(KubeApiArgs {
-            listen,
-            data_dir,
-            ephemeral,
-            encryption_key_file,
-            write_kubeconfig,
-            namespace,
-            test_fault_injection,
-            token_auth_file,
-        })),
+        Command::KubeApi(args) => run_async(kube_api(args)),
         Command::Naming => {
             let stdin = io::stdin().lock();
             let stdout = io::stdout().lock();
