@@ -1,24 +1,17 @@
 //! Our protos against the upstream flyteidl2 descriptors (from the PyPI `flyteidl2` package),
 //! field by field: names, numbers, types, labels, JSON names, oneofs, enum values, methods.
 
+mod common;
+
 use std::path::PathBuf;
 use std::process::Command;
 
 #[test]
 fn descriptors_match_upstream_flyteidl2() {
-    let dir = std::env::var_os("FLYTESECRET_CLIENTS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/clients"));
-    let python = dir.join("venv-clients/bin/python");
-    if !python.exists() {
-        let why = format!(
-            "flyteidl2 not installed in {} (run ci/setup-clients)",
-            dir.display()
-        );
-        assert!(std::env::var_os("CI").is_none(), "{why}");
-        eprintln!("skipping: {why}");
+    let Some(dir) = common::clients_dir() else {
         return;
-    }
+    };
+    let python = dir.join("venv-clients/bin/python");
     let fds = std::env::temp_dir().join(format!("flytesecret-fds-{}.bin", std::process::id()));
     std::fs::write(&fds, flytesecret::proto::FILE_DESCRIPTOR_SET).unwrap();
     let out = Command::new(python)
