@@ -185,11 +185,7 @@ pub fn create_secret(db: &Db, ns: &str, call: &Call<'_>) -> Result<Reply, ApiErr
             ));
         }
         s.meta.resource_version = rv.to_string();
-        let mutations = if dry_run {
-            vec![]
-        } else {
-            vec![Mutation::PutSecret(s.clone())]
-        };
+        let mutations = writes(dry_run, Mutation::PutSecret(s.clone()));
         Ok((mutations, s.clone()))
     })?;
     Ok(with_warnings(
@@ -297,7 +293,13 @@ fn update_stored(
     } else {
         Mutation::PutSecret(s.clone())
     };
-    Ok((if dry_run { vec![] } else { vec![mutation] }, s))
+    Ok((writes(dry_run, mutation), s))
+}
+
+/// The mutations a write commits: none for a dry run (`?dryRun=All`), which is validated and
+/// answered like the real write but changes nothing.
+pub(super) fn writes(dry_run: bool, mutation: Mutation) -> Vec<Mutation> {
+    if dry_run { vec![] } else { vec![mutation] }
 }
 
 /// A write that changes nothing but managed-field timestamps is no write
@@ -401,11 +403,7 @@ fn apply_secret(
             return Err(ApiError::invalid("Secret", name, &errors));
         }
         applied.meta.resource_version = rv.to_string();
-        let mutations = if dry_run {
-            vec![]
-        } else {
-            vec![Mutation::PutSecret(applied.clone())]
-        };
+        let mutations = writes(dry_run, Mutation::PutSecret(applied.clone()));
         return Ok((mutations, (true, applied)));
     };
     // The applier's managed fields are computed: the update path keeps them as they are.
@@ -532,11 +530,7 @@ pub fn delete_secret(db: &Db, ns: &str, name: &str, call: &Call<'_>) -> Result<R
                 "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                 "details": {"name": name, "kind": "secrets", "uid": old.meta.uid},
             });
-            let mutations = if dry_run {
-                vec![]
-            } else {
-                vec![Mutation::DeleteSecret(key(ns, name))]
-            };
+            let mutations = writes(dry_run, Mutation::DeleteSecret(key(ns, name)));
             return Ok((mutations, status));
         }
         let mut s = (**old).clone();
@@ -554,14 +548,7 @@ pub fn delete_secret(db: &Db, ns: &str, name: &str, call: &Call<'_>) -> Result<R
         }
         s.meta.resource_version = rv.to_string();
         let body = encode_secret(&s, true);
-        Ok((
-            if dry_run {
-                vec![]
-            } else {
-                vec![Mutation::PutSecret(s)]
-            },
-            body,
-        ))
+        Ok((writes(dry_run, Mutation::PutSecret(s)), body))
     })?;
     Ok(json_reply(200, &outcome))
 }

@@ -6,7 +6,7 @@
 //! `kube-public` and `kube-node-lease`.
 
 use super::events::Db;
-use super::handlers::{Call, now};
+use super::handlers::{Call, now, writes};
 use super::object::{self, Namespace, Phase, encode_namespace};
 use super::patch::{self, PatchType};
 use super::selector::{FieldSelector, LabelSelector};
@@ -76,11 +76,7 @@ pub fn create(db: &Db, call: &Call<'_>) -> Result<Reply, ApiError> {
             std::mem::take(&mut ns.meta.labels),
             std::mem::take(&mut ns.meta.annotations),
         );
-        let mutations = if dry_run {
-            vec![]
-        } else {
-            vec![Mutation::PutNamespace(created.clone())]
-        };
+        let mutations = writes(dry_run, Mutation::PutNamespace(created.clone()));
         Ok((mutations, created))
     })?;
     Ok(json_reply(201, &encode_namespace(&created, true)))
@@ -172,11 +168,7 @@ pub fn replace(db: &Db, name: &str, call: &Call<'_>) -> Result<Reply, ApiError> 
             return Ok((vec![], ns));
         }
         ns.meta.resource_version = rv.to_string();
-        let mutations = if dry_run {
-            vec![]
-        } else {
-            vec![Mutation::PutNamespace(ns.clone())]
-        };
+        let mutations = writes(dry_run, Mutation::PutNamespace(ns.clone()));
         Ok((mutations, ns))
     })?;
     Ok(json_reply(200, &encode_namespace(&stored, true)))
@@ -208,11 +200,7 @@ pub fn patch(db: &Db, name: &str, call: &Call<'_>) -> Result<Reply, ApiError> {
                 return Err(ApiError::invalid("Namespace", name, &errors));
             }
             let ns = new_namespace(name, rv, applied.meta.labels, applied.meta.annotations);
-            let mutations = if dry_run {
-                vec![]
-            } else {
-                vec![Mutation::PutNamespace(ns.clone())]
-            };
+            let mutations = writes(dry_run, Mutation::PutNamespace(ns.clone()));
             return Ok((mutations, (true, ns)));
         };
         let mut doc = encode_namespace(&old, true);
@@ -233,11 +221,7 @@ pub fn patch(db: &Db, name: &str, call: &Call<'_>) -> Result<Reply, ApiError> {
             return Ok((vec![], (false, ns)));
         }
         ns.meta.resource_version = rv.to_string();
-        let mutations = if dry_run {
-            vec![]
-        } else {
-            vec![Mutation::PutNamespace(ns.clone())]
-        };
+        let mutations = writes(dry_run, Mutation::PutNamespace(ns.clone()));
         Ok((mutations, (false, ns)))
     })?;
     Ok(json_reply(
@@ -266,11 +250,7 @@ pub fn delete(db: &Db, name: &str, call: &Call<'_>) -> Result<Reply, ApiError> {
         ns.meta.deletion_timestamp = Some(now());
         ns.meta.deletion_grace_period_seconds = Some(0);
         ns.meta.resource_version = rv.to_string();
-        let mutations = if dry_run {
-            vec![]
-        } else {
-            vec![Mutation::PutNamespace(ns.clone())]
-        };
+        let mutations = writes(dry_run, Mutation::PutNamespace(ns.clone()));
         Ok((mutations, ns))
     })?;
     if !dry_run {
