@@ -362,3 +362,32 @@ fn connect_tls(f: &Fixture, token: &str, method: &str, body: &str) -> u16 {
     )
     .map_or(0, |r| r.0)
 }
+
+/// A client that opens a TCP connection to the TLS port and never starts the handshake is
+/// closed once `secret.server.headerReadTimeout` passes (the one bound on a connection's first
+/// bytes, plain or TLS), rather than holding the connection as long as it likes.
+#[test]
+fn a_stalled_tls_handshake_is_closed_after_the_header_read_timeout() {
+    use std::io::Read as _;
+    let dir = TempDir::new();
+    let pki = Pki::new("test-ca");
+    let (cert_pem, key_pem) = pki.server("flytesecret");
+    dir.write("tls.crt", cert_pem);
+    dir.write("tls.key", key_pem);
+    let server = Secure::start(
+        &dir,
+        &tls_config(&dir, "tls.crt", "tls.key", ""),
+        &["--secret.server.headerReadTimeout", "1s"],
+    );
+    let mut silent = std::net::TcpStream::connect(server.addr).unwrap();
+    silent
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let mut buf = [0u8; 16];
+    // The server closes its side: EOF (or a reset), not the client's read timeout.
+    match silent.read(&mut buf) {
+        Ok(0) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        other => panic!("the stalled handshake was not closed: {other:?}"),
+    }
+}

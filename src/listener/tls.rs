@@ -17,9 +17,6 @@ use std::time::SystemTime;
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 
-/// How long a client gets to complete the TLS handshake.
-pub const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-
 /// What identifies a file's content without reading it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Stamp(Option<(SystemTime, u64, u64)>);
@@ -165,11 +162,9 @@ impl TlsAcceptor {
         stream: TcpStream,
     ) -> std::io::Result<(TlsStream<TcpStream>, Option<String>)> {
         let acceptor = tokio_rustls::TlsAcceptor::from(self.current());
-        let tls = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream))
-            .await
-            .map_err(|_| {
-                std::io::Error::new(std::io::ErrorKind::TimedOut, "TLS handshake timed out")
-            })??;
+        // The handshake's time limit is the caller's (the listener bounds it by
+        // `secret.server.headerReadTimeout`, like every connection's first bytes).
+        let tls = acceptor.accept(stream).await?;
         let cn = tls
             .get_ref()
             .1
