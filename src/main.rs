@@ -181,7 +181,7 @@ async fn serve(
     pairs.extend(secret_flags);
     let cfg = flytesecret::config::load(&files, |k| std::env::var(k).ok(), &pairs)?;
     let _telemetry = flytesecret::telemetry::init(
-        cfg.log_json,
+        cfg.log_format == flytesecret::config::LogFormat::Json,
         flytesecret::telemetry::otlp_endpoint(&cfg.otlp_endpoint),
     )?;
     let backend = server::backend(&cfg).await?;
@@ -195,7 +195,7 @@ async fn serve(
         server::service(&cfg, &backend, guard.audit.clone()),
         cfg.request_timeout,
     );
-    let limits = server::Limits::from(&cfg);
+    let limits = cfg.limits.clone();
     if let (Some(k), Some(engine)) = (backend.kube_api_addr, &backend.engine) {
         let scheme = flytesecret::kubeapi::http_face::scheme(engine);
         println!("flytesecret: embedded Kubernetes API on {scheme}://{k}");
@@ -217,8 +217,8 @@ fn guard(
     use anyhow::Context as _;
     let tls = cfg
         .tls
-        .as_ref()
-        .map(server::tls::TlsAcceptor::new)
+        .files()
+        .map(|_| server::tls::TlsAcceptor::new(&cfg.tls))
         .transpose()
         .context("secret.server.tls")?;
     let audit = cfg

@@ -142,13 +142,13 @@ impl Authenticator {
         let jwt = cfg
             .auth
             .jwt
-            .as_ref()
-            .map(jwt::JwtVerifier::new)
+            .enabled()
+            .then(|| jwt::JwtVerifier::new(&cfg.auth.jwt))
             .transpose()?;
         let token_review = cfg.auth.token_review.then(|| {
             tokenreview::TokenReviewer::new(kube.clone(), cfg.auth.token_review_audiences.clone())
         });
-        let client_certs = cfg.tls.as_ref().is_some_and(|t| t.client_ca_file.is_some());
+        let client_certs = cfg.tls.files().is_some() && cfg.tls.client_ca_file.is_some();
         Ok(Self::new(jwt, token_review, client_certs))
     }
 

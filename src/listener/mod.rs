@@ -78,51 +78,9 @@ pub struct ConnInfo {
     pub client_cn: Option<String>,
 }
 
-/// Connection limits and timeouts (the `secret.server.*` keys; defaults in [`Limits::default`]).
-#[derive(Clone, Debug, PartialEq)]
-pub struct Limits {
-    /// A connection must complete each request head within this time of its first byte (and
-    /// send its first byte within this time of being accepted).
-    pub header_read_timeout: Duration,
-    /// A connection with no request in flight for this long is closed (HTTP/2: GOAWAY).
-    pub idle_timeout: Duration,
-    /// HTTP/2 keepalive pings after this long without frames; `None` sends none.
-    pub http2_keepalive_interval: Option<Duration>,
-    /// An unanswered keepalive ping closes the connection after this long.
-    pub http2_keepalive_timeout: Duration,
-    /// Concurrent streams per HTTP/2 connection.
-    pub http2_max_concurrent_streams: u32,
-    /// Open connections at most; further clients wait in the listen backlog.
-    pub max_connections: usize,
-    /// How long busy connections get to finish after shutdown begins.
-    pub shutdown_grace: Duration,
-    /// RPCs running at once on the service port (the pipeline's concurrency step).
-    pub max_concurrent_requests: usize,
-}
-
-impl Default for Limits {
-    /// The configuration's defaults (the schema in [`crate::config`] is the one place they live).
-    fn default() -> Self {
-        let defaults = crate::config::load(&[], |_| None, &[])
-            .expect("the configuration's defaults are valid");
-        Limits::from(&defaults)
-    }
-}
-
-impl From<&crate::config::Config> for Limits {
-    fn from(c: &crate::config::Config) -> Self {
-        Limits {
-            header_read_timeout: c.header_read_timeout,
-            idle_timeout: c.idle_timeout,
-            http2_keepalive_interval: c.http2_keepalive_interval,
-            http2_keepalive_timeout: c.http2_keepalive_timeout,
-            http2_max_concurrent_streams: c.http2_max_concurrent_streams,
-            max_connections: c.max_connections,
-            shutdown_grace: c.shutdown_grace,
-            max_concurrent_requests: c.max_concurrent_requests,
-        }
-    }
-}
+/// Connection limits and timeouts: the `secret.server.*` keys, declared with the rest of the
+/// configuration (their defaults are `Limits::default()`).
+pub use crate::config::Limits;
 
 /// Backoff after a failed `accept` (descriptor exhaustion and the like): 5 ms doubling to 1 s,
 /// reset by a success, with at most one log line per second.

@@ -56,12 +56,20 @@ fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>> {
     Ok(certs)
 }
 
+/// The certificate and key files, which a TLS configuration must name.
+fn files(settings: &TlsConfig) -> Result<(&Path, &Path)> {
+    settings
+        .files()
+        .context("TLS needs secret.server.tls.certFile and keyFile")
+}
+
 fn load(settings: &TlsConfig) -> Result<ServerConfig> {
-    let certs = read_certs(&settings.cert_file)?;
-    let key_pem = std::fs::read(&settings.key_file)
-        .with_context(|| format!("reading {}", settings.key_file.display()))?;
+    let (cert_file, key_file) = files(settings)?;
+    let certs = read_certs(cert_file)?;
+    let key_pem =
+        std::fs::read(key_file).with_context(|| format!("reading {}", key_file.display()))?;
     let key = PrivateKeyDer::from_pem_slice(&key_pem)
-        .with_context(|| format!("parsing the private key in {}", settings.key_file.display()))?;
+        .with_context(|| format!("parsing the private key in {}", key_file.display()))?;
     let builder = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .context("TLS protocol versions")?;
@@ -83,8 +91,8 @@ fn load(settings: &TlsConfig) -> Result<ServerConfig> {
     let mut config = builder.with_single_cert(certs, key).with_context(|| {
         format!(
             "{} and {} do not form a usable certificate and key",
-            settings.cert_file.display(),
-            settings.key_file.display()
+            cert_file.display(),
+            key_file.display()
         )
     })?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
@@ -105,7 +113,8 @@ pub fn common_name(der: &[u8]) -> Option<String> {
 impl TlsAcceptor {
     /// Loads the files once; fails when they do not make a working configuration.
     pub fn new(settings: &TlsConfig) -> Result<TlsAcceptor> {
-        let mut files = vec![settings.cert_file.clone(), settings.key_file.clone()];
+        let (cert_file, key_file) = files(settings)?;
+        let mut files = vec![cert_file.to_owned(), key_file.to_owned()];
         files.extend(settings.client_ca_file.clone());
         let stamps = files.iter().map(|f| stamp(f)).collect();
         let config = Arc::new(load(settings)?);
@@ -145,7 +154,7 @@ impl TlsAcceptor {
                 Ok(config) => {
                     loaded.config = Arc::new(config);
                     loaded.stamps = stamps;
-                    tracing::info!(cert = %settings.cert_file.display(), "reloaded the TLS certificate files");
+                    tracing::info!(cert = %self.files[0].display(), "reloaded the TLS certificate files");
                 }
                 Err(e) => {
                     tracing::warn!(error = %format!("{e:#}"), "the TLS files changed but do not load; keeping the previous ones");

@@ -95,7 +95,7 @@ pub async fn backend(c: &Config) -> Result<Backend> {
         tokio::spawn(kubeapi::http_face::serve(
             engine.clone(),
             listener,
-            crate::listener::Limits::from(c),
+            c.limits.clone(),
             c.test_fault_injection,
             std::future::pending(),
         ));
@@ -109,16 +109,16 @@ pub async fn backend(c: &Config) -> Result<Backend> {
     })
 }
 
-/// Builds the service over a backend. The `qps`/`burst` limit protects real API servers only;
-/// the embedded engine runs in this process and gets no limit.
-/// Builds the service over a backend (with the policy, and the audit log when configured).
+/// Builds the service over a backend, with the policy and the audit log when configured. The
+/// `qps`/`burst` limit protects real API servers only; the embedded engine runs in this process
+/// and gets no limit.
 pub fn service(
     c: &Config,
     backend: &Backend,
     audit: Option<Arc<crate::audit::AuditLog>>,
 ) -> Arc<SecretService> {
     let (qps, burst) = if backend.is_real_api_server() {
-        (c.qps as f64, c.burst as u32)
+        (c.qps as f64, c.burst)
     } else {
         (0.0, 1)
     };
@@ -138,10 +138,10 @@ pub fn service(
 /// The address to bind: with the embedded engine, loopback unless a host was set explicitly
 /// (an unauthenticated secret store must not appear on the network by accident).
 pub fn bind_host(c: &Config, embedded: bool) -> String {
-    if embedded && !c.host_explicit {
+    if embedded && !c.host.explicit {
         "127.0.0.1".to_owned()
     } else {
-        c.host.clone()
+        c.host.name.clone()
     }
 }
 

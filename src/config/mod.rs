@@ -9,75 +9,32 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-/// Every key, its default, and its type. Canonical spelling (as in Go's YAML).
-/// The default of a configuration key, as the schema declares it (the one place defaults live).
-pub fn default_of(key: &str) -> &'static str {
-    SCHEMA
-        .iter()
-        .find(|(k, _, _)| *k == key)
-        .map(|(_, default, _)| *default)
-        .unwrap_or_else(|| panic!("{key} is not a configuration key"))
+mod keys;
+pub(crate) mod settings;
+pub(crate) mod value;
+
+pub use keys::{AuthConfig, Config, Host, JwtConfig, Limits, LogFormat, TlsConfig};
+pub use settings::Key;
+use settings::Values;
+
+/// Every key, in declaration order (see `keys.rs`, the one place keys are declared).
+pub fn schema() -> &'static [Key] {
+    static SCHEMA: std::sync::LazyLock<Vec<Key>> = std::sync::LazyLock::new(|| {
+        let mut keys = Vec::new();
+        Config::keys(&mut keys);
+        keys
+    });
+    &SCHEMA
 }
 
-const SCHEMA: &[(&str, &str, Kind)] = &[
-    ("secret.server.host", "0.0.0.0", Kind::Str),
-    ("secret.server.port", "8093", Kind::Port),
-    ("secret.server.requestTimeout", "60s", Kind::Duration),
-    ("secret.server.headerReadTimeout", "10s", Kind::Duration),
-    ("secret.server.idleTimeout", "120s", Kind::Duration),
-    (
-        "secret.server.http2KeepaliveInterval",
-        "60s",
-        Kind::Duration,
-    ),
-    ("secret.server.http2KeepaliveTimeout", "20s", Kind::Duration),
-    ("secret.server.http2MaxConcurrentStreams", "200", Kind::Int),
-    ("secret.server.maxConnections", "4096", Kind::Int),
-    ("secret.server.maxConcurrentRequests", "1024", Kind::Int),
-    ("secret.server.shutdownGrace", "30s", Kind::Duration),
-    ("secret.webhookURL", "http://localhost:9444", Kind::Str),
-    ("secret.kubernetes.kubeconfig", "", Kind::Str),
-    ("secret.kubernetes.namespace", "flyte", Kind::Str),
-    ("secret.kubernetes.qps", "100", Kind::Int),
-    ("secret.kubernetes.burst", "200", Kind::Int),
-    ("secret.kubernetes.timeout", "30s", Kind::Duration),
-    ("secret.kubernetes.clusterName", "flyte-devbox", Kind::Str),
-    ("secret.strictNames", "true", Kind::Bool),
-    ("secret.embedded.dataDir", "", Kind::Str),
-    ("secret.embedded.ephemeral", "false", Kind::Bool),
-    ("secret.embedded.kubeApiListen", "", Kind::Str),
-    ("secret.embedded.writeKubeconfig", "", Kind::Str),
-    ("secret.embedded.testFaultInjection", "false", Kind::Bool),
-    ("secret.embedded.encryption.keyFile", "", Kind::Str),
-    ("secret.log.format", "text", Kind::Str),
-    ("secret.tracing.otlpEndpoint", "", Kind::Str),
-    ("secret.server.tls.certFile", "", Kind::Str),
-    ("secret.server.tls.keyFile", "", Kind::Str),
-    ("secret.server.tls.clientCAFile", "", Kind::Str),
-    ("secret.auth.jwt.issuer", "", Kind::Str),
-    ("secret.auth.jwt.audiences", "", Kind::List),
-    ("secret.auth.jwt.jwksURL", "", Kind::Str),
-    ("secret.auth.jwt.jwksFile", "", Kind::Str),
-    ("secret.auth.jwt.usernameClaim", "sub", Kind::Str),
-    ("secret.auth.jwt.groupsClaim", "groups", Kind::Str),
-    ("secret.auth.kubernetes.tokenReview", "false", Kind::Bool),
-    ("secret.auth.kubernetes.audiences", "", Kind::List),
-    ("secret.auth.policy", "", Kind::List),
-    ("secret.audit.path", "", Kind::Str),
-    ("secret.embedded.tokenAuthFile", "", Kind::Str),
-];
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
-    Str,
-    Int,
-    Port,
-    Bool,
-    Duration,
-    /// A YAML sequence in files; YAML/JSON text (or, for strings, comma-separated) elsewhere.
-    List,
+/// The default of a configuration key, as declared.
+pub fn default_of(key: &str) -> &'static str {
+    schema()
+        .iter()
+        .find(|k| k.name == key)
+        .map(|k| k.default)
+        .unwrap_or_else(|| panic!("{key} is not a configuration key"))
 }
 
 /// Where a value came from, for error messages.
@@ -125,92 +82,20 @@ fn did_you_mean(suggestion: Option<&str>) -> String {
     suggestion.map_or_else(String::new, |s| format!("; did you mean {s:?}?"))
 }
 
-/// The typed configuration the process runs with.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Config {
-    /// The configured host, and whether it was set explicitly (embedded mode binds loopback
-    /// unless it was).
-    pub host: String,
-    pub host_explicit: bool,
-    pub port: u16,
-    /// The longest any request may run; clients may ask for less.
-    pub request_timeout: Duration,
-    pub webhook_url: String,
-    pub kubeconfig: String,
-    pub namespace: String,
-    pub qps: i64,
-    pub burst: i64,
-    pub timeout: Option<Duration>,
-    pub cluster_name: String,
-    pub strict_names: bool,
-    pub data_dir: Option<PathBuf>,
-    pub ephemeral: bool,
-    pub kube_api_listen: Option<String>,
-    pub write_kubeconfig: Option<PathBuf>,
-    /// Serve the fault-injection endpoint on the kube-api face (tests only).
-    pub test_fault_injection: bool,
-    /// Connection limits and timeouts (`secret.server.*`).
-    pub header_read_timeout: Duration,
-    pub idle_timeout: Duration,
-    /// `None` when `secret.server.http2KeepaliveInterval` is 0.
-    pub http2_keepalive_interval: Option<Duration>,
-    pub http2_keepalive_timeout: Duration,
-    pub http2_max_concurrent_streams: u32,
-    pub max_connections: usize,
-    pub max_concurrent_requests: usize,
-    pub shutdown_grace: Duration,
-    /// Key (32 bytes, base64) sealing the embedded store's records at rest; none: plaintext.
-    pub encryption_key_file: Option<PathBuf>,
-    pub log_json: bool,
-    /// Where to export traces over OTLP/gRPC; empty leaves tracing off.
-    pub otlp_endpoint: String,
-    /// `secret.server.tls`: TLS on the service port when set.
-    pub tls: Option<TlsConfig>,
-    /// `secret.auth`: who may call, and what they may do.
-    pub auth: AuthConfig,
-    /// `secret.audit.path`: `-` for stdout, a file, or nothing.
-    pub audit_path: Option<String>,
-    /// kube-apiserver's static token file for the embedded engine's HTTP face.
-    pub token_auth_file: Option<PathBuf>,
-}
-
-/// `secret.server.tls`.
-#[derive(Clone, Debug, PartialEq)]
-pub struct TlsConfig {
-    pub cert_file: PathBuf,
-    pub key_file: PathBuf,
-    /// Set: client certificates are required and verified against it (mTLS).
-    pub client_ca_file: Option<PathBuf>,
-}
-
-/// `secret.auth.jwt`.
-#[derive(Clone, Debug, PartialEq)]
-pub struct JwtConfig {
-    pub issuer: String,
-    pub audiences: Vec<String>,
-    pub jwks_url: Option<String>,
-    pub jwks_file: Option<PathBuf>,
-    pub username_claim: String,
-    pub groups_claim: String,
-}
-
-/// `secret.auth`.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct AuthConfig {
-    pub jwt: Option<JwtConfig>,
-    /// Accept Kubernetes ServiceAccount tokens through TokenReview.
-    pub token_review: bool,
-    pub token_review_audiences: Vec<String>,
-    /// `None` (absent): any authenticated caller may do everything.
-    pub policy: Option<Vec<crate::auth::policy::Rule>>,
-}
-
 /// The `--secret.*` flags for `--help`: one per configuration key, with its default.
 pub fn flags_help() -> String {
     let mut out =
         String::from("Every configuration key is also a flag (the Go service's spelling):\n");
-    for (key, default, _) in SCHEMA {
-        out.push_str(&format!("  --{key} VALUE   (default {default:?})\n"));
+    for key in schema() {
+        out.push_str(&format!(
+            "  --{} VALUE   (default {:?})",
+            key.name, key.default
+        ));
+        if !key.doc.is_empty() {
+            let doc: Vec<&str> = key.doc.iter().map(|line| line.trim()).collect();
+            out.push_str(&format!("\n      {}", doc.join(" ")));
+        }
+        out.push('\n');
     }
     out
 }
@@ -237,9 +122,14 @@ fn edit_distance(a: &str, b: &str) -> usize {
 
 /// The known key closest to a misspelled one, when it is close enough to be a likely typo.
 fn suggestion(key_lower: &str) -> Option<&'static str> {
-    SCHEMA
+    schema()
         .iter()
-        .map(|(k, _, _)| (edit_distance(&k.to_ascii_lowercase(), key_lower), *k))
+        .map(|k| {
+            (
+                edit_distance(&k.name.to_ascii_lowercase(), key_lower),
+                k.name,
+            )
+        })
         .filter(|(d, k)| *d <= 3.max(k.len() / 8))
         .min_by_key(|(d, _)| *d)
         .map(|(_, k)| k)
@@ -253,11 +143,12 @@ fn unknown_key(origin: Source, key: &str) -> ConfigError {
     }
 }
 
-fn canonical(key_lower: &str) -> Option<(&'static str, &'static str, Kind)> {
-    SCHEMA
+/// The canonical spelling of a key given in any case.
+fn canonical(key_lower: &str) -> Option<&'static str> {
+    schema()
         .iter()
-        .copied()
-        .find(|(k, _, _)| k.to_ascii_lowercase() == key_lower)
+        .find(|k| k.name.to_ascii_lowercase() == key_lower)
+        .map(|k| k.name)
 }
 
 /// Flattens a YAML mapping to `lowercased.dotted.keys` → scalar text.
@@ -345,18 +236,13 @@ pub fn config_files(config: Option<&str>) -> Result<Vec<PathBuf>, ConfigError> {
     Ok(files)
 }
 
-/// Every key's value and where it came from, after the layers (defaults, files, env, flags).
-type Layered = BTreeMap<&'static str, (String, Source)>;
-
+/// Every key's text and where it came from, after the layers (defaults, files, env, flags).
 fn layered(
     files: &[PathBuf],
     env: impl Fn(&str) -> Option<String>,
     flags: &[(String, String)],
-) -> Result<Layered, ConfigError> {
-    let mut values: Layered = SCHEMA
-        .iter()
-        .map(|(k, d, _)| (*k, (d.to_string(), Source::Default)))
-        .collect();
+) -> Result<Values, ConfigError> {
+    let mut values = settings::defaults();
     for path in files {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
             path: path.clone(),
@@ -377,14 +263,14 @@ fn layered(
                 continue; // other sections belong to other services
             }
             match canonical(&k) {
-                Some((key, _, _)) => {
+                Some(key) => {
                     values.insert(key, (v, Source::File(path.clone())));
                 }
                 None => return Err(unknown_key(Source::File(path.clone()), &k)),
             }
         }
     }
-    for (key, _, _) in SCHEMA {
+    for key in schema().iter().map(|k| k.name) {
         let dotted = key.to_ascii_uppercase().replace('-', "_");
         for name in [dotted.clone(), dotted.replace('.', "_")] {
             if let Some(v) = env(&name) {
@@ -394,8 +280,7 @@ fn layered(
         }
     }
     for (k, v) in flags {
-        let (key, _, _) =
-            canonical(&k.to_ascii_lowercase()).ok_or_else(|| unknown_key(Source::Flag, k))?;
+        let key = canonical(&k.to_ascii_lowercase()).ok_or_else(|| unknown_key(Source::Flag, k))?;
         values.insert(key, (v.clone(), Source::Flag));
     }
     Ok(values)
@@ -408,229 +293,9 @@ pub fn load(
     flags: &[(String, String)],
 ) -> Result<Config, ConfigError> {
     let values = layered(files, env, flags)?;
-    let get = |key: &str| -> (&String, &Source) {
-        let (v, s) = &values[key];
-        (v, s)
-    };
-    let invalid = |key: &str, reason: String| {
-        let (v, s) = get(key);
-        ConfigError::Invalid {
-            origin: s.clone(),
-            key: key.to_owned(),
-            value: v.clone(),
-            reason,
-        }
-    };
-    let text = |key: &str| get(key).0.clone();
-    let int = |key: &str| {
-        get(key)
-            .0
-            .trim()
-            .parse::<i64>()
-            .map_err(|_| invalid(key, "expected an integer".into()))
-    };
-    let boolean = |key: &str| match get(key).0.trim().to_ascii_lowercase().as_str() {
-        "true" | "1" | "t" | "yes" => Ok(true),
-        "false" | "0" | "f" | "no" | "" => Ok(false),
-        _ => Err(invalid(key, "expected true or false".into())),
-    };
-    let port = get("secret.server.port")
-        .0
-        .trim()
-        .parse::<u16>()
-        .map_err(|_| {
-            invalid(
-                "secret.server.port",
-                "expected a port number (0-65535)".into(),
-            )
-        })?;
-    let timeout_text = text("secret.kubernetes.timeout");
-    let timeout = if timeout_text.is_empty() {
-        None
-    } else {
-        Some(
-            crate::gostr::parse_go_duration(&timeout_text)
-                .map_err(|r| invalid("secret.kubernetes.timeout", r))?,
-        )
-    };
-    let request_timeout = crate::gostr::parse_go_duration(&text("secret.server.requestTimeout"))
-        .map_err(|r| invalid("secret.server.requestTimeout", r))?;
-    if request_timeout.is_zero() {
-        return Err(invalid(
-            "secret.server.requestTimeout",
-            "must be more than zero".into(),
-        ));
-    }
-    let duration =
-        |key: &str| crate::gostr::parse_go_duration(&text(key)).map_err(|r| invalid(key, r));
-    let positive_duration = |key: &str| {
-        let d = duration(key)?;
-        if d.is_zero() {
-            return Err(invalid(key, "must be more than zero".into()));
-        }
-        Ok(d)
-    };
-    let positive_int = |key: &str, max: i64| {
-        let n = int(key)?;
-        if n <= 0 || n > max {
-            return Err(invalid(key, format!("must be between 1 and {max}")));
-        }
-        Ok(n)
-    };
-    // Go's client-go turns qps <= 0 into its default and burst <= 0 into an error at the first
-    // call; refuse both here, where the mistake is made.
-    let qps = int("secret.kubernetes.qps")?;
-    if qps <= 0 {
-        return Err(invalid(
-            "secret.kubernetes.qps",
-            "must be more than zero (the limit protects a real API server; the embedded engine has none)".into(),
-        ));
-    }
-    let burst = positive_int("secret.kubernetes.burst", i64::from(u32::MAX))?;
-    let namespace = text("secret.kubernetes.namespace");
-    if !crate::k8s_rules::is_namespace_name(&namespace) {
-        return Err(invalid(
-            "secret.kubernetes.namespace",
-            "not a valid namespace name (a lowercase RFC 1123 label: at most 63 characters, lower case letters, digits and '-', starting and ending with a letter or digit)".into(),
-        ));
-    }
-    let keepalive = duration("secret.server.http2KeepaliveInterval")?;
-    let log_format = text("secret.log.format");
-    if !matches!(log_format.as_str(), "text" | "json") {
-        return Err(invalid("secret.log.format", "expected text or json".into()));
-    }
-    let non_empty = |key: &str| Some(text(key)).filter(|s| !s.is_empty());
-    let list = |key: &str| -> Result<Vec<String>, ConfigError> {
-        let t = text(key);
-        let t = t.trim();
-        if t.is_empty() {
-            return Ok(Vec::new());
-        }
-        if t.starts_with('[') || t.starts_with('-') {
-            return serde_yaml::from_str::<Vec<String>>(t)
-                .map_err(|e| invalid(key, format!("expected a list of strings: {e}")));
-        }
-        Ok(t.split(',')
-            .map(|s| s.trim().to_owned())
-            .filter(|s| !s.is_empty())
-            .collect())
-    };
-    let tls = match (
-        non_empty("secret.server.tls.certFile"),
-        non_empty("secret.server.tls.keyFile"),
-    ) {
-        (Some(cert), Some(key)) => Some(TlsConfig {
-            cert_file: PathBuf::from(cert),
-            key_file: PathBuf::from(key),
-            client_ca_file: non_empty("secret.server.tls.clientCAFile").map(PathBuf::from),
-        }),
-        (None, None) if non_empty("secret.server.tls.clientCAFile").is_none() => None,
-        (None, None) => {
-            return Err(invalid(
-                "secret.server.tls.clientCAFile",
-                "needs secret.server.tls.certFile and keyFile".into(),
-            ));
-        }
-        (Some(_), None) => {
-            return Err(invalid(
-                "secret.server.tls.keyFile",
-                "needed with secret.server.tls.certFile".into(),
-            ));
-        }
-        (None, Some(_)) => {
-            return Err(invalid(
-                "secret.server.tls.certFile",
-                "needed with secret.server.tls.keyFile".into(),
-            ));
-        }
-    };
-    let jwt_url = non_empty("secret.auth.jwt.jwksURL");
-    let jwt_file = non_empty("secret.auth.jwt.jwksFile");
-    let jwt_issuer = text("secret.auth.jwt.issuer");
-    let jwt = if jwt_url.is_none() && jwt_file.is_none() && jwt_issuer.is_empty() {
-        None
-    } else {
-        if jwt_url.is_some() == jwt_file.is_some() {
-            return Err(invalid(
-                "secret.auth.jwt.jwksURL",
-                "set exactly one of secret.auth.jwt.jwksURL and secret.auth.jwt.jwksFile".into(),
-            ));
-        }
-        if jwt_issuer.is_empty() {
-            return Err(invalid(
-                "secret.auth.jwt.issuer",
-                "required when JWT authentication is configured".into(),
-            ));
-        }
-        let audiences = list("secret.auth.jwt.audiences")?;
-        if audiences.is_empty() {
-            return Err(invalid(
-                "secret.auth.jwt.audiences",
-                "name at least one audience".into(),
-            ));
-        }
-        Some(JwtConfig {
-            issuer: jwt_issuer,
-            audiences,
-            jwks_url: jwt_url,
-            jwks_file: jwt_file.map(PathBuf::from),
-            username_claim: text("secret.auth.jwt.usernameClaim"),
-            groups_claim: text("secret.auth.jwt.groupsClaim"),
-        })
-    };
-    let policy_text = text("secret.auth.policy");
-    let policy = if policy_text.trim().is_empty() {
-        None
-    } else {
-        Some(
-            crate::auth::policy::parse_rules(&policy_text)
-                .map_err(|r| invalid("secret.auth.policy", r))?,
-        )
-    };
-    let auth = AuthConfig {
-        jwt,
-        token_review: boolean("secret.auth.kubernetes.tokenReview")?,
-        token_review_audiences: list("secret.auth.kubernetes.audiences")?,
-        policy,
-    };
-    Ok(Config {
-        host: text("secret.server.host"),
-        host_explicit: get("secret.server.host").1 != &Source::Default,
-        port,
-        request_timeout,
-        webhook_url: text("secret.webhookURL"),
-        kubeconfig: text("secret.kubernetes.kubeconfig"),
-        namespace,
-        qps,
-        burst,
-        timeout,
-        cluster_name: text("secret.kubernetes.clusterName"),
-        strict_names: boolean("secret.strictNames")?,
-        data_dir: non_empty("secret.embedded.dataDir").map(PathBuf::from),
-        ephemeral: boolean("secret.embedded.ephemeral")?,
-        kube_api_listen: non_empty("secret.embedded.kubeApiListen"),
-        write_kubeconfig: non_empty("secret.embedded.writeKubeconfig").map(PathBuf::from),
-        test_fault_injection: boolean("secret.embedded.testFaultInjection")?,
-        header_read_timeout: positive_duration("secret.server.headerReadTimeout")?,
-        idle_timeout: positive_duration("secret.server.idleTimeout")?,
-        http2_keepalive_interval: Some(keepalive).filter(|d| !d.is_zero()),
-        http2_keepalive_timeout: positive_duration("secret.server.http2KeepaliveTimeout")?,
-        http2_max_concurrent_streams: positive_int(
-            "secret.server.http2MaxConcurrentStreams",
-            i64::from(u32::MAX),
-        )? as u32,
-        max_connections: positive_int("secret.server.maxConnections", 1 << 20)? as usize,
-        max_concurrent_requests: positive_int("secret.server.maxConcurrentRequests", 1 << 20)?
-            as usize,
-        shutdown_grace: duration("secret.server.shutdownGrace")?,
-        encryption_key_file: non_empty("secret.embedded.encryption.keyFile").map(PathBuf::from),
-        log_json: log_format == "json",
-        otlp_endpoint: text("secret.tracing.otlpEndpoint"),
-        tls,
-        auth,
-        audit_path: non_empty("secret.audit.path"),
-        token_auth_file: non_empty("secret.embedded.tokenAuthFile").map(PathBuf::from),
-    })
+    let config = Config::read(&values)?;
+    config.check(&values)?;
+    Ok(config)
 }
 
 /// What a redacted value is shown as.
@@ -685,7 +350,7 @@ pub fn render_effective(
     let mut open: Vec<&str> = Vec::new();
     // Keys grouped by section (stable, so each section keeps the schema's order), so every
     // YAML mapping is written once.
-    let mut keys: Vec<&str> = SCHEMA.iter().map(|(key, _, _)| *key).collect();
+    let mut keys: Vec<&str> = schema().iter().map(|k| k.name).collect();
     keys.sort_by_key(|key| {
         let mut parts: Vec<&str> = key.split('.').collect();
         parts.pop();
@@ -725,6 +390,7 @@ pub fn expand_home(path: &str) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn no_env(_: &str) -> Option<String> {
         None
@@ -734,7 +400,7 @@ mod tests {
     fn defaults_match_go() {
         let c = load(&[], no_env, &[]).unwrap();
         assert_eq!(
-            (c.host.as_str(), c.host_explicit, c.port),
+            (c.host.name.as_str(), c.host.explicit, c.port),
             ("0.0.0.0", false, 8093)
         );
         assert_eq!(c.webhook_url, "http://localhost:9444");
@@ -888,7 +554,7 @@ mod tests {
             "0".to_owned(),
         )];
         let c = load(&[], no_env, &flags).unwrap();
-        assert_eq!(c.http2_keepalive_interval, None);
+        assert_eq!(c.limits.http2_keepalive_interval, None);
     }
 
     #[test]
@@ -956,7 +622,8 @@ mod tests {
         )
         .unwrap();
         let c = load(std::slice::from_ref(&file), no_env, &[]).unwrap();
-        let jwt = c.auth.jwt.clone().unwrap();
+        assert!(c.auth.jwt.enabled());
+        let jwt = c.auth.jwt.clone();
         assert_eq!(jwt.audiences, ["a", "b"]);
         assert_eq!(
             (jwt.username_claim.as_str(), jwt.groups_claim.as_str()),
@@ -966,10 +633,9 @@ mod tests {
         assert_eq!(policy[0].subjects, ["alice", "group:ml"]);
         assert_eq!(policy[0].domains, [""]);
         assert_eq!(c.audit_path.as_deref(), Some("-"));
-        let tls = c.tls.clone().unwrap();
         assert_eq!(
-            (tls.cert_file.to_str(), tls.client_ca_file),
-            (Some("/c.crt"), None)
+            (c.tls.files(), c.tls.client_ca_file.as_deref()),
+            (Some((Path::new("/c.crt"), Path::new("/c.key"))), None)
         );
         // environment: comma-separated lists, the policy as YAML/JSON text
         let env = |name: &str| match name {
@@ -981,7 +647,7 @@ mod tests {
             _ => None,
         };
         let c = load(std::slice::from_ref(&file), env, &[]).unwrap();
-        assert_eq!(c.auth.jwt.unwrap().audiences, ["x", "y"]);
+        assert_eq!(c.auth.jwt.audiences, ["x", "y"]);
         assert_eq!(c.auth.policy.unwrap()[0].subjects, ["bob"]);
         // flags: an empty policy list allows nothing (and differs from no policy)
         let flags = vec![("secret.auth.policy".to_owned(), "[]".to_owned())];
@@ -989,6 +655,78 @@ mod tests {
         assert_eq!(c.auth.policy, Some(vec![]));
         assert_eq!(load(&[], no_env, &[]).unwrap().auth, AuthConfig::default());
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// Each key is declared once (issue 15): no two declarations share a spelling, in any case,
+    /// and `--help` shows every key with its default and the doc of the field it fills.
+    #[test]
+    fn keys_are_declared_once_and_documented_in_help() {
+        let mut seen = std::collections::BTreeSet::new();
+        for key in schema() {
+            assert!(
+                seen.insert(key.name.to_ascii_lowercase()),
+                "{} is declared twice",
+                key.name
+            );
+            assert!(key.name.starts_with("secret."), "{}", key.name);
+        }
+        assert!(seen.len() >= 40, "{}", seen.len());
+        let help = flags_help();
+        for key in schema() {
+            assert!(
+                help.contains(&format!(
+                    "--{} VALUE   (default {:?})",
+                    key.name, key.default
+                )),
+                "{help}"
+            );
+        }
+        assert!(
+            help.contains("Requests per second to a real API server"),
+            "{help}"
+        );
+        // A group's Default is its declared defaults, as the loader reads them.
+        let c = load(&[], no_env, &[]).unwrap();
+        assert_eq!(c, Config::default());
+        assert_eq!(c.limits, Limits::default());
+        assert_eq!(default_of("secret.server.maxConnections"), "4096");
+        assert_eq!(c.limits.max_connections, 4096);
+    }
+
+    #[test]
+    fn cross_key_rules_name_the_key_to_fix() {
+        for (flags, key, expect) in [
+            (
+                vec![("secret.server.tls.certFile", "/c")],
+                "secret.server.tls.keyFile",
+                "needed with",
+            ),
+            (
+                vec![("secret.server.tls.clientCAFile", "/ca")],
+                "secret.server.tls.clientCAFile",
+                "needs secret.server.tls.certFile",
+            ),
+            (
+                vec![("secret.auth.jwt.issuer", "https://i")],
+                "secret.auth.jwt.jwksURL",
+                "exactly one",
+            ),
+            (
+                vec![
+                    ("secret.auth.jwt.issuer", "https://i"),
+                    ("secret.auth.jwt.jwksFile", "/j"),
+                ],
+                "secret.auth.jwt.audiences",
+                "at least one audience",
+            ),
+        ] {
+            let flags: Vec<(String, String)> = flags
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            let e = load(&[], no_env, &flags).unwrap_err().to_string();
+            assert!(e.contains(key) && e.contains(expect), "{flags:?}: {e}");
+        }
     }
 
     #[test]
