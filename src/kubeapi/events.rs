@@ -70,12 +70,15 @@ pub struct Subscription {
     /// Events after the requested resourceVersion (empty when starting from `view`).
     pub backlog: Vec<Event>,
     pub rx: broadcast::Receiver<Event>,
+    /// Becomes true when the server shuts down: open watches end then.
+    pub closing: tokio::sync::watch::Receiver<bool>,
 }
 
 pub struct Db {
     store: Store,
     hub: Mutex<Hub>,
     tickets: AtomicU64,
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 impl Db {
@@ -91,6 +94,7 @@ impl Db {
                 pending: BTreeMap::new(),
             }),
             tickets: AtomicU64::new(0),
+            closing: tokio::sync::watch::Sender::new(false),
         }
     }
 
@@ -164,7 +168,14 @@ impl Db {
             view,
             backlog,
             rx: hub.tx.subscribe(),
+            closing: self.closing.subscribe(),
         })
+    }
+
+    /// Ends every open watch, and every watch opened from now on once it has sent its
+    /// initial events (the server is shutting down; clients re-list or resume elsewhere).
+    pub fn end_watches(&self) {
+        self.closing.send_replace(true);
     }
 
     /// Forgets the event history, as etcd compaction would: resuming older watches gets 410.

@@ -69,6 +69,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     let engine_tls = engine.face_tls().map(|t| t.config.clone());
+    let watched = engine.clone();
     let service = tower::service_fn(move |req: Request<Incoming>| {
         let engine = engine.clone();
         async move {
@@ -95,6 +96,12 @@ pub async fn serve(
         }
     });
     let tls = engine_tls.map(|t| Arc::new(crate::listener::tls::TlsAcceptor::fixed(t)));
+    // Watches never finish on their own: end them when shutdown begins, as kube-apiserver
+    // does, so the grace period is spent only on requests that do.
+    let shutdown = async move {
+        shutdown.await;
+        watched.end_watches();
+    };
     crate::listener::serve_with("kube-api", listener, limits, tls, service, shutdown).await;
 }
 
@@ -157,5 +164,69 @@ impl tower::Service<Request<kube::client::Body>> for InProcess {
                     .map(Body::full),
             })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A watch never finishes by itself; shutdown used to wait the whole grace period for it
+    /// (`kubectl get -w` held `kube-api` up for 30 s after SIGTERM).
+    #[tokio::test]
+    async fn shutdown_ends_open_watches_instead_of_waiting_out_the_grace_period() {
+        let engine = Engine::ephemeral();
+        engine.ensure_namespace("default");
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let limits = crate::listener::Limits {
+            shutdown_grace: Duration::from_secs(300),
+            ..Default::default()
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(engine, listener, limits, false, async {
+            let _ = stopped.await;
+        }));
+        let mut watch = tokio::net::TcpStream::connect(addr).await.unwrap();
+        watch
+            .write_all(
+                b"GET /api/v1/namespaces/default/secrets?watch=true HTTP/1.1\r\nHost: t\r\n\r\n",
+            )
+            .await
+            .unwrap();
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !String::from_utf8_lossy(&seen).contains("\r\n\r\n") {
+            let n = watch.read(&mut buf).await.unwrap();
+            assert!(n > 0, "the watch closed before answering");
+            seen.extend_from_slice(&buf[..n]);
+        }
+        assert!(
+            seen.starts_with(b"HTTP/1.1 200"),
+            "{}",
+            String::from_utf8_lossy(&seen)
+        );
+
+        stop.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(20), server)
+            .await
+            .expect("shutdown waited for the open watch")
+            .unwrap();
+        // The watch's response was ended properly (the last chunk), not cut off.
+        let rest = tokio::time::timeout(Duration::from_secs(5), async {
+            let mut rest = Vec::new();
+            let _ = watch.read_to_end(&mut rest).await;
+            rest
+        })
+        .await
+        .unwrap();
+        seen.extend_from_slice(&rest);
+        assert!(
+            seen.ends_with(b"0\r\n\r\n"),
+            "{}",
+            String::from_utf8_lossy(&seen)
+        );
     }
 }

@@ -125,6 +125,11 @@ impl Engine {
         self.db.compact();
     }
 
+    /// Ends open watches (shutdown): a graceful stop then waits only for short requests.
+    pub fn end_watches(&self) {
+        self.db.end_watches();
+    }
+
     /// Requires a listed bearer token on the HTTP face, which then serves HTTPS with a fresh
     /// self-signed certificate (set once, before the face serves).
     pub fn set_token_file(&self, file: tokens::TokenFile) -> Result<(), String> {

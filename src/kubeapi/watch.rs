@@ -305,7 +305,7 @@ pub fn watch(
                 .backlog
                 .last()
                 .map_or(since.unwrap_or(sub.view.rv), |e| e.rv);
-            (Some(sub.rx), last.max(since.unwrap_or(0)))
+            (Some((sub.rx, sub.closing)), last.max(since.unwrap_or(0)))
         }
     };
     let (tx, body_rx) = mpsc::channel::<Bytes>(64);
@@ -315,12 +315,17 @@ pub fn watch(
                 return;
             }
         }
-        let Some(mut rx) = rx else { return };
+        let Some((mut rx, mut closing)) = rx else {
+            return;
+        };
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let next_bookmark = tokio::time::Instant::now() + BOOKMARK_EVERY;
             tokio::select! {
                 _ = tx.closed() => return,
+                () = async {
+                    let _ = closing.wait_for(|closing| *closing).await;
+                } => return,
                 _ = tokio::time::sleep_until(deadline) => {
                     if bookmarks {
                         let _ = tx.send(bookmark(resource, last_rv, false)).await;
