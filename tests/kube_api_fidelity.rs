@@ -2093,3 +2093,58 @@ async fn namespace_lifecycle_survives_a_restart() {
     assert!(!names.contains(&"gone".to_owned()), "{names:?}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// docs/kubernetes-api.md §2.6: a read at a resourceVersion the store has not reached waits
+/// up to 3 s for it, then fails with 504 `Too large resource version` and `Retry-After: 1`.
+#[tokio::test(start_paused = true)]
+async fn case_61_a_future_resource_version_waits_then_times_out() {
+    let api = Arc::new(Api::new());
+    let current = rv(&api.create(s("a", json!({"k": "dg=="}))).await.body);
+    let future = current + 1000;
+    for path in [
+        format!("{SECRETS}/a?resourceVersion={future}"),
+        format!("{SECRETS}?resourceVersion={future}"),
+        format!("{SECRETS}?resourceVersion={future}&resourceVersionMatch=NotOlderThan"),
+    ] {
+        let started = tokio::time::Instant::now();
+        let r = api.get(&path).await;
+        assert!(started.elapsed() >= std::time::Duration::from_secs(3));
+        let now = rv(&api.get(SECRETS).await.body);
+        assert_status(
+            &r,
+            504,
+            "Timeout",
+            &format!("Timeout: Too large resource version: {future}, current: {now}"),
+        );
+        assert_eq!(r.headers["retry-after"], "1");
+        assert_eq!(
+            r.body["details"],
+            json!({"causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}], "retryAfterSeconds": 1})
+        );
+    }
+    // A version the store reaches while the read waits is served as soon as it is there.
+    let waiting = {
+        let api = api.clone();
+        tokio::spawn(async move {
+            let started = tokio::time::Instant::now();
+            let r = api
+                .get(&format!("{SECRETS}?resourceVersion={}", current + 1))
+                .await;
+            (r.code, started.elapsed())
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(api.create(s("b", json!({}))).await.code, 201);
+    let (code, waited) = waiting.await.unwrap();
+    assert_eq!(code, 200);
+    assert!(waited < std::time::Duration::from_secs(1), "{waited:?}");
+    // Versions already reached are answered without waiting.
+    let started = tokio::time::Instant::now();
+    assert_eq!(
+        api.get(&format!("{SECRETS}/a?resourceVersion={current}"))
+            .await
+            .code,
+        200
+    );
+    assert_eq!(started.elapsed(), std::time::Duration::ZERO);
+}

@@ -19,6 +19,9 @@ use tokio::sync::broadcast;
 pub const HISTORY: usize = 1024;
 /// How many events an open watch may lag behind before it is closed.
 const CHANNEL: usize = 1024;
+/// How long a read asking for a resourceVersion the store has not reached waits for it, as the
+/// watch cache does (`blockTimeout`) [docs/kubernetes-api.md §2.6].
+const FRESHNESS_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
 #[derive(Clone, Debug)]
 pub enum Object {
@@ -79,6 +82,8 @@ pub struct Db {
     hub: Mutex<Hub>,
     tickets: AtomicU64,
     closing: tokio::sync::watch::Sender<bool>,
+    /// Bumped whenever events are published: readers waiting for a resourceVersion look again.
+    published: tokio::sync::watch::Sender<()>,
 }
 
 impl Db {
@@ -95,6 +100,7 @@ impl Db {
             }),
             tickets: AtomicU64::new(0),
             closing: tokio::sync::watch::Sender::new(false),
+            published: tokio::sync::watch::Sender::new(()),
         }
     }
 
@@ -152,6 +158,27 @@ impl Db {
                 let _ = hub.tx.send(event);
             }
         }
+        drop(hub);
+        self.published.send_replace(());
+    }
+
+    /// Waits up to [`FRESHNESS_WAIT`] for the store to reach resourceVersion `rv` (a read asking
+    /// for state at least that new); then 504 `Too large resource version`.
+    pub async fn reach(&self, rv: u64) -> Result<(), ApiError> {
+        let mut published = self.published.subscribe();
+        let reached = tokio::time::timeout(
+            FRESHNESS_WAIT,
+            published.wait_for(|()| self.store.read().rv >= rv),
+        )
+        .await
+        .is_ok_and(|r| r.is_ok());
+        if reached {
+            return Ok(());
+        }
+        Err(ApiError::resource_version_too_large(
+            rv,
+            self.store.read().rv,
+        ))
     }
 
     /// Opens a watch: from the current state (`since == None`), or from the events after

@@ -245,6 +245,22 @@ impl Engine {
         if !matches!(route, Route::Unrouted | Route::OpenApiV2) && !acceptable(call.accept) {
             return ApiError::not_acceptable().into_reply();
         }
+        // A read at resourceVersion N sees state at least that new: wait for the store to get
+        // there (briefly) rather than answer with older state.
+        if parts.method == Method::GET
+            && !matches!(
+                route,
+                Route::Unrouted | Route::Discovery(_) | Route::OpenApiV2
+            )
+            && let Some(rv) = call
+                .query
+                .get("resourceVersion")
+                .and_then(|v| v.parse::<u64>().ok())
+                .filter(|rv| *rv > 0)
+            && let Err(e) = self.db.reach(rv).await
+        {
+            return e.into_reply();
+        }
         let db = &self.db;
         let result: Result<Reply, ApiError> = match (route, &parts.method) {
             (Route::Discovery(doc), &Method::GET) => Ok(json_reply(200, &doc)),

@@ -278,6 +278,22 @@ impl ApiError {
         Self::new(504, "Timeout", format!("Timeout: {}", message.into())).with_details(json!({}))
     }
 
+    /// A read asked for a resourceVersion the store has not reached, even after waiting
+    /// [docs/kubernetes-api.md §2.6].
+    pub fn resource_version_too_large(requested: u64, current: u64) -> Self {
+        let mut e = Self::new(
+            504,
+            "Timeout",
+            format!("Timeout: Too large resource version: {requested}, current: {current}"),
+        )
+        .with_details(json!({
+            "causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}],
+            "retryAfterSeconds": 1,
+        }));
+        e.retry_after = Some(1);
+        e
+    }
+
     pub fn too_many_requests(message: impl Into<String>, retry_after: u32) -> Self {
         let mut e = Self::new(429, "TooManyRequests", message)
             .with_details(json!({"retryAfterSeconds": retry_after}));
