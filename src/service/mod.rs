@@ -309,6 +309,16 @@ impl SecretService {
         result
     }
 
+    /// What an RPC on one secret acts on. Only the policy and the audit log read it, so without
+    /// either the identifier is not copied.
+    fn target(&self, verb: Verb, id: Option<&SecretIdentifier>) -> Target {
+        if self.policy.is_none() && self.audit.is_none() {
+            Target::one(verb, None)
+        } else {
+            Target::one(verb, id)
+        }
+    }
+
     fn status(&self) -> SecretStatus {
         SecretStatus {
             overall_status: OverallStatus::FullyPresent as i32,
@@ -329,7 +339,7 @@ impl SecretService {
     }
 
     pub async fn create(&self, req: CreateSecretRequest) -> Result<CreateSecretResponse, RpcError> {
-        let target = Target::one(Verb::Create, req.id.as_ref());
+        let target = self.target(Verb::Create, req.id.as_ref());
         self.observed("CreateSecret", target, self.create_rpc(req))
             .await
     }
@@ -524,7 +534,7 @@ impl SecretService {
     }
 
     pub async fn get(&self, req: GetSecretRequest) -> Result<GetSecretResponse, RpcError> {
-        let target = Target::one(Verb::Get, req.id.as_ref());
+        let target = self.target(Verb::Get, req.id.as_ref());
         self.observed("GetSecret", target, self.get_rpc(req)).await
     }
 
@@ -548,7 +558,7 @@ impl SecretService {
     /// image-pull secret's companion is rewritten (re-created when missing); if that fails, the
     /// previous value is put back.
     pub async fn update(&self, req: UpdateSecretRequest) -> Result<UpdateSecretResponse, RpcError> {
-        let target = Target::one(Verb::Update, req.id.as_ref());
+        let target = self.target(Verb::Update, req.id.as_ref());
         self.observed("UpdateSecret", target, self.update_rpc(req))
             .await
     }
@@ -618,7 +628,7 @@ impl SecretService {
     }
 
     pub async fn delete(&self, req: DeleteSecretRequest) -> Result<DeleteSecretResponse, RpcError> {
-        let target = Target::one(Verb::Delete, req.id.as_ref());
+        let target = self.target(Verb::Delete, req.id.as_ref());
         self.observed("DeleteSecret", target, self.delete_rpc(req))
             .await
     }
