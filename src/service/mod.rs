@@ -35,6 +35,9 @@ pub const LABEL_MANAGED: &str = "app.flyte.org/managed";
 pub const LABEL_DOMAIN: &str = "app.flyte.org/domain";
 pub const LABEL_PROJECT: &str = "app.flyte.org/project";
 
+/// The name of the span each RPC runs in (exported over OTLP, named there by `otel.name`).
+pub const RPC_SPAN: &str = "rpc";
+
 const NO_VALUE: &str = "string or binary value expected, got <nil>";
 
 /// Settings read on every request (the Go service reads these from live config).
@@ -266,7 +269,7 @@ impl SecretService {
     ) -> Result<T, RpcError> {
         use tracing::Instrument as _;
         let span = tracing::info_span!(
-            "rpc",
+            RPC_SPAN,
             otel.name = %format_args!("flyteidl2.secret.SecretService/{method}"),
             otel.kind = "server",
             rpc.system = transport::current_name(),
