@@ -542,10 +542,11 @@ impl SecretService {
     }
 
     async fn get_rpc(&self, req: GetSecretRequest) -> Result<GetSecretResponse, RpcError> {
-        let id = req.id.clone().unwrap_or_default();
+        let absent = SecretIdentifier::default();
+        let id = req.id.as_ref().unwrap_or(&absent);
         check_scope(&id.domain, &id.project)?;
-        let (_, object) = names(&id);
-        let secret = self.read(&id, &object, req.include_system_secrets).await?;
+        let (_, object) = names(id);
+        let secret = self.read(id, &object, req.include_system_secrets).await?;
         Ok(GetSecretResponse {
             secret: Some(Secret {
                 id: req.id,
