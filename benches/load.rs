@@ -355,14 +355,22 @@ fn main() {
             "id": {"name": NAME, "domain": DOMAIN, "project": PROJECT},
             "secretSpec": {"stringValue": "load-bench-value"},
         });
-        let status = post(
-            &mut send,
-            &server.service,
-            "/flyteidl2.secret.SecretService/CreateSecret",
-            "application/json",
-            Bytes::from(create.to_string()),
-        )
-        .await;
+        // The service answers before its startup has created the namespace: retry a 5xx.
+        let mut status = 0;
+        for _ in 0..50 {
+            status = post(
+                &mut send,
+                &server.service,
+                "/flyteidl2.secret.SecretService/CreateSecret",
+                "application/json",
+                Bytes::from(create.to_string()),
+            )
+            .await;
+            if status < 500 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         assert_eq!(status, 200, "creating the benchmark secret");
 
         println!(

@@ -206,7 +206,13 @@ pub fn get_secret(db: &Db, ns: &str, name: &str, accept: Option<&str>) -> Result
             &table::secrets_table(std::iter::once(&**s), &s.meta.resource_version, None, None),
         ));
     }
-    Ok(json_reply(200, &encode_secret(s, true)))
+    let mut body = Vec::with_capacity(512);
+    object::write_secret(&mut body, s, true);
+    Ok(super::status::json_bytes_reply(
+        200,
+        body,
+        "application/json",
+    ))
 }
 
 pub fn replace_secret(db: &Db, ns: &str, name: &str, call: &Call<'_>) -> Result<Reply, ApiError> {

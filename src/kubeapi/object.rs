@@ -394,6 +394,117 @@ pub fn encode_secret(s: &Secret, top_level: bool) -> Value {
     Value::Object(m)
 }
 
+/// Writes the JSON of a Secret: byte for byte what serializing [`encode_secret`]'s value gives
+/// (the same field order, escaping and number forms), without building the value tree. The GET
+/// path, which every GetSecret and the kube-api face's GET take, uses this.
+pub fn write_secret(out: &mut Vec<u8>, s: &Secret, top_level: bool) {
+    out.push(b'{');
+    if top_level {
+        out.extend_from_slice(br#""kind":"Secret","apiVersion":"v1","#);
+    }
+    out.extend_from_slice(br#""metadata":"#);
+    write_meta(out, &s.meta);
+    if let Some(i) = s.immutable {
+        out.extend_from_slice(if i {
+            br#","immutable":true"#
+        } else {
+            br#","immutable":false"#
+        });
+    }
+    if !s.data.is_empty() {
+        out.extend_from_slice(br#","data":{"#);
+        for (n, (k, v)) in s.data.iter().enumerate() {
+            if n > 0 {
+                out.push(b',');
+            }
+            write_json(out, k);
+            out.extend_from_slice(b":\"");
+            // The standard alphabet and padding need no JSON escaping.
+            let start = out.len();
+            out.resize(start + base64::encoded_len(v.len(), true).expect("fits"), 0);
+            let written = STANDARD
+                .encode_slice(v, &mut out[start..])
+                .expect("sized to fit");
+            out.truncate(start + written);
+            out.push(b'"');
+        }
+        out.push(b'}');
+    }
+    if !s.type_.is_empty() {
+        out.extend_from_slice(br#","type":"#);
+        write_json(out, &s.type_);
+    }
+    out.push(b'}');
+}
+
+/// Serializes any value the way `serde_json` serializes it inside a `Value` tree.
+fn write_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, v: &T) {
+    serde_json::to_writer(&mut *out, v).expect("strings, maps and JSON values serialize");
+}
+
+/// [`encode_meta`]'s JSON, written directly.
+fn write_meta(out: &mut Vec<u8>, meta: &ObjectMeta) {
+    let mut first = true;
+    let mut key = |out: &mut Vec<u8>, k: &str| {
+        out.extend_from_slice(if first { b"{\"" } else { b",\"" });
+        first = false;
+        out.extend_from_slice(k.as_bytes());
+        out.extend_from_slice(b"\":");
+    };
+    for (k, v) in [
+        ("name", &meta.name),
+        ("generateName", &meta.generate_name),
+        ("namespace", &meta.namespace),
+        ("uid", &meta.uid),
+        ("resourceVersion", &meta.resource_version),
+    ] {
+        if !v.is_empty() {
+            key(out, k);
+            write_json(out, v);
+        }
+    }
+    if let Some(g) = meta.generation {
+        key(out, "generation");
+        write_json(out, &g);
+    }
+    if let Some(t) = meta.creation_timestamp {
+        key(out, "creationTimestamp");
+        write_json(out, &format_time(t));
+    }
+    if let Some(t) = meta.deletion_timestamp {
+        key(out, "deletionTimestamp");
+        write_json(out, &format_time(t));
+    }
+    if let Some(g) = meta.deletion_grace_period_seconds {
+        key(out, "deletionGracePeriodSeconds");
+        write_json(out, &g);
+    }
+    if !meta.labels.is_empty() {
+        key(out, "labels");
+        write_json(out, &meta.labels);
+    }
+    if !meta.annotations.is_empty() {
+        key(out, "annotations");
+        write_json(out, &meta.annotations);
+    }
+    if !meta.owner_references.is_empty() {
+        key(out, "ownerReferences");
+        write_json(out, &meta.owner_references);
+    }
+    if !meta.finalizers.is_empty() {
+        key(out, "finalizers");
+        write_json(out, &meta.finalizers);
+    }
+    if !meta.managed_fields.is_empty() {
+        key(out, "managedFields");
+        write_json(out, &meta.managed_fields);
+    }
+    if first {
+        out.push(b'{');
+    }
+    out.push(b'}');
+}
+
 /// Where a Namespace is in its lifecycle. `Gone` is a tombstone: the store keeps the record (it
 /// has no namespace removal), and every reader treats it as absent.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -512,6 +623,66 @@ mod tests {
         let json = encode_secret(&s, true);
         assert_eq!(json["data"], json!({"u": "YWRtaW4=", "v": "eA=="}));
         assert!(json.get("stringData").is_none());
+    }
+
+    /// The direct writer gives exactly the bytes of the value tree, for every field and for
+    /// strings that need escaping.
+    #[test]
+    fn write_secret_matches_the_value_tree_byte_for_byte() {
+        let mut full = Secret {
+            meta: ObjectMeta {
+                name: "n\"ame\u{1}\u{e9}\u{2028}".into(),
+                generate_name: "gen-".into(),
+                namespace: "ns".into(),
+                uid: "u-1".into(),
+                resource_version: "42".into(),
+                generation: Some(-3),
+                creation_timestamp: Some(1_700_000_000),
+                deletion_timestamp: Some(1_700_000_100),
+                deletion_grace_period_seconds: Some(0),
+                labels: BTreeMap::from([("b".into(), "2".into()), ("a/x".into(), "\\1".into())]),
+                annotations: BTreeMap::from([("note".into(), "line\nbreak\t<&>".into())]),
+                owner_references: vec![
+                    json!({"kind": "X", "name": "o", "uid": "1", "controller": true}),
+                ],
+                finalizers: vec!["f/one".into(), "two".into()],
+                managed_fields: vec![
+                    json!({"manager": "m", "fieldsV1": {"f:data": {".": {}}}, "time": "t"}),
+                ],
+            },
+            immutable: Some(false),
+            data: BTreeMap::from([
+                ("k".into(), b"v".to_vec()),
+                ("empty".into(), Vec::new()),
+                ("bin".into(), vec![0, 255, 128, 10]),
+            ]),
+            type_: "kubernetes.io/\"odd\"".into(),
+        };
+        let mut cases = vec![full.clone(), Secret::default()];
+        full.immutable = Some(true);
+        full.data.clear();
+        cases.push(full.clone());
+        full.meta = ObjectMeta::default();
+        full.type_ = String::new();
+        cases.push(full);
+        cases.push(Secret {
+            meta: ObjectMeta {
+                labels: BTreeMap::from([("only".into(), "label".into())]),
+                ..Default::default()
+            },
+            ..Default::default()
+        });
+        for s in &cases {
+            for top_level in [true, false] {
+                let mut written = Vec::new();
+                write_secret(&mut written, s, top_level);
+                let tree = serde_json::to_vec(&encode_secret(s, top_level)).unwrap();
+                assert_eq!(
+                    String::from_utf8(written).unwrap(),
+                    String::from_utf8(tree).unwrap()
+                );
+            }
+        }
     }
 
     #[test]

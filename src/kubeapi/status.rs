@@ -443,7 +443,15 @@ pub fn json_reply(code: u16, body: &Value) -> Reply {
 }
 
 pub fn json_reply_with_type(code: u16, body: &Value, content_type: &'static str) -> Reply {
-    let mut bytes = serde_json::to_vec(body).expect("JSON values serialise");
+    json_bytes_reply(
+        code,
+        serde_json::to_vec(body).expect("JSON values serialise"),
+        content_type,
+    )
+}
+
+/// [`json_reply_with_type`] for a body already serialized.
+pub fn json_bytes_reply(code: u16, mut bytes: Vec<u8>, content_type: &'static str) -> Reply {
     bytes.push(b'\n');
     Response::builder()
         .status(StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))

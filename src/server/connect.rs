@@ -40,16 +40,13 @@ pub enum Codec {
 
 impl Codec {
     fn from_content_type(ct: &str) -> Option<Codec> {
-        let essence = ct
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
-        match essence.as_str() {
-            "application/proto" => Some(Codec::Proto),
-            "application/json" => Some(Codec::Json),
-            _ => None,
+        let essence = ct.split(';').next().unwrap_or("").trim();
+        if essence.eq_ignore_ascii_case("application/proto") {
+            Some(Codec::Proto)
+        } else if essence.eq_ignore_ascii_case("application/json") {
+            Some(Codec::Json)
+        } else {
+            None
         }
     }
 
@@ -115,25 +112,24 @@ pub fn request_bytes(headers: &HeaderMap, body: Bytes) -> Result<Bytes, RpcError
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("identity");
-    let bytes = match encoding.trim().to_ascii_lowercase().as_str() {
-        "" | "identity" => body,
-        "gzip" => {
-            let mut out = Vec::new();
-            flate2::read::GzDecoder::new(&body[..])
-                .take(MAX_REQUEST_BYTES as u64 + 1)
-                .read_to_end(&mut out)
-                .map_err(|e| RpcError::invalid_argument(format!("decompress gzip request: {e}")))?;
-            Bytes::from(out)
-        }
-        other => {
-            return Err(RpcError::new(
-                Code::Unimplemented,
-                format!(
-                    "unknown compression {:?}: supported encodings are gzip",
-                    crate::service::echo(other)
-                ),
-            ));
-        }
+    let encoding = encoding.trim();
+    let bytes = if encoding.is_empty() || encoding.eq_ignore_ascii_case("identity") {
+        body
+    } else if encoding.eq_ignore_ascii_case("gzip") {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(&body[..])
+            .take(MAX_REQUEST_BYTES as u64 + 1)
+            .read_to_end(&mut out)
+            .map_err(|e| RpcError::invalid_argument(format!("decompress gzip request: {e}")))?;
+        Bytes::from(out)
+    } else {
+        return Err(RpcError::new(
+            Code::Unimplemented,
+            format!(
+                "unknown compression {:?}: supported encodings are gzip",
+                crate::service::echo(&encoding.to_ascii_lowercase())
+            ),
+        ));
     };
     if bytes.len() > MAX_REQUEST_BYTES {
         return Err(super::oversized());

@@ -264,8 +264,17 @@ where
         if protocol_of(&req) == Protocol::Plain {
             return Box::pin(self.inner.call(req));
         }
-        // The clone runs the request once a slot is free; `self.inner` (already made ready by
-        // this call's `poll_ready`) is left for the next caller.
+        // A free slot: run the request at once on `self.inner` (made ready by this call's
+        // `poll_ready`), with no clone of the service.
+        if let Ok(slot) = self.permits.clone().try_acquire_owned() {
+            let fut = self.inner.call(req);
+            return Box::pin(async move {
+                let _slot = slot;
+                fut.await
+            });
+        }
+        // Otherwise a clone runs the request once a slot is free; `self.inner` is left for the
+        // next caller.
         let inner = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, inner);
         let permits = self.permits.clone();

@@ -111,6 +111,9 @@ async fn collect_limited(body: Incoming) -> Result<Bytes, RpcError> {
     }
 }
 
+/// The gRPC path prefix of the SecretService, whose calls go straight to its tonic server.
+const SECRET_SERVICE_PREFIX: &str = "/flyteidl2.secret.SecretService/";
+
 /// Routes one request to its protocol's adapter.
 pub async fn route(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
     let protocol = req
@@ -142,7 +145,12 @@ pub async fn route(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
                 // Connect are the HTTP/1.1 protocols).
                 return plain(505, "gRPC requires HTTP/2\n");
             }
-            match tower::ServiceExt::oneshot(app.grpc.clone(), req).await {
+            let resp = if req.uri().path().starts_with(SECRET_SERVICE_PREFIX) {
+                tower::ServiceExt::oneshot(app.secret_grpc.clone(), req).await
+            } else {
+                tower::ServiceExt::oneshot(app.grpc.clone(), req).await
+            };
+            match resp {
                 Ok(resp) => oversized_is_resource_exhausted(resp),
                 Err(never) => match never {},
             }

@@ -185,6 +185,9 @@ pub struct KubeBackend {
     client: kube::Client,
     limiter: TokenBucket,
     timeout: Option<Duration>,
+    /// The `Api<Secret>` of the namespace used first (the service's one namespace), made once:
+    /// building an `Api` allocates its resource description and URL prefix on every call.
+    secrets: std::sync::OnceLock<(String, Api<Secret>)>,
 }
 
 impl KubeBackend {
@@ -193,21 +196,36 @@ impl KubeBackend {
             client,
             limiter: TokenBucket::new(qps, burst),
             timeout,
+            secrets: std::sync::OnceLock::new(),
         }
     }
 
-    fn api(&self, namespace: &str) -> Api<Secret> {
-        Api::namespaced(self.client.clone(), namespace)
+    fn api(&self, namespace: &str) -> std::borrow::Cow<'_, Api<Secret>> {
+        let (ns, api) = self.secrets.get_or_init(|| {
+            (
+                namespace.to_owned(),
+                Api::namespaced(self.client.clone(), namespace),
+            )
+        });
+        if ns == namespace {
+            std::borrow::Cow::Borrowed(api)
+        } else {
+            std::borrow::Cow::Owned(Api::namespaced(self.client.clone(), namespace))
+        }
     }
 
+    /// Runs one Kubernetes call behind the limiter and the timeout. The call's future (deep:
+    /// kube's request, its buffer hand-off, the response decoding) is boxed once here, so the
+    /// RPC futures that await it stay small and are not copied around whole.
     async fn call<T>(
         &self,
-        fut: impl Future<Output = Result<T, kube::Error>>,
+        fut: impl Future<Output = Result<T, kube::Error>> + Send,
     ) -> Result<T, KubeError> {
         self.limiter
             .acquire(super::deadline::current())
             .await
             .map_err(|e| KubeError::Other(e.to_string()))?;
+        let fut = Box::pin(fut);
         match self.timeout {
             Some(d) if !d.is_zero() => match tokio::time::timeout(d, fut).await {
                 Ok(r) => r.map_err(KubeError::from),

@@ -1,0 +1,134 @@
+"""Server instructions per GetSecret, by protocol, against the kube-api face's GET (the floor).
+
+Counts are taken with valgrind's callgrind, so they are deterministic within about 1% and do
+not move with the machine's load (timings on the shared 2-core machine do, by 20-50%). One
+client at a time, sequential calls: this measures the code path, not concurrency effects.
+User-space instructions only (the kernel's socket work is not counted).
+
+    apt-get install valgrind
+    cargo build --release
+    target/clients/venv-clients/bin/python benches/callgrind_per_request.py target/release/flytesecret [N]
+
+Prints thousands of instructions per call and the ratio to the floor. gRPC goes through grpcio,
+which accepts gzip, so its responses are compressed (as the Go service compresses them).
+"""
+import glob
+import json
+import http.client
+import os
+import re
+import subprocess
+import sys
+import time
+
+import grpc
+from flyteidl2.secret import definition_pb2, payload_pb2
+
+NAME, DOMAIN, PROJECT = "load_bench", "development", "flytesnacks"
+
+
+def main() -> None:
+    binary = sys.argv[1]
+    n = int(sys.argv[2]) if len(sys.argv) > 2 else 300
+    out = f"/tmp/flytesecret-callgrind-{os.getpid()}"
+    env = dict(os.environ)  # RUST_LOG unset: the default configuration (info logs)
+    env.pop("KUBERNETES_SERVICE_HOST", None)
+    server = subprocess.Popen(
+        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}.%p", binary, "serve",
+         "--secret.server.port", "0", "--kube-api-listen", "127.0.0.1:0",
+         "--secret.webhookURL", "", "--ephemeral"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True, cwd="/tmp")
+    service = kube_api = None
+    while service is None or kube_api is None:
+        line = server.stdout.readline()
+        if not line:
+            sys.exit("the server exited")
+        if m := re.search(r"embedded Kubernetes API on http://(\S+)", line):
+            kube_api = m.group(1)
+        if m := re.search(r"SecretService on http://(\S+)", line):
+            service = m.group(1)
+
+    def connect(addr: str) -> http.client.HTTPConnection:
+        host, port = addr.rsplit(":", 1)
+        return http.client.HTTPConnection(host, int(port))
+
+    svc, kube = connect(service), connect(kube_api)
+    ident = {"name": NAME, "domain": DOMAIN, "project": PROJECT}
+    create = json.dumps({"id": ident, "secretSpec": {"stringValue": "v"}})
+    for _ in range(100):  # the namespace is created at startup, shortly after the port opens
+        svc.request("POST", "/flyteidl2.secret.SecretService/CreateSecret", create,
+                    {"content-type": "application/json"})
+        r = svc.getresponse()
+        r.read()
+        if r.status == 200:
+            break
+        time.sleep(0.2)
+    else:
+        sys.exit("could not create the secret")
+    kube.request("GET", "/api/v1/namespaces/flyte/secrets", headers={"accept": "application/json"})
+    obj = json.loads(kube.getresponse().read())["items"][0]["metadata"]["name"]
+    proto = payload_pb2.GetSecretRequest(
+        id=definition_pb2.SecretIdentifier(name=NAME, domain=DOMAIN, project=PROJECT)
+    ).SerializeToString()
+    as_json = json.dumps({"id": ident})
+    rpc = grpc.insecure_channel(service).unary_unary("/flyteidl2.secret.SecretService/GetSecret")
+
+    def floor() -> None:
+        kube.request("GET", f"/api/v1/namespaces/flyte/secrets/{obj}",
+                     headers={"accept": "application/json"})
+        r = kube.getresponse()
+        r.read()
+        assert r.status == 200
+
+    def connect_call(body, content_type: str) -> None:
+        svc.request("POST", "/flyteidl2.secret.SecretService/GetSecret", body,
+                    {"content-type": content_type})
+        r = svc.getresponse()
+        r.read()
+        assert r.status == 200
+
+    calls = [
+        ("kube-api GET (floor)", floor),
+        ("gRPC (grpcio, gzip)", lambda: rpc(proto)),
+        ("Connect proto", lambda: connect_call(proto, "application/proto")),
+        ("Connect JSON", lambda: connect_call(as_json, "application/json")),
+    ]
+
+    def dump() -> int:
+        """Writes the counts since the last dump (callgrind zeroes them) and returns their total."""
+        before = set(glob.glob(f"{out}.{server.pid}.*"))
+        subprocess.run(["callgrind_control", "-d", str(server.pid)],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+        for _ in range(50):
+            new = set(glob.glob(f"{out}.{server.pid}.*")) - before
+            if new:
+                break
+            time.sleep(0.1)
+        time.sleep(0.3)
+        for line in open(new.pop()):
+            if line.startswith(("totals:", "summary:")):
+                return int(line.split()[1])
+        raise RuntimeError("no totals in the callgrind dump")
+
+    results = []
+    try:
+        for name, call in calls:
+            for _ in range(50):  # warm-up, not counted
+                call()
+            dump()
+            for _ in range(n):
+                call()
+            results.append((name, dump() / n))
+    finally:
+        server.terminate()
+        server.wait()
+        for f in glob.glob(f"{out}.*"):
+            os.remove(f)
+    floor_count = results[0][1]
+    print(f"server instructions per GetSecret ({n} sequential calls each)")
+    for name, count in results:
+        print(f"{name:<24} {count / 1000:8.1f}k  {count / floor_count:5.2f}x floor")
+
+
+if __name__ == "__main__":
+    main()
