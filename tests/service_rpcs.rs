@@ -994,3 +994,175 @@ async fn concurrent_image_pull_updates_all_succeed_and_leave_both_secrets_equal(
         );
     }
 }
+
+/// A whole-namespace ListSecrets used to fetch every stored Secret, values included, in one
+/// Kubernetes list: concurrent lists held the namespace's values many times over. It now reads
+/// pages of at most `LIST_PAGE`, whatever the request's limit, with the same answer.
+#[tokio::test]
+async fn list_reads_kubernetes_in_bounded_pages_with_the_same_answer() {
+    use flytesecret::service::LIST_PAGE;
+    let (svc, calls) = recording_list_calls(std::time::Duration::ZERO);
+    let limits = &calls.limits;
+    let total = 2 * LIST_PAGE + 37;
+    for i in 0..total {
+        svc.create(CreateSecretRequest {
+            id: id(&format!("s{i:04}"), "development", ""),
+            secret_spec: string_spec("v"),
+        })
+        .await
+        .unwrap();
+    }
+    let names = |r: &ListSecretsResponse| -> Vec<String> {
+        r.secrets
+            .iter()
+            .map(|s| s.id.as_ref().unwrap().name.clone())
+            .collect()
+    };
+    let expected: Vec<String> = (0..total).map(|i| format!("s{i:04}")).collect();
+
+    limits.lock().unwrap().clear();
+    let all = svc.list(ListSecretsRequest::default()).await.unwrap();
+    let mut got = names(&all);
+    got.sort();
+    assert_eq!(got, expected);
+    assert!(all.token.is_empty());
+    let calls = std::mem::take(&mut *limits.lock().unwrap());
+    assert_eq!(calls, vec![Some(LIST_PAGE); 3], "{calls:?}");
+
+    // A limit above a page: the first `limit` Secrets over two calls, and a token that
+    // resumes exactly after them.
+    let limit = LIST_PAGE + 50;
+    let first = svc
+        .list(ListSecretsRequest {
+            limit: limit as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(first.secrets.len(), limit);
+    assert!(!first.token.is_empty());
+    let calls = std::mem::take(&mut *limits.lock().unwrap());
+    assert_eq!(calls, vec![Some(LIST_PAGE), Some(50)]);
+    let rest = svc
+        .list(ListSecretsRequest {
+            token: first.token.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(rest.token.is_empty());
+    let mut got = [names(&first), names(&rest)].concat();
+    got.sort();
+    assert_eq!(got, expected);
+    assert_eq!(
+        std::mem::take(&mut *limits.lock().unwrap()),
+        vec![Some(LIST_PAGE)],
+        "the rest is one page"
+    );
+    // A small limit is one call, as before.
+    let small = svc
+        .list(ListSecretsRequest {
+            limit: 3,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(small.secrets.len(), 3);
+    assert_eq!(*limits.lock().unwrap(), vec![Some(3)]);
+}
+
+/// What the Kubernetes list calls of a [`recording_list_calls`] service looked like.
+#[derive(Default)]
+struct ListCalls {
+    limits: std::sync::Mutex<Vec<Option<usize>>>,
+    in_flight: std::sync::atomic::AtomicUsize,
+    most_in_flight: std::sync::atomic::AtomicUsize,
+}
+
+/// A service over the embedded engine's real in-process transport, recording each Secrets
+/// list call's `limit` and how many were in flight at once (each held for `hold`).
+fn recording_list_calls(hold: std::time::Duration) -> (SecretService, Arc<ListCalls>) {
+    use std::sync::atomic::Ordering::SeqCst;
+    use tower::Service as _;
+    let settings = Settings::default();
+    let engine = Engine::ephemeral();
+    engine.ensure_namespace(&settings.namespace);
+    let calls = Arc::new(ListCalls::default());
+    let transport = {
+        let (inner, calls) = (
+            flytesecret::kubeapi::http_face::InProcess(engine),
+            calls.clone(),
+        );
+        tower::service_fn(move |req: http::Request<kube::client::Body>| {
+            let listing =
+                req.method() == http::Method::GET && req.uri().path().ends_with("/secrets");
+            if listing {
+                let limit = req
+                    .uri()
+                    .query()
+                    .unwrap_or("")
+                    .split('&')
+                    .find_map(|kv| kv.strip_prefix("limit="))
+                    .map(|l| l.parse().unwrap());
+                calls.limits.lock().unwrap().push(limit);
+            }
+            let (mut inner, calls) = (inner.clone(), calls.clone());
+            async move {
+                if listing {
+                    let now = calls.in_flight.fetch_add(1, SeqCst) + 1;
+                    calls.most_in_flight.fetch_max(now, SeqCst);
+                    tokio::time::sleep(hold).await;
+                }
+                let reply = inner.call(req).await;
+                if listing {
+                    calls.in_flight.fetch_sub(1, SeqCst);
+                }
+                reply
+            }
+        })
+    };
+    let kube = KubeBackend::new(
+        kube::Client::new(transport, settings.namespace.clone()),
+        0.0,
+        1,
+        None,
+    );
+    (SecretService::new(kube, settings, None), calls)
+}
+
+/// Many concurrent whole-namespace lists read at most `LIST_PAGES_AT_ONCE` pages at a time
+/// (each page holds its Secrets' values), and every one of them still gets the whole answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_lists_read_a_bounded_number_of_pages_at_once() {
+    use flytesecret::service::{LIST_PAGE, LIST_PAGES_AT_ONCE};
+    use std::sync::atomic::Ordering::SeqCst;
+    let (svc, calls) = recording_list_calls(std::time::Duration::from_millis(20));
+    let svc = Arc::new(svc);
+    let total = LIST_PAGE + 5;
+    for i in 0..total {
+        svc.create(CreateSecretRequest {
+            id: id(&format!("s{i}"), "", ""),
+            secret_spec: string_spec("v"),
+        })
+        .await
+        .unwrap();
+    }
+    let lists: Vec<_> = (0..4 * LIST_PAGES_AT_ONCE)
+        .map(|_| {
+            let svc = svc.clone();
+            tokio::spawn(async move { svc.list(ListSecretsRequest::default()).await })
+        })
+        .collect();
+    for list in lists {
+        assert_eq!(list.await.unwrap().unwrap().secrets.len(), total);
+    }
+    let most = calls.most_in_flight.load(SeqCst);
+    assert!(
+        (2..=LIST_PAGES_AT_ONCE).contains(&most),
+        "{most} list pages were read at once"
+    );
+    assert_eq!(
+        calls.limits.lock().unwrap().len(),
+        2 * 4 * LIST_PAGES_AT_ONCE
+    );
+}

@@ -38,6 +38,13 @@ pub const LABEL_PROJECT: &str = "app.flyte.org/project";
 /// The name of the span each RPC runs in (exported over OTLP, named there by `otel.name`).
 pub const RPC_SPAN: &str = "rpc";
 
+/// The most Secrets one Kubernetes list call of ListSecrets asks for (kubectl's chunk size is
+/// 500; values ride along with every listed Secret, so a page is kept small).
+pub const LIST_PAGE: usize = 100;
+/// How many of those pages are read at once across all ListSecrets calls (each holds its
+/// Secrets' values until it is turned into ids): many concurrent lists wait their turn instead
+/// of holding the namespace's values many times over.
+pub const LIST_PAGES_AT_ONCE: usize = 4;
 const NO_VALUE: &str = "string or binary value expected, got <nil>";
 
 /// Settings read on every request (the Go service reads these from live config).
@@ -70,6 +77,8 @@ pub struct SecretService {
     /// `secret.auth.policy`; `None` allows every authenticated caller everything.
     policy: Option<Vec<crate::auth::policy::Rule>>,
     audit: Option<Arc<crate::audit::AuditLog>>,
+    /// Kubernetes list pages being read at once, across every ListSecrets.
+    list_pages: tokio::sync::Semaphore,
 }
 
 /// What an RPC acts on, for authorization and the audit log.
@@ -232,6 +241,7 @@ impl SecretService {
             metrics: metrics::Metrics::default(),
             policy: None,
             audit: None,
+            list_pages: tokio::sync::Semaphore::new(LIST_PAGES_AT_ONCE),
         }
     }
 
@@ -689,51 +699,75 @@ impl SecretService {
         if !req.include_system_secrets {
             selector.push_str(&format!(",{}!=true", image_pull::LABEL_SYSTEM));
         }
-        let mut params = ListParams::default().labels(&selector);
-        if req.limit > 0 {
-            params = params.limit(req.limit as u32);
-        }
-        if !req.token.is_empty() {
-            params = params.continue_token(&req.token);
-        }
-        let list = self
-            .kube
-            .list(&self.settings.namespace, &params)
-            .await
-            .map_err(|e| RpcError::internal(e.to_string()))?;
-        let mut secrets = Vec::with_capacity(list.items.len());
-        for item in &list.items {
-            let object = item.metadata.name.as_deref().unwrap_or("");
-            let keys: Vec<&String> = item.data.iter().flat_map(|d| d.keys()).collect();
-            let [key] = keys.as_slice() else {
-                tracing::error!(
-                    object,
-                    keys = keys.len(),
-                    "skipping a managed Secret without exactly one data key"
-                );
-                continue;
-            };
-            let decoded = match naming::decode(key) {
-                Ok(d) => d,
-                Err(e) => {
-                    tracing::error!(object, error = %e, "skipping a managed Secret whose data key is not an encoded id");
-                    continue;
-                }
-            };
-            secrets.push(Secret {
-                id: Some(SecretIdentifier {
-                    name: decoded.name.to_owned(),
-                    organization: String::new(),
-                    domain: decoded.domain.to_owned(),
-                    project: decoded.project.to_owned(),
-                }),
-                secret_metadata: Some(metadata(item, self.status())),
-            });
+        // The Kubernetes list is read in pages of at most LIST_PAGE Secrets, whatever the
+        // request's limit (none: every Secret), at most LIST_PAGES_AT_ONCE pages at a time
+        // across all calls: the values every listed Secret carries are held a page at a time,
+        // not the whole namespace per call (the response carries no values anyway).
+        let wanted = usize::try_from(req.limit)
+            .ok()
+            .filter(|l| *l > 0)
+            .unwrap_or(usize::MAX);
+        let mut secrets = Vec::new();
+        let mut token = req.token.clone();
+        loop {
+            let page = (wanted - secrets.len()).min(LIST_PAGE);
+            let mut params = ListParams::default().labels(&selector).limit(page as u32);
+            if !token.is_empty() {
+                params = params.continue_token(&token);
+            }
+            let turn = self
+                .list_pages
+                .acquire()
+                .await
+                .expect("the semaphore is never closed");
+            let mut list = self
+                .kube
+                .list(&self.settings.namespace, &params)
+                .await
+                .map_err(|e| RpcError::internal(e.to_string()))?;
+            secrets.extend(list.items.iter().filter_map(|item| self.listed(item)));
+            token = list.metadata.continue_.take().unwrap_or_default();
+            drop(list);
+            drop(turn);
+            if token.is_empty() || secrets.len() >= wanted {
+                break;
+            }
         }
         Ok(ListSecretsResponse {
             secrets,
-            token: list.metadata.continue_.clone().unwrap_or_default(),
+            token,
             per_cluster_tokens: Default::default(),
+        })
+    }
+
+    /// A listed Secret's id and metadata; `None` (logged) for a managed Secret that is not
+    /// one of ours: not exactly one data key, or a key that is not an encoded id.
+    fn listed(&self, item: &K8sSecret) -> Option<Secret> {
+        let object = item.metadata.name.as_deref().unwrap_or("");
+        let keys: Vec<&String> = item.data.iter().flat_map(|d| d.keys()).collect();
+        let [key] = keys.as_slice() else {
+            tracing::error!(
+                object,
+                keys = keys.len(),
+                "skipping a managed Secret without exactly one data key"
+            );
+            return None;
+        };
+        let decoded = match naming::decode(key) {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!(object, error = %e, "skipping a managed Secret whose data key is not an encoded id");
+                return None;
+            }
+        };
+        Some(Secret {
+            id: Some(SecretIdentifier {
+                name: decoded.name.to_owned(),
+                organization: String::new(),
+                domain: decoded.domain.to_owned(),
+                project: decoded.project.to_owned(),
+            }),
+            secret_metadata: Some(metadata(item, self.status())),
         })
     }
 }
