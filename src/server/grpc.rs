@@ -16,13 +16,29 @@ pub struct GrpcSecretService(pub Arc<SecretService>);
 
 type Reply<T> = Result<Response<T>, Status>;
 
+/// Responses smaller than this go uncompressed even to clients that accept gzip (the protocol
+/// lets a server choose per message): a gzip stream costs a deflate state of some 300 KB set up
+/// per message, many times the work of the RPC itself, and saves nothing on a small message.
+pub const COMPRESS_MIN_BYTES: usize = 1024;
+
+/// A unary response, compressed (when the client accepts gzip) only from
+/// [`COMPRESS_MIN_BYTES`] up.
+fn reply<T: prost::Message>(message: T) -> Response<T> {
+    let small = message.encoded_len() < COMPRESS_MIN_BYTES;
+    let mut response = Response::new(message);
+    if small {
+        response.disable_compression();
+    }
+    response
+}
+
 #[tonic::async_trait]
 impl secret_service_server::SecretService for GrpcSecretService {
     async fn create_secret(
         &self,
         req: Request<CreateSecretRequest>,
     ) -> Reply<CreateSecretResponse> {
-        Ok(Response::new(
+        Ok(reply(
             self.0.create(req.into_inner()).await.map_err(status)?,
         ))
     }
@@ -31,30 +47,26 @@ impl secret_service_server::SecretService for GrpcSecretService {
         &self,
         req: Request<UpdateSecretRequest>,
     ) -> Reply<UpdateSecretResponse> {
-        Ok(Response::new(
+        Ok(reply(
             self.0.update(req.into_inner()).await.map_err(status)?,
         ))
     }
 
     async fn get_secret(&self, req: Request<GetSecretRequest>) -> Reply<GetSecretResponse> {
-        Ok(Response::new(
-            self.0.get(req.into_inner()).await.map_err(status)?,
-        ))
+        Ok(reply(self.0.get(req.into_inner()).await.map_err(status)?))
     }
 
     async fn delete_secret(
         &self,
         req: Request<DeleteSecretRequest>,
     ) -> Reply<DeleteSecretResponse> {
-        Ok(Response::new(
+        Ok(reply(
             self.0.delete(req.into_inner()).await.map_err(status)?,
         ))
     }
 
     async fn list_secrets(&self, req: Request<ListSecretsRequest>) -> Reply<ListSecretsResponse> {
-        Ok(Response::new(
-            self.0.list(req.into_inner()).await.map_err(status)?,
-        ))
+        Ok(reply(self.0.list(req.into_inner()).await.map_err(status)?))
     }
 }
 
@@ -71,6 +83,6 @@ impl crate::proto::flyteidl2::cluster::cluster_service_server::ClusterService
         let resp =
             crate::service::cluster::select_cluster(req.get_ref(), &self.0.settings().cluster_name)
                 .map_err(status)?;
-        Ok(Response::new(resp))
+        Ok(reply(resp))
     }
 }
