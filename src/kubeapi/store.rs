@@ -4,10 +4,12 @@
 //! Durability design. A commit validates against the newest state (including writes still on
 //! their way to disk), encodes its log record and hands it to the store's writer thread, in
 //! resourceVersion order, under the state lock; it then waits, off the lock, for the writer's
-//! answer. The writer takes every record queued so far, appends them with one write and one
-//! fsync (group commit: concurrent writers share an fsync), publishes the resulting state to
-//! readers, then acknowledges. Readers only ever see fsynced state and never wait for an
-//! fsync. A failed append is rolled back and fails every write queued on top of it (their
+//! answer: asynchronously ([`Pending::durable`], a oneshot channel), so a waiting request holds
+//! no runtime worker while the fsync runs. The writer takes every record queued so far, appends
+//! them with one write and one fsync (group commit: concurrent writers share an fsync),
+//! publishes the resulting state to readers, runs each commit's hook (the engine publishes its
+//! watch events there), then acknowledges. Readers only ever see fsynced state and never wait
+//! for an fsync. A failed append is rolled back and fails every write queued on top of it (their
 //! state is discarded); if the rollback fails, the store refuses writes until restarted. When
 //! the newest log segment grows long, the writer starts a new one and a compaction thread
 //! streams a snapshot of the fsynced state, after which the older segments are deleted: no
@@ -25,13 +27,15 @@ use super::status::ApiError;
 use crypto::Cipher;
 use imbl::OrdMap;
 use std::collections::VecDeque;
+use std::future::Future;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
 
 /// Storage key: `<namespace>/<name>`; its byte order is the API server's list order.
 pub type Key = String;
@@ -119,12 +123,83 @@ pub struct Injection {
     pub fail_rollback: bool,
 }
 
+/// Run once a commit's outcome is known, outside the store lock: `true` once its mutations
+/// are durable and visible to readers, `false` when they were discarded. Runs even when the
+/// committing request has gone away, so what it publishes never goes missing.
+pub type Hook = Box<dyn FnOnce(bool) + Send>;
+
+/// What a commit's function decides: the mutations to apply, its result, and a hook.
+pub struct Change<R> {
+    pub mutations: Vec<Mutation>,
+    pub result: R,
+    /// Run with the outcome when there are mutations; dropped unrun when there are none.
+    pub then: Option<Hook>,
+}
+
+/// A staged commit: its result, valid once its mutations are durable.
+#[must_use = "a staged commit is acknowledged only once it is durable"]
+pub struct Pending<R> {
+    result: R,
+    durable: Option<oneshot::Receiver<Result<(), String>>>,
+}
+
+impl<R> Pending<R> {
+    /// Waits (asynchronously, holding no thread) until the commit is durable.
+    pub async fn durable(self) -> Result<R, ApiError> {
+        if let Some(answer) = self.durable {
+            answer
+                .await
+                .unwrap_or_else(|_| Err("the store writer has stopped".into()))
+                .map_err(|why| ApiError::internal(&why))?;
+        }
+        Ok(self.result)
+    }
+
+    /// Blocks the calling thread until the commit is durable: for callers outside async code
+    /// (opening an engine, tests). Never call it from a task that must not block.
+    pub fn durable_blocking(self) -> Result<R, ApiError> {
+        block_on(self.durable())
+    }
+}
+
+/// Polls a future to completion on the calling thread, parking it between wake-ups. The
+/// futures it runs here (a oneshot answered by the writer thread) need no runtime.
+pub fn block_on<F: Future>(future: F) -> F::Output {
+    use std::task::{Context, Poll, Wake, Waker};
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+            return out;
+        }
+        std::thread::park();
+    }
+}
+
 /// One record on its way to the log.
 struct Job {
     record: Vec<u8>,
     /// The state once this record is durable.
     view: View,
-    done: SyncSender<Result<(), String>>,
+    then: Option<Hook>,
+    done: oneshot::Sender<Result<(), String>>,
+}
+
+impl Job {
+    /// Runs the hook, then answers the committing request (if it still waits).
+    fn finish(self, outcome: Result<(), String>) {
+        if let Some(then) = self.then {
+            then(outcome.is_ok());
+        }
+        let _ = self.done.send(outcome);
+    }
 }
 
 struct Writer {
@@ -214,43 +289,84 @@ impl Store {
         self.shared.lock().view.clone()
     }
 
-    /// Runs `f` on the newest state with the resourceVersion the commit will get; applies the
-    /// mutations it returns (durably first, when the store is durable) and returns its result.
-    pub fn commit<R>(
+    /// Runs `f` on the newest state with the resourceVersion the commit will get and stages
+    /// the mutations it returns: a memory store applies them at once; a durable one queues
+    /// them for the writer, and the returned [`Pending`] resolves once they are fsynced.
+    /// Neither waits for the disk here.
+    pub fn stage<R>(
         &self,
-        f: impl FnOnce(&View, u64) -> Result<(Vec<Mutation>, R), ApiError>,
-    ) -> Result<R, ApiError> {
+        f: impl FnOnce(&View, u64) -> Result<Change<R>, ApiError>,
+    ) -> Result<Pending<R>, ApiError> {
         let mut inner = self.shared.lock();
         if let Some(why) = &inner.poisoned {
             return Err(ApiError::internal(why));
         }
         let next_rv = inner.pending.rv + 1 + u64::from(rand::random::<u8>() % 3);
-        let (mutations, result) = f(&inner.pending, next_rv)?;
+        let Change {
+            mutations,
+            result,
+            then,
+        } = f(&inner.pending, next_rv)?;
+        let done = |result| {
+            Ok(Pending {
+                result,
+                durable: None,
+            })
+        };
         if mutations.is_empty() {
-            return Ok(result);
+            return done(result);
         }
         let Some(writer) = &self.writer else {
             apply(&mut inner.pending, next_rv, mutations);
             inner.view = inner.pending.clone();
-            return Ok(result);
+            drop(inner);
+            if let Some(then) = then {
+                then(true);
+            }
+            return done(result);
         };
         let record = codec::encode_record(next_rv, &mutations, writer.cipher.as_ref());
         let mut view = inner.pending.clone();
         apply(&mut view, next_rv, mutations);
-        let (done, answer) = mpsc::sync_channel(1);
+        let (answer, durable) = oneshot::channel();
         let job = Job {
             record,
             view: view.clone(),
-            done,
+            then,
+            done: answer,
         };
-        let queued = writer.queue.as_ref().is_some_and(|q| q.send(job).is_ok());
-        if !queued {
+        let Some(queue) = writer.queue.as_ref() else {
+            drop(inner);
+            job.finish(Err("the store writer has stopped".into()));
+            return Err(ApiError::internal("the store writer has stopped"));
+        };
+        if let Err(mpsc::SendError(job)) = queue.send(job) {
+            drop(inner);
+            job.finish(Err("the store writer has stopped".into()));
             return Err(ApiError::internal("the store writer has stopped"));
         }
         inner.pending = view;
-        drop(inner);
-        wait(answer).map_err(|why| ApiError::internal(&why))?;
-        Ok(result)
+        Ok(Pending {
+            result,
+            durable: Some(durable),
+        })
+    }
+
+    /// [`Store::stage`] without a hook, waiting on the calling thread until the commit is
+    /// durable (for code outside async tasks; async callers stage and await).
+    pub fn commit<R>(
+        &self,
+        f: impl FnOnce(&View, u64) -> Result<(Vec<Mutation>, R), ApiError>,
+    ) -> Result<R, ApiError> {
+        self.stage(|view, rv| {
+            let (mutations, result) = f(view, rv)?;
+            Ok(Change {
+                mutations,
+                result,
+                then: None,
+            })
+        })?
+        .durable_blocking()
     }
 
     /// Remembers `snapshot` as the state a paged list was read at.
@@ -326,22 +442,6 @@ impl Shared {
     }
 }
 
-/// Waits for the writer's answer. On a multi-threaded runtime the worker hands its other
-/// tasks to another thread while it waits, so a write never holds up the runtime.
-fn wait(answer: Receiver<Result<(), String>>) -> Result<(), String> {
-    let receive = || {
-        answer
-            .recv()
-            .unwrap_or_else(|_| Err("the store writer has stopped".into()))
-    };
-    match tokio::runtime::Handle::try_current() {
-        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(receive)
-        }
-        _ => receive(),
-    }
-}
-
 /// The writer thread: group commit, publication, compaction hand-off.
 fn write_loop(
     shared: &Shared,
@@ -395,7 +495,7 @@ fn write_loop(
                 let published = batch.last().expect("a batch").view.clone();
                 shared.lock().view = published;
                 for job in batch {
-                    let _ = job.done.send(Ok(()));
+                    job.finish(Ok(()));
                 }
             }
             Err(failure) => {
@@ -418,7 +518,7 @@ fn write_loop(
                 }
                 drop(inner);
                 for job in failed {
-                    let _ = job.done.send(Err(why.clone()));
+                    job.finish(Err(why.clone()));
                 }
                 if failure.poisoned {
                     continue;
@@ -767,6 +867,113 @@ mod tests {
             .unwrap()
             .read();
         assert_eq!(view.secrets.len(), 9);
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    fn engine_request(method: &str, path: &str, body: &str) -> http::Request<bytes::Bytes> {
+        http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("content-type", "application/json")
+            .body(bytes::Bytes::from(body.to_owned()))
+            .unwrap()
+    }
+
+    fn engine_secret(value: &str) -> String {
+        format!(
+            r#"{{"apiVersion":"v1","kind":"Secret","metadata":{{"name":"a"}},"stringData":{{"k":"{value}"}}}}"#
+        )
+    }
+
+    /// The engine's value of `default/a`, through a GET.
+    async fn engine_value(engine: &super::super::Engine) -> (u16, String) {
+        let r = engine
+            .handle(engine_request(
+                "GET",
+                "/api/v1/namespaces/default/secrets/a",
+                "",
+            ))
+            .await;
+        let status = r.status().as_u16();
+        let body: serde_json::Value = serde_json::from_slice(r.body()).unwrap();
+        (
+            status,
+            body["data"]["k"].as_str().unwrap_or_default().to_owned(),
+        )
+    }
+
+    #[test]
+    fn a_write_waiting_for_its_fsync_leaves_the_runtime_thread_free() {
+        use base64::Engine as _;
+        let dir = temp_dir();
+        let engine = super::super::Engine::open(&Durability::Directory(dir.clone())).unwrap();
+        // One thread runs every task: a write that blocked it while waiting for the writer
+        // would stop the read below from ever running.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let created = rt.block_on(engine.handle(engine_request(
+            "POST",
+            "/api/v1/namespaces/default/secrets",
+            &engine_secret("old"),
+        )));
+        assert_eq!(created.status(), 201);
+        let appends_before = engine.db.store().log_appends();
+        // The writer thread stops before its next append (its fsync) until the gate opens.
+        let gate = engine.db.store().shared.gate.lock().unwrap();
+        let (seen, read) = mpsc::channel();
+        let runner = {
+            let engine = engine.clone();
+            std::thread::spawn(move || {
+                rt.block_on(async {
+                    let write = tokio::spawn({
+                        let engine = engine.clone();
+                        async move {
+                            engine
+                                .handle(engine_request(
+                                    "PUT",
+                                    "/api/v1/namespaces/default/secrets/a",
+                                    &engine_secret("new"),
+                                ))
+                                .await
+                                .status()
+                        }
+                    });
+                    // Until the write is queued for the writer (it then awaits its fsync).
+                    loop {
+                        let pending = engine.db.store().shared.lock().pending.rv;
+                        if pending > engine.db.read().rv || write.is_finished() {
+                            break;
+                        }
+                        tokio::task::yield_now().await;
+                    }
+                    let value = engine_value(&engine).await;
+                    seen.send((value, write.is_finished())).unwrap();
+                    write.await.unwrap()
+                })
+            })
+        };
+        let b64 = |v: &str| base64::engine::general_purpose::STANDARD.encode(v);
+        match read.recv_timeout(Duration::from_secs(10)) {
+            Ok((value, write_done)) => {
+                assert_eq!(value, (200, b64("old")), "reads see only fsynced state");
+                assert!(!write_done, "the write was answered before its fsync");
+            }
+            Err(_) => {
+                drop(gate);
+                let _ = runner.join();
+                panic!("a read on the runtime's only thread waited behind a write's fsync");
+            }
+        }
+        drop(gate);
+        assert_eq!(runner.join().unwrap(), 200);
+        assert_eq!(engine.db.store().log_appends() - appends_before, 1);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        assert_eq!(rt.block_on(engine_value(&engine)), (200, b64("new")));
+        drop(engine);
         fs::remove_dir_all(dir).unwrap();
     }
 
