@@ -539,20 +539,34 @@ mod updates {
         let server = start(args);
         rt.block_on(async {
             let mut send = http1(&server.service).await;
+            // The secrets namespace is made sure of after the port opens (through the store,
+            // so with an fsync when durable): wait until the service says it is ready.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while get(&mut send, &server.service, "/readyz").await != 200 {
+                assert!(
+                    Instant::now() < deadline,
+                    "the service did not become ready"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
             for i in 0..o.concurrency {
                 let create = serde_json::json!({
                     "id": {"name": name(i), "domain": DOMAIN, "project": PROJECT},
                     "secretSpec": {"stringValue": "load-bench-value"},
                 });
-                let status = post(
-                    &mut send,
-                    &server.service,
-                    "/flyteidl2.secret.SecretService/CreateSecret",
-                    "application/json",
-                    Bytes::from(create.to_string()),
-                )
-                .await;
-                assert_eq!(status, 200, "creating the benchmark secrets");
+                send.ready().await.unwrap();
+                let req = http::Request::post(format!(
+                    "http://{}/flyteidl2.secret.SecretService/CreateSecret",
+                    server.service
+                ))
+                .header("host", &server.service)
+                .header("content-type", "application/json")
+                .body(Full::new(Bytes::from(create.to_string())))
+                .unwrap();
+                let resp = send.send_request(req).await.unwrap();
+                let status = resp.status().as_u16();
+                let body = resp.into_body().collect().await.unwrap().to_bytes();
+                assert_eq!(status, 200, "creating the benchmark secrets: {body:?}");
             }
             let mut out = Vec::new();
             for &p in &o.protocols {
