@@ -118,6 +118,8 @@ pub struct Injection {
     pub partial: usize,
     /// Rolling back fails too.
     pub fail_rollback: bool,
+    /// Syncs fail with EIO (the write itself succeeds).
+    pub fail_syncs: bool,
 }
 
 /// Run once a commit's outcome is known, outside the store lock: `true` once its mutations
@@ -268,11 +270,11 @@ impl Store {
         let requests = Arc::new(Mutex::new(requests));
         let mut syncers = Vec::new();
         for i in 0..SYNCERS {
-            let (requests, done) = (requests.clone(), queue.clone());
+            let (requests, done, shared) = (requests.clone(), queue.clone(), shared.clone());
             syncers.push(
                 std::thread::Builder::new()
                     .name(format!("store-sync-{i}"))
-                    .spawn(move || sync_loop(&requests, &done))?,
+                    .spawn(move || sync_loop(&shared, &requests, &done))?,
             );
         }
         let thread = {
@@ -480,7 +482,9 @@ struct SyncRequest {
 
 /// A syncer thread: fdatasync through a descriptor of its own (so a writeback error is
 /// reported to every syncer that syncs after it), reported back to the writer.
-fn sync_loop(requests: &Mutex<Receiver<SyncRequest>>, done: &Sender<Msg>) {
+fn sync_loop(shared: &Shared, requests: &Mutex<Receiver<SyncRequest>>, done: &Sender<Msg>) {
+    #[cfg(not(test))]
+    let _ = shared;
     let mut file: Option<(Arc<PathBuf>, std::fs::File)> = None;
     loop {
         let request = requests.lock().unwrap_or_else(|p| p.into_inner()).recv();
@@ -488,7 +492,17 @@ fn sync_loop(requests: &Mutex<Receiver<SyncRequest>>, done: &Sender<Msg>) {
         if file.as_ref().is_none_or(|(p, _)| *p != request.path) {
             file = None;
         }
+        #[cfg(test)]
+        let injected = shared
+            .injection
+            .lock()
+            .unwrap()
+            .as_ref()
+            .is_some_and(|i| i.fail_syncs);
+        #[cfg(not(test))]
+        let injected = false;
         let result = match &file {
+            _ if injected => Err(io::Error::from_raw_os_error(5)), // EIO
             Some((_, f)) => f.sync_data(),
             None => std::fs::File::open(&*request.path).and_then(|f| {
                 let synced = f.sync_data();
@@ -938,6 +952,7 @@ mod tests {
             fail_writes: true,
             partial: 17,
             fail_rollback: false,
+            fail_syncs: false,
         }));
         let err = put(&store, "b", "2").unwrap_err();
         assert_eq!(err.code, 500);
@@ -965,6 +980,45 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_sync_cuts_the_log_back_and_fails_the_write() {
+        let dir = temp_dir();
+        let durable = Durability::Directory(dir.clone());
+        let store = Store::open(&durable).unwrap();
+        put(&store, "a", "1").unwrap();
+        let log_before = fs::read(newest_segment(&dir)).unwrap();
+        store.inject(Some(Injection {
+            fail_syncs: true,
+            ..Default::default()
+        }));
+        let err = put(&store, "b", "2").unwrap_err();
+        assert_eq!(err.code, 500);
+        assert!(
+            err.message.contains("syncing the store log"),
+            "{}",
+            err.message
+        );
+        // The written but unsynced record was cut off; readers never saw it.
+        assert_eq!(fs::read(newest_segment(&dir)).unwrap(), log_before);
+        assert!(value(&store.read(), "b").is_none());
+        store.inject(None);
+        store
+            .commit(|view, _| {
+                assert!(
+                    value(view, "b").is_none(),
+                    "the failed write's state was kept"
+                );
+                Ok((vec![Mutation::PutSecret(secret("c", "3"))], ()))
+            })
+            .unwrap();
+        drop(store);
+        let view = Store::open(&durable).unwrap().read();
+        assert_eq!(value(&view, "a").unwrap(), b"1");
+        assert_eq!(value(&view, "c").unwrap(), b"3");
+        assert!(value(&view, "b").is_none());
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
     fn a_failed_rollback_poisons_the_store_until_restart() {
         let dir = temp_dir();
         let durable = Durability::Directory(dir.clone());
@@ -974,6 +1028,7 @@ mod tests {
             fail_writes: true,
             partial: 9,
             fail_rollback: true,
+            fail_syncs: false,
         }));
         assert_eq!(put(&store, "b", "2").unwrap_err().code, 500);
         store.inject(None);
