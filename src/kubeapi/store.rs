@@ -592,16 +592,6 @@ fn write_loop(
                 }
             }
         }
-        if let Some(why) = sync_failure {
-            // Nothing written since the last durable byte can be trusted: cut it off and fail
-            // every write that depends on it.
-            flight.generation += 1;
-            let poisoned = log.cut_to(flight.durable).is_err();
-            let mut failed: Vec<Job> = flight.unsynced.drain(..).flat_map(|(_, b)| b).collect();
-            failed.append(&mut held);
-            fail(shared, inbox, &mut later, failed, why, poisoned, None);
-            continue;
-        }
         // Publish and acknowledge, in order, every batch now durable.
         let mut acked = Vec::new();
         while let Some((end, _)) = flight.unsynced.front()
@@ -614,6 +604,16 @@ fn write_loop(
         }
         for job in acked {
             job.finish(Ok(()));
+        }
+        if let Some(why) = sync_failure {
+            // Nothing written after the last durable byte (every batch below it was just
+            // acknowledged) can be trusted: cut it off and fail every write that depends on it.
+            flight.generation += 1;
+            let poisoned = log.cut_to(flight.durable).is_err();
+            let mut failed: Vec<Job> = flight.unsynced.drain(..).flat_map(|(_, b)| b).collect();
+            failed.append(&mut held);
+            fail(shared, inbox, &mut later, failed, why, poisoned, None);
+            continue;
         }
         let drained = flight.syncs == 0 && flight.unsynced.is_empty();
         let compaction_due = log.records >= COMPACT_AFTER_RECORDS
