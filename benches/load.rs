@@ -9,7 +9,14 @@
 //! ```sh
 //! cargo bench --bench load                                   # 64 clients, 5 s per protocol
 //! cargo bench --bench load -- --concurrency 16 --seconds 10 --protocols grpc,connect-json
+//! cargo bench --bench load -- --rpc update                   # durable vs in-memory UpdateSecret
 //! ```
+//!
+//! `--rpc update` measures the durable store instead: it runs the binary twice, with
+//! `--ephemeral` and then with `--data-dir` in a fresh temporary directory, drives unconditional
+//! `UpdateSecret`s (each client updating a secret of its own with a new value each time, as the
+//! Flyte SDK does; 16 clients and Connect proto unless given) and prints the durable store's
+//! throughput as a ratio to the in-memory store's.
 //!
 //! Clients are real and independent of the server code: tonic for gRPC (one HTTP/2 connection
 //! per client), hyper for Connect and the floor (one HTTP/1.1 keep-alive connection per client).
@@ -60,6 +67,8 @@ impl Protocol {
 }
 
 struct Options {
+    /// `--rpc update`: the durable-vs-memory UpdateSecret comparison instead of GetSecret.
+    update: bool,
     concurrency: usize,
     seconds: u64,
     protocols: Vec<Protocol>,
@@ -68,7 +77,8 @@ struct Options {
 
 fn options() -> Options {
     let mut o = Options {
-        concurrency: 64,
+        update: false,
+        concurrency: 0,
         seconds: 5,
         protocols: vec![
             Protocol::Grpc,
@@ -92,9 +102,20 @@ fn options() -> Options {
             }
             // Passed through to `flytesecret serve`, e.g. `--serve-arg --data-dir=/tmp/d`.
             "--serve-arg" => o.extra.extend(args.next()),
+            "--rpc" => match args.next().as_deref() {
+                Some("get") => o.update = false,
+                Some("update") => o.update = true,
+                other => panic!("--rpc takes get or update, not {other:?}"),
+            },
             // `cargo bench` adds `--bench`; libtest-style filters are not used here.
             _ => {}
         }
+    }
+    if o.concurrency == 0 {
+        o.concurrency = if o.update { 16 } else { 64 };
+    }
+    if o.update && !std::env::args().any(|a| a == "--protocols") {
+        o.protocols = vec![Protocol::ConnectProto];
     }
     o
 }
@@ -343,6 +364,10 @@ async fn drive(protocol: Protocol, server: &Server, o: &Options) -> Figures {
 
 fn main() {
     let o = options();
+    if o.update {
+        updates::run(&o);
+        return;
+    }
     let server = start(&o.extra);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -402,4 +427,201 @@ fn main() {
             row(p, &f);
         }
     });
+}
+
+/// `--rpc update`: UpdateSecret throughput of the durable store against the in-memory one.
+mod updates {
+    use super::*;
+    use flytesecret::proto::flyteidl2::secret::{SecretSpec, UpdateSecretRequest, secret_spec};
+
+    fn name(client: usize) -> String {
+        format!("{NAME}_u{client}")
+    }
+
+    fn request(client: usize, round: u64) -> UpdateSecretRequest {
+        UpdateSecretRequest {
+            id: Some(SecretIdentifier {
+                name: name(client),
+                domain: DOMAIN.into(),
+                project: PROJECT.into(),
+                ..Default::default()
+            }),
+            secret_spec: Some(SecretSpec {
+                // A new value every time: an update that changes nothing writes nothing.
+                value: Some(secret_spec::Value::StringValue(format!(
+                    "value-{client}-{round}"
+                ))),
+                ..Default::default()
+            }),
+        }
+    }
+
+    /// One client: its own connection and its own secret, updates back to back until `stop`.
+    async fn client(
+        protocol: Protocol,
+        service: Arc<String>,
+        index: usize,
+        stop: Arc<AtomicBool>,
+    ) -> Vec<u32> {
+        let mut latencies = Vec::with_capacity(1 << 14);
+        let path = "/flyteidl2.secret.SecretService/UpdateSecret";
+        let mut round = 0u64;
+        match protocol {
+            Protocol::Grpc => {
+                let channel = tonic::transport::Endpoint::from_shared(format!("http://{service}"))
+                    .unwrap()
+                    .tcp_nodelay(true)
+                    .connect()
+                    .await
+                    .unwrap();
+                let mut c = SecretServiceClient::new(channel);
+                while !stop.load(Ordering::Relaxed) {
+                    round += 1;
+                    let t = Instant::now();
+                    c.update_secret(request(index, round)).await.unwrap();
+                    latencies.push(t.elapsed().as_micros() as u32);
+                }
+            }
+            Protocol::ConnectProto | Protocol::ConnectJson => {
+                let mut send = http1(&service).await;
+                while !stop.load(Ordering::Relaxed) {
+                    round += 1;
+                    let req = request(index, round);
+                    let (ct, body) = if protocol == Protocol::ConnectProto {
+                        ("application/proto", Bytes::from(req.encode_to_vec()))
+                    } else {
+                        let json = serde_json::json!({
+                            "id": {"name": name(index), "domain": DOMAIN, "project": PROJECT},
+                            "secretSpec": {"stringValue": format!("value-{index}-{round}")},
+                        });
+                        ("application/json", Bytes::from(json.to_string()))
+                    };
+                    let t = Instant::now();
+                    let status = post(&mut send, &service, path, ct, body).await;
+                    assert_eq!(status, 200, "UpdateSecret over {protocol:?}");
+                    latencies.push(t.elapsed().as_micros() as u32);
+                }
+            }
+            Protocol::KubeGet => unreachable!("the floor is not an UpdateSecret"),
+        }
+        latencies
+    }
+
+    async fn drive(protocol: Protocol, server: &Server, o: &Options) -> Figures {
+        let service = Arc::new(server.service.clone());
+        let warm = Arc::new(AtomicBool::new(false));
+        let w: Vec<_> = (0..o.concurrency)
+            .map(|i| tokio::spawn(client(protocol, service.clone(), i, warm.clone())))
+            .collect();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        warm.store(true, Ordering::Relaxed);
+        for h in w {
+            h.await.unwrap();
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let cpu0 = cpu_time(server.child.id());
+        let t0 = Instant::now();
+        let handles: Vec<_> = (0..o.concurrency)
+            .map(|i| tokio::spawn(client(protocol, service.clone(), i, stop.clone())))
+            .collect();
+        tokio::time::sleep(Duration::from_secs(o.seconds)).await;
+        stop.store(true, Ordering::Relaxed);
+        let mut all = Vec::new();
+        for h in handles {
+            all.extend(h.await.unwrap());
+        }
+        let elapsed = t0.elapsed();
+        let cpu = cpu_time(server.child.id()) - cpu0;
+        all.sort_unstable();
+        let at = |q: f64| all[((all.len() as f64 * q) as usize).min(all.len() - 1)];
+        Figures {
+            rps: all.len() as f64 / elapsed.as_secs_f64(),
+            p50_us: at(0.50),
+            p99_us: at(0.99),
+            cpu_us_per_req: cpu.as_secs_f64() * 1e6 / all.len() as f64,
+        }
+    }
+
+    /// Starts the binary with `args`, creates each client's secret, measures every protocol.
+    fn measure(rt: &tokio::runtime::Runtime, args: &[String], o: &Options) -> Vec<Figures> {
+        let server = start(args);
+        rt.block_on(async {
+            let mut send = http1(&server.service).await;
+            // The secrets namespace is made sure of after the port opens (through the store,
+            // so with an fsync when durable): wait until the service says it is ready.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while get(&mut send, &server.service, "/readyz").await != 200 {
+                assert!(
+                    Instant::now() < deadline,
+                    "the service did not become ready"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            for i in 0..o.concurrency {
+                let create = serde_json::json!({
+                    "id": {"name": name(i), "domain": DOMAIN, "project": PROJECT},
+                    "secretSpec": {"stringValue": "load-bench-value"},
+                });
+                send.ready().await.unwrap();
+                let req = http::Request::post(format!(
+                    "http://{}/flyteidl2.secret.SecretService/CreateSecret",
+                    server.service
+                ))
+                .header("host", &server.service)
+                .header("content-type", "application/json")
+                .body(Full::new(Bytes::from(create.to_string())))
+                .unwrap();
+                let resp = send.send_request(req).await.unwrap();
+                let status = resp.status().as_u16();
+                let body = resp.into_body().collect().await.unwrap().to_bytes();
+                assert_eq!(status, 200, "creating the benchmark secrets: {body:?}");
+            }
+            let mut out = Vec::new();
+            for &p in &o.protocols {
+                out.push(drive(p, &server, o).await);
+            }
+            out
+        })
+    }
+
+    pub fn run(o: &Options) {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let data =
+            std::env::temp_dir().join(format!("flytesecret-load-data-{}", std::process::id()));
+        let _cleanup = tempdir::Dir(data.clone());
+        let mut durable_args = vec!["--data-dir".to_owned(), data.display().to_string()];
+        durable_args.extend(o.extra.iter().cloned());
+        println!(
+            "UpdateSecret, {} clients (a secret each), {} s each; in-memory (--ephemeral) then durable (--data-dir {})",
+            o.concurrency,
+            o.seconds,
+            data.display()
+        );
+        let mut memory_args = vec!["--ephemeral".to_owned()];
+        memory_args.extend(o.extra.iter().cloned());
+        let memory = measure(&rt, &memory_args, o);
+        let durable = measure(&rt, &durable_args, o);
+        println!(
+            "{:<14} {:<8} {:>10} {:>9} {:>9} {:>11} {:>10}",
+            "protocol", "store", "req/s", "p50 ms", "p99 ms", "cpu us/req", "x memory"
+        );
+        for (i, &p) in o.protocols.iter().enumerate() {
+            for (store, f) in [("memory", &memory[i]), ("durable", &durable[i])] {
+                println!(
+                    "{:<14} {:<8} {:>10.0} {:>9.2} {:>9.2} {:>11.1} {:>10.2}",
+                    p.name(),
+                    store,
+                    f.rps,
+                    f.p50_us as f64 / 1000.0,
+                    f.p99_us as f64 / 1000.0,
+                    f.cpu_us_per_req,
+                    f.rps / memory[i].rps
+                );
+            }
+        }
+    }
 }

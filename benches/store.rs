@@ -16,6 +16,11 @@
 //! Under heavy machine load (load ~11): memory 31k/s, durable 3.05k/s before the commit delay;
 //! gets 14.1 / 13.7 us; open 85 ms. Binary, 10k secrets (load ~11): ready in 56-62 ms at 28 MiB
 //! peak RSS (the previous store: 121-226 ms, 56 MiB).
+//!
+//! 2026-12-01, after commits stopped blocking runtime workers and syncs began to overlap (8
+//! syncer threads), `-- update_16_clients --warm-up-time 1 --measurement-time 3`, load ~3.7:
+//! memory 87k/s, durable 13k/s (was 5.4k/s); durable_get idle 3.5 us, with 16 writers 4.7 us.
+//! The whole-service ratio is `cargo bench --bench load -- --rpc update` (BENCHMARKS.md).
 
 use bytes::Bytes;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};

@@ -3,14 +3,16 @@
 //! history of them (to resume a watch from a resourceVersion, or answer "too old"), and
 //! broadcasts them to open watches. The hub lock is not held across the store's commit (which
 //! may batch and fsync): each commit takes a ticket while the store runs it (so tickets follow
-//! resourceVersion order) and publishes after it returns, through a reorder buffer, so events
-//! reach watchers in resourceVersion order. A watch starting from the current state may also get
+//! resourceVersion order) and publishes from the store's hook once the outcome is known (on the
+//! store's writer thread for a durable store, even if the request has gone away), through a
+//! reorder buffer, so events reach watchers in resourceVersion order. A watch starting from the current state may also get
 //! events of commits already in that state; watchers drop events at or below their version.
 
 use super::object::{Namespace, Phase, Secret};
 use super::status::ApiError;
-use super::store::{Mutation, Store, View, key};
+use super::store::{Change, Hook, Mutation, Store, View, key};
 use std::collections::{BTreeMap, VecDeque};
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::broadcast;
@@ -65,6 +67,8 @@ struct Hub {
     /// The next ticket to publish, and finished commits waiting for earlier ones.
     next: u64,
     pending: BTreeMap<u64, Vec<Event>>,
+    /// Bumped after every publication: reads waiting for a resourceVersion look again.
+    published: tokio::sync::watch::Sender<()>,
 }
 
 /// What a new watch starts from.
@@ -79,11 +83,9 @@ pub struct Subscription {
 
 pub struct Db {
     store: Store,
-    hub: Mutex<Hub>,
+    hub: Arc<Mutex<Hub>>,
     tickets: AtomicU64,
     closing: tokio::sync::watch::Sender<bool>,
-    /// Bumped whenever events are published: readers waiting for a resourceVersion look again.
-    published: tokio::sync::watch::Sender<()>,
 }
 
 impl Db {
@@ -91,21 +93,21 @@ impl Db {
         let floor = store.read().rv;
         Db {
             store,
-            hub: Mutex::new(Hub {
+            hub: Arc::new(Mutex::new(Hub {
                 history: VecDeque::new(),
                 floor,
                 tx: broadcast::channel(CHANNEL).0,
                 next: 0,
                 pending: BTreeMap::new(),
-            }),
+                published: tokio::sync::watch::Sender::new(()),
+            })),
             tickets: AtomicU64::new(0),
             closing: tokio::sync::watch::Sender::new(false),
-            published: tokio::sync::watch::Sender::new(()),
         }
     }
 
     fn hub(&self) -> MutexGuard<'_, Hub> {
-        self.hub.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.hub)
     }
 
     pub fn store(&self) -> &Store {
@@ -116,56 +118,51 @@ impl Db {
         self.store.read()
     }
 
-    /// [`Store::commit`], publishing the events of what was committed.
+    /// Commits through [`Store::stage`] at once (validation and ordering happen in this call)
+    /// and returns a future that resolves once the write is durable; the events of what was
+    /// committed are published by then.
     pub fn commit<R>(
         &self,
         f: impl FnOnce(&View, u64) -> Result<(Vec<Mutation>, R), ApiError>,
-    ) -> Result<R, ApiError> {
-        let mut events = Vec::new();
-        let mut ticket = None;
-        let result = self.store.commit(|view, rv| {
+    ) -> impl Future<Output = Result<R, ApiError>> {
+        let staged = self.store.stage(|view, rv| {
             let (mutations, result) = f(view, rv)?;
-            if !mutations.is_empty() {
-                events = events_for(view, rv, &mutations);
-                ticket = Some(self.tickets.fetch_add(1, Ordering::SeqCst));
-            }
-            Ok((mutations, result))
+            let then = (!mutations.is_empty()).then(|| {
+                let events = events_for(view, rv, &mutations);
+                let ticket = self.tickets.fetch_add(1, Ordering::SeqCst);
+                let hub = self.hub.clone();
+                // A commit that failed after taking its ticket publishes nothing, but must
+                // still let later tickets through.
+                Box::new(move |ok: bool| {
+                    publish(&hub, ticket, if ok { events } else { Vec::new() })
+                }) as Hook
+            });
+            Ok(Change {
+                mutations,
+                result,
+                then,
+            })
         });
-        if let Some(t) = ticket {
-            // A commit that failed after taking its ticket publishes nothing, but must still
-            // let later tickets through.
-            self.publish(t, if result.is_ok() { events } else { Vec::new() });
-        }
-        result
+        async move { staged?.durable().await }
     }
 
+    /// [`Db::commit`], blocking the calling thread until durable: for code outside async tasks.
+    pub fn commit_blocking<R>(
+        &self,
+        f: impl FnOnce(&View, u64) -> Result<(Vec<Mutation>, R), ApiError>,
+    ) -> Result<R, ApiError> {
+        super::store::block_on(self.commit(f))
+    }
+
+    #[cfg(test)]
     fn publish(&self, ticket: u64, events: Vec<Event>) {
-        let mut hub = self.hub();
-        hub.pending.insert(ticket, events);
-        loop {
-            let next = hub.next;
-            let Some(ready) = hub.pending.remove(&next) else {
-                break;
-            };
-            hub.next += 1;
-            for event in ready {
-                if hub.history.len() == HISTORY
-                    && let Some(dropped) = hub.history.pop_front()
-                {
-                    hub.floor = dropped.rv;
-                }
-                hub.history.push_back(event.clone());
-                let _ = hub.tx.send(event);
-            }
-        }
-        drop(hub);
-        self.published.send_replace(());
+        publish(&self.hub, ticket, events);
     }
 
     /// Waits up to [`FRESHNESS_WAIT`] for the store to reach resourceVersion `rv` (a read asking
     /// for state at least that new); then 504 `Too large resource version`.
     pub async fn reach(&self, rv: u64) -> Result<(), ApiError> {
-        let mut published = self.published.subscribe();
+        let mut published = self.hub().published.subscribe();
         let reached = tokio::time::timeout(
             FRESHNESS_WAIT,
             published.wait_for(|()| self.store.read().rv >= rv),
@@ -211,6 +208,33 @@ impl Db {
         hub.history.clear();
         hub.floor = self.store.read().rv;
     }
+}
+
+fn lock(hub: &Mutex<Hub>) -> MutexGuard<'_, Hub> {
+    hub.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Hands a commit's events to the hub; they reach watchers once every earlier ticket has.
+fn publish(hub: &Mutex<Hub>, ticket: u64, events: Vec<Event>) {
+    let mut hub = lock(hub);
+    hub.pending.insert(ticket, events);
+    loop {
+        let next = hub.next;
+        let Some(ready) = hub.pending.remove(&next) else {
+            break;
+        };
+        hub.next += 1;
+        for event in ready {
+            if hub.history.len() == HISTORY
+                && let Some(dropped) = hub.history.pop_front()
+            {
+                hub.floor = dropped.rv;
+            }
+            hub.history.push_back(event.clone());
+            let _ = hub.tx.send(event);
+        }
+    }
+    hub.published.send_replace(());
 }
 
 fn live_namespace(view: &View, name: &str) -> Option<Arc<Namespace>> {

@@ -133,7 +133,7 @@ fn generated_name(prefix: &str) -> String {
     p
 }
 
-pub fn create_secret(db: &Db, ns: &str, call: &Call<'_>) -> Result<Reply, ApiError> {
+pub async fn create_secret(db: &Db, ns: &str, call: &Call<'_>) -> Result<Reply, ApiError> {
     let fv = check_write_options(call)?;
     let (mut s, warnings) = decode_for_write(call, &fv)?;
     let body_rv = std::mem::take(&mut s.meta.resource_version);
@@ -149,7 +149,7 @@ pub fn create_secret(db: &Db, ns: &str, call: &Call<'_>) -> Result<Reply, ApiErr
     s.meta.namespace = ns.to_owned();
     let dry_run = call.query.contains_key("dryRun");
     s.meta.managed_fields.clear();
-    let created = db.commit(|view, rv| {
+    let committed = db.commit(|view, rv| {
         match namespace::lookup(view, ns) {
             None => return Err(ApiError::not_found("namespaces", ns)),
             Some(n) if n.phase == Phase::Terminating => {
@@ -187,7 +187,8 @@ pub fn create_secret(db: &Db, ns: &str, call: &Call<'_>) -> Result<Reply, ApiErr
         s.meta.resource_version = rv.to_string();
         let mutations = writes(dry_run, Mutation::PutSecret(s.clone()));
         Ok((mutations, s.clone()))
-    })?;
+    });
+    let created = committed.await?;
     Ok(with_warnings(
         json_reply(201, &encode_secret(&created, true)),
         &warnings,
@@ -215,7 +216,12 @@ pub fn get_secret(db: &Db, ns: &str, name: &str, accept: Option<&str>) -> Result
     ))
 }
 
-pub fn replace_secret(db: &Db, ns: &str, name: &str, call: &Call<'_>) -> Result<Reply, ApiError> {
+pub async fn replace_secret(
+    db: &Db,
+    ns: &str,
+    name: &str,
+    call: &Call<'_>,
+) -> Result<Reply, ApiError> {
     let fv = check_write_options(call)?;
     let (mut s, warnings) = decode_for_write(call, &fv)?;
     if !s.meta.namespace.is_empty() && s.meta.namespace != ns {
@@ -232,13 +238,14 @@ pub fn replace_secret(db: &Db, ns: &str, name: &str, call: &Call<'_>) -> Result<
     s.meta.namespace = ns.to_owned();
     let dry_run = call.query.contains_key("dryRun");
     let manager = call.manager();
-    let stored = db.commit(|view, rv| {
+    let committed = db.commit(|view, rv| {
         let old = view
             .secrets
             .get(&key(ns, name))
             .ok_or_else(|| ApiError::not_found("secrets", name))?;
         update_stored(old, s, rv, dry_run, Some(&manager))
-    })?;
+    });
+    let stored = committed.await?;
     Ok(with_warnings(
         json_reply(200, &encode_secret(&stored, true)),
         &warnings,
@@ -327,7 +334,12 @@ fn same_but_for_times(a: &Secret, b: &Secret) -> bool {
 /// (apiserver/pkg/endpoints/handlers/patch.go). Options are checked first, then the patch
 /// body, then the stored object is patched and goes through the update path; an apply patch of
 /// a missing Secret creates it (201).
-pub fn patch_secret(db: &Db, ns: &str, name: &str, call: &Call<'_>) -> Result<Reply, ApiError> {
+pub async fn patch_secret(
+    db: &Db,
+    ns: &str,
+    name: &str,
+    call: &Call<'_>,
+) -> Result<Reply, ApiError> {
     let patch_type = patch::patch_type(call.content_type)?;
     check_patch_options(call, patch_type)?;
     let body = patch::transcode(patch_type, call.body)?;
@@ -337,7 +349,7 @@ pub fn patch_secret(db: &Db, ns: &str, name: &str, call: &Call<'_>) -> Result<Re
         .query
         .get("force")
         .is_some_and(|f| f == "true" || f == "1");
-    let (created, stored) = db.commit(|view, rv| {
+    let committed = db.commit(|view, rv| {
         let old = view.secrets.get(&key(ns, name));
         if patch_type == PatchType::Apply {
             return apply_secret(view, ns, name, old.map(|o| &**o), &body, &manager, force, rv, dry_run);
@@ -360,7 +372,8 @@ pub fn patch_secret(db: &Db, ns: &str, name: &str, call: &Call<'_>) -> Result<Re
         s.meta.namespace = ns.to_owned();
         let (mutations, stored) = update_stored(old, s, rv, dry_run, Some(&manager))?;
         Ok((mutations, (false, stored)))
-    })?;
+    });
+    let (created, stored) = committed.await?;
     Ok(json_reply(
         if created { 201 } else { 200 },
         &encode_secret(&stored, true),
@@ -456,7 +469,12 @@ fn check_patch_options(call: &Call<'_>, patch_type: PatchType) -> Result<(), Api
     }
 }
 
-pub fn delete_secret(db: &Db, ns: &str, name: &str, call: &Call<'_>) -> Result<Reply, ApiError> {
+pub async fn delete_secret(
+    db: &Db,
+    ns: &str,
+    name: &str,
+    call: &Call<'_>,
+) -> Result<Reply, ApiError> {
     let options: Value = if call.body.iter().all(u8::is_ascii_whitespace) {
         let mut m = serde_json::Map::new();
         if let Some(p) = call.query.get("propagationPolicy") {
@@ -499,7 +517,7 @@ pub fn delete_secret(db: &Db, ns: &str, name: &str, call: &Call<'_>) -> Result<R
         .pointer("/preconditions/resourceVersion")
         .and_then(Value::as_str)
         .map(str::to_owned);
-    let outcome = db.commit(|view, rv| {
+    let committed = db.commit(|view, rv| {
         let old = view
             .secrets
             .get(&key(ns, name))
@@ -555,7 +573,8 @@ pub fn delete_secret(db: &Db, ns: &str, name: &str, call: &Call<'_>) -> Result<R
         s.meta.resource_version = rv.to_string();
         let body = encode_secret(&s, true);
         Ok((writes(dry_run, Mutation::PutSecret(s)), body))
-    })?;
+    });
+    let outcome = committed.await?;
     Ok(json_reply(200, &outcome))
 }
 

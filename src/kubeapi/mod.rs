@@ -265,26 +265,28 @@ impl Engine {
         let result: Result<Reply, ApiError> = match (route, &parts.method) {
             (Route::Discovery(doc), &Method::GET) => Ok(json_reply(200, &doc)),
             (Route::OpenApiV2, &Method::GET) => Ok(discovery::openapi_v2()),
-            (Route::Secrets(Some(ns)), &Method::POST) => handlers::create_secret(db, ns, &call),
+            (Route::Secrets(Some(ns)), &Method::POST) => {
+                handlers::create_secret(db, ns, &call).await
+            }
             (Route::Secrets(ns), &Method::GET) => handlers::list_secrets(db, ns, &call),
             (Route::Secret(ns, name), &Method::GET) => {
                 handlers::get_secret(db, ns, name, call.accept)
             }
             (Route::Secret(ns, name), &Method::PUT) => {
-                finalizing(db, ns, handlers::replace_secret(db, ns, name, &call))
+                finalizing(db, ns, handlers::replace_secret(db, ns, name, &call).await).await
             }
             (Route::Secret(ns, name), &Method::PATCH) => {
-                finalizing(db, ns, handlers::patch_secret(db, ns, name, &call))
+                finalizing(db, ns, handlers::patch_secret(db, ns, name, &call).await).await
             }
             (Route::Secret(ns, name), &Method::DELETE) => {
-                finalizing(db, ns, handlers::delete_secret(db, ns, name, &call))
+                finalizing(db, ns, handlers::delete_secret(db, ns, name, &call).await).await
             }
-            (Route::Namespaces, &Method::POST) => namespace::create(db, &call),
+            (Route::Namespaces, &Method::POST) => namespace::create(db, &call).await,
             (Route::Namespaces, &Method::GET) => namespace::list(db, &call),
             (Route::Namespace(name), &Method::GET) => namespace::get(db, name, call.accept),
-            (Route::Namespace(name), &Method::PATCH) => namespace::patch(db, name, &call),
-            (Route::Namespace(name), &Method::PUT) => namespace::replace(db, name, &call),
-            (Route::Namespace(name), &Method::DELETE) => namespace::delete(db, name, &call),
+            (Route::Namespace(name), &Method::PATCH) => namespace::patch(db, name, &call).await,
+            (Route::Namespace(name), &Method::PUT) => namespace::replace(db, name, &call).await,
+            (Route::Namespace(name), &Method::DELETE) => namespace::delete(db, name, &call).await,
             (Route::Unrouted | Route::Discovery(_) | Route::OpenApiV2, _) => {
                 Ok(text_reply(404, "404 page not found"))
             }
@@ -306,9 +308,9 @@ impl Engine {
 }
 
 /// After a write that may have removed a Secret, a terminating namespace may now be empty.
-fn finalizing(db: &Db, ns: &str, result: Result<Reply, ApiError>) -> Result<Reply, ApiError> {
+async fn finalizing(db: &Db, ns: &str, result: Result<Reply, ApiError>) -> Result<Reply, ApiError> {
     if result.is_ok() {
-        namespace::finalize(db, ns);
+        namespace::finalize(db, ns).await;
     }
     result
 }

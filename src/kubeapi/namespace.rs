@@ -55,7 +55,7 @@ fn new_namespace(
     }
 }
 
-pub fn create(db: &Db, call: &Call<'_>) -> Result<Reply, ApiError> {
+pub async fn create(db: &Db, call: &Call<'_>) -> Result<Reply, ApiError> {
     let mut ns = object::decode_namespace(call.body)?;
     let name = ns.meta.name.clone();
     let errors: Vec<FieldError> = namespace_name_errors(&name);
@@ -63,7 +63,7 @@ pub fn create(db: &Db, call: &Call<'_>) -> Result<Reply, ApiError> {
         return Err(ApiError::invalid("Namespace", &name, &errors));
     }
     let dry_run = call.query.contains_key("dryRun");
-    let created = db.commit(|view, rv| {
+    let committed = db.commit(|view, rv| {
         if let Some(existing) = lookup(view, &name) {
             return Err(ApiError::namespace_already_exists(
                 &name,
@@ -78,12 +78,13 @@ pub fn create(db: &Db, call: &Call<'_>) -> Result<Reply, ApiError> {
         );
         let mutations = writes(dry_run, Mutation::PutNamespace(created.clone()));
         Ok((mutations, created))
-    })?;
+    });
+    let created = committed.await?;
     Ok(json_reply(201, &encode_namespace(&created, true)))
 }
 
 pub fn ensure(db: &Db, name: &str) {
-    let _ = db.commit(|view, rv| {
+    let _ = db.commit_blocking(|view, rv| {
         if lookup(view, name).is_some() {
             return Ok((vec![], ()));
         }
@@ -138,7 +139,7 @@ pub fn list(db: &Db, call: &Call<'_>) -> Result<Reply, ApiError> {
 
 /// PUT of a Namespace (`kubectl replace`/`edit`): labels and annotations change, guarded by the
 /// body's resourceVersion like any update; spec and status are not changed through this verb.
-pub fn replace(db: &Db, name: &str, call: &Call<'_>) -> Result<Reply, ApiError> {
+pub async fn replace(db: &Db, name: &str, call: &Call<'_>) -> Result<Reply, ApiError> {
     let body = object::decode_namespace(call.body)?;
     if body.meta.name != name {
         return Err(ApiError::bad_request(format!(
@@ -147,7 +148,7 @@ pub fn replace(db: &Db, name: &str, call: &Call<'_>) -> Result<Reply, ApiError> 
         )));
     }
     let dry_run = call.query.contains_key("dryRun");
-    let stored = db.commit(|view, rv| {
+    let committed = db.commit(|view, rv| {
         let old = lookup(view, name).ok_or_else(|| ApiError::not_found("namespaces", name))?;
         match body.meta.resource_version.as_str() {
             "" | "0" => {}
@@ -170,18 +171,19 @@ pub fn replace(db: &Db, name: &str, call: &Call<'_>) -> Result<Reply, ApiError> 
         ns.meta.resource_version = rv.to_string();
         let mutations = writes(dry_run, Mutation::PutNamespace(ns.clone()));
         Ok((mutations, ns))
-    })?;
+    });
+    let stored = committed.await?;
     Ok(json_reply(200, &encode_namespace(&stored, true)))
 }
 
 /// PATCH of a Namespace: labels and annotations change; everything else is the server's. An
 /// apply patch merges like a merge patch (no field managers for Namespaces) and creates a
 /// missing Namespace.
-pub fn patch(db: &Db, name: &str, call: &Call<'_>) -> Result<Reply, ApiError> {
+pub async fn patch(db: &Db, name: &str, call: &Call<'_>) -> Result<Reply, ApiError> {
     let patch_type = patch::patch_type(call.content_type)?;
     let body = patch::transcode(patch_type, call.body)?;
     let dry_run = call.query.contains_key("dryRun");
-    let (created, stored) = db.commit(|view, rv| {
+    let committed = db.commit(|view, rv| {
         let Some(old) = lookup(view, name) else {
             // Server-side apply creates what does not exist (`kubectl apply --server-side`).
             if patch_type != PatchType::Apply {
@@ -223,7 +225,8 @@ pub fn patch(db: &Db, name: &str, call: &Call<'_>) -> Result<Reply, ApiError> {
         ns.meta.resource_version = rv.to_string();
         let mutations = writes(dry_run, Mutation::PutNamespace(ns.clone()));
         Ok((mutations, (false, ns)))
-    })?;
+    });
+    let (created, stored) = committed.await?;
     Ok(json_reply(
         if created { 201 } else { 200 },
         &encode_namespace(&stored, true),
@@ -234,13 +237,13 @@ pub fn patch(db: &Db, name: &str, call: &Call<'_>) -> Result<Reply, ApiError> {
 /// (kubernetes pkg/registry/core/namespace/storage/storage.go).
 const STILL_TERMINATING: &str = "The system is ensuring all content is removed from this namespace.  Upon completion, this namespace will automatically be purged by the system.";
 
-pub fn delete(db: &Db, name: &str, call: &Call<'_>) -> Result<Reply, ApiError> {
+pub async fn delete(db: &Db, name: &str, call: &Call<'_>) -> Result<Reply, ApiError> {
     let dry_run = call.query.contains_key("dryRun")
         || serde_json::from_slice::<Value>(call.body)
             .ok()
             .and_then(|o| o.get("dryRun").cloned())
             .is_some_and(|d| d.as_array().is_some_and(|a| !a.is_empty()));
-    let terminating = db.commit(|view, rv| {
+    let committed = db.commit(|view, rv| {
         let old = lookup(view, name).ok_or_else(|| ApiError::not_found("namespaces", name))?;
         if old.phase == Phase::Terminating {
             return Err(ApiError::conflict_on("namespaces", name, STILL_TERMINATING));
@@ -252,9 +255,10 @@ pub fn delete(db: &Db, name: &str, call: &Call<'_>) -> Result<Reply, ApiError> {
         ns.meta.resource_version = rv.to_string();
         let mutations = writes(dry_run, Mutation::PutNamespace(ns.clone()));
         Ok((mutations, ns))
-    })?;
+    });
+    let terminating = committed.await?;
     if !dry_run {
-        finalize(db, name);
+        finalize(db, name).await;
     }
     Ok(json_reply(200, &encode_namespace(&terminating, true)))
 }
@@ -262,8 +266,8 @@ pub fn delete(db: &Db, name: &str, call: &Call<'_>) -> Result<Reply, ApiError> {
 /// The namespace controller's work for a terminating namespace: delete its Secrets (those with
 /// finalizers are marked for deletion and stay), and remove the namespace once none is left.
 /// Does nothing for a namespace that is not terminating.
-pub fn finalize(db: &Db, name: &str) {
-    let result = db.commit(|view, rv| {
+pub async fn finalize(db: &Db, name: &str) {
+    let committed = db.commit(|view, rv| {
         let Some(ns) = lookup(view, name).filter(|n| n.phase == Phase::Terminating) else {
             return Ok((vec![], ()));
         };
@@ -295,6 +299,7 @@ pub fn finalize(db: &Db, name: &str) {
         }
         Ok((mutations, ()))
     });
+    let result = committed.await;
     if let Err(e) = result {
         tracing::warn!(namespace = name, error = %e.message, "finalizing a namespace failed");
     }

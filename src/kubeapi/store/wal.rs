@@ -191,7 +191,8 @@ pub struct Wal {
     dir: PathBuf,
     seq: u64,
     file: File,
-    /// Length up to the last record known to be durable.
+    /// Length up to the end of the last whole record written (a failed write is cut back
+    /// to it).
     len: u64,
     pub records: usize,
     #[cfg(test)]
@@ -225,11 +226,35 @@ impl Wal {
         })
     }
 
-    /// Appends whole records (each ending in a newline) and makes them durable with one fsync.
-    pub fn append(&mut self, batch: &[u8], records: usize) -> Result<(), AppendError> {
-        match self.write_and_sync(batch) {
+    /// Writes whole records (each ending in a newline) without syncing them: a sync of the
+    /// segment ([`Wal::path`], its own descriptor) makes them durable. A failed write is cut
+    /// back to the end of the previous one.
+    pub fn write(&mut self, batch: &[u8], records: usize) -> Result<(), AppendError> {
+        let written = self.write_only(batch);
+        self.finish(written, batch.len(), records)
+    }
+
+    fn write_only(&mut self, batch: &[u8]) -> io::Result<()> {
+        #[cfg(test)]
+        if let Some(inj) = &self.inject
+            && inj.fail_writes
+        {
+            let part = inj.partial.min(batch.len());
+            self.file.write_all(&batch[..part])?;
+            return Err(io::Error::from_raw_os_error(28)); // ENOSPC
+        }
+        self.file.write_all(batch)
+    }
+
+    fn finish(
+        &mut self,
+        result: io::Result<()>,
+        bytes: usize,
+        records: usize,
+    ) -> Result<(), AppendError> {
+        match result {
             Ok(()) => {
-                self.len += batch.len() as u64;
+                self.len += bytes as u64;
                 self.records += records;
                 Ok(())
             }
@@ -240,20 +265,28 @@ impl Wal {
         }
     }
 
-    fn write_and_sync(&mut self, batch: &[u8]) -> io::Result<()> {
-        #[cfg(test)]
-        if let Some(inj) = &self.inject
-            && inj.fail_writes
-        {
-            let part = inj.partial.min(batch.len());
-            self.file.write_all(&batch[..part])?;
-            return Err(io::Error::from_raw_os_error(28)); // ENOSPC
-        }
-        self.file.write_all(batch)?;
-        self.file.sync_data()
+    /// Cuts the segment back to `len` bytes (the end of its durable records) after a failed
+    /// sync; an error means the file's state is unknown.
+    pub fn cut_to(&mut self, len: u64) -> io::Result<()> {
+        self.len = len;
+        self.roll_back()
     }
 
-    /// Cuts the segment back to its last durable length.
+    /// Bytes written to the current segment.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// The current segment's file.
+    pub fn path(&self) -> PathBuf {
+        self.dir.join(if self.seq == 0 {
+            LEGACY.to_owned()
+        } else {
+            segment_name(self.seq)
+        })
+    }
+
+    /// Cuts the segment back to `len` (the end of the last whole record written) and syncs it.
     fn roll_back(&mut self) -> io::Result<()> {
         #[cfg(test)]
         if self.inject.as_ref().is_some_and(|i| i.fail_rollback) {
