@@ -325,24 +325,28 @@ struct Figures {
     cpu_us_per_req: f64,
 }
 
-async fn drive(protocol: Protocol, server: &Server, o: &Options) -> Figures {
-    let addrs = Arc::new((server.service.clone(), server.kube_api.clone()));
-    let stop = Arc::new(AtomicBool::new(false));
-    // A short warm-up so connection set-up is not measured.
+/// Runs `warm_up` clients briefly (connection set-up is not measured), then `o.concurrency`
+/// clients for `o.seconds`, and sums up their latencies and the server's CPU time. A client is
+/// `client(index, stop)`: it calls until `stop` is set and returns its latencies in us.
+async fn measure<C, F>(pid: u32, warm_up: usize, o: &Options, client: C) -> Figures
+where
+    C: Fn(usize, Arc<AtomicBool>) -> F,
+    F: std::future::Future<Output = Vec<u32>> + Send + 'static,
+{
     let warm = Arc::new(AtomicBool::new(false));
-    let w: Vec<_> = (0..o.concurrency.min(8))
-        .map(|_| tokio::spawn(client(protocol, addrs.clone(), warm.clone())))
+    let w: Vec<_> = (0..warm_up)
+        .map(|i| tokio::spawn(client(i, warm.clone())))
         .collect();
     tokio::time::sleep(Duration::from_millis(300)).await;
     warm.store(true, Ordering::Relaxed);
     for h in w {
         h.await.unwrap();
     }
-
-    let cpu0 = cpu_time(server.child.id());
+    let stop = Arc::new(AtomicBool::new(false));
+    let cpu0 = cpu_time(pid);
     let t0 = Instant::now();
     let handles: Vec<_> = (0..o.concurrency)
-        .map(|_| tokio::spawn(client(protocol, addrs.clone(), stop.clone())))
+        .map(|i| tokio::spawn(client(i, stop.clone())))
         .collect();
     tokio::time::sleep(Duration::from_secs(o.seconds)).await;
     stop.store(true, Ordering::Relaxed);
@@ -351,7 +355,7 @@ async fn drive(protocol: Protocol, server: &Server, o: &Options) -> Figures {
         all.extend(h.await.unwrap());
     }
     let elapsed = t0.elapsed();
-    let cpu = cpu_time(server.child.id()) - cpu0;
+    let cpu = cpu_time(pid) - cpu0;
     all.sort_unstable();
     let at = |q: f64| all[((all.len() as f64 * q) as usize).min(all.len() - 1)];
     Figures {
@@ -360,6 +364,14 @@ async fn drive(protocol: Protocol, server: &Server, o: &Options) -> Figures {
         p99_us: at(0.99),
         cpu_us_per_req: cpu.as_secs_f64() * 1e6 / all.len() as f64,
     }
+}
+
+async fn drive(protocol: Protocol, server: &Server, o: &Options) -> Figures {
+    let addrs = Arc::new((server.service.clone(), server.kube_api.clone()));
+    measure(server.child.id(), o.concurrency.min(8), o, |_, stop| {
+        client(protocol, addrs.clone(), stop)
+    })
+    .await
 }
 
 fn main() {
@@ -509,37 +521,11 @@ mod updates {
 
     async fn drive(protocol: Protocol, server: &Server, o: &Options) -> Figures {
         let service = Arc::new(server.service.clone());
-        let warm = Arc::new(AtomicBool::new(false));
-        let w: Vec<_> = (0..o.concurrency)
-            .map(|i| tokio::spawn(client(protocol, service.clone(), i, warm.clone())))
-            .collect();
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        warm.store(true, Ordering::Relaxed);
-        for h in w {
-            h.await.unwrap();
-        }
-        let stop = Arc::new(AtomicBool::new(false));
-        let cpu0 = cpu_time(server.child.id());
-        let t0 = Instant::now();
-        let handles: Vec<_> = (0..o.concurrency)
-            .map(|i| tokio::spawn(client(protocol, service.clone(), i, stop.clone())))
-            .collect();
-        tokio::time::sleep(Duration::from_secs(o.seconds)).await;
-        stop.store(true, Ordering::Relaxed);
-        let mut all = Vec::new();
-        for h in handles {
-            all.extend(h.await.unwrap());
-        }
-        let elapsed = t0.elapsed();
-        let cpu = cpu_time(server.child.id()) - cpu0;
-        all.sort_unstable();
-        let at = |q: f64| all[((all.len() as f64 * q) as usize).min(all.len() - 1)];
-        Figures {
-            rps: all.len() as f64 / elapsed.as_secs_f64(),
-            p50_us: at(0.50),
-            p99_us: at(0.99),
-            cpu_us_per_req: cpu.as_secs_f64() * 1e6 / all.len() as f64,
-        }
+        // Every client warms up its own secret's connection.
+        super::measure(server.child.id(), o.concurrency, o, |i, stop| {
+            client(protocol, service.clone(), i, stop)
+        })
+        .await
     }
 
     /// Starts the binary with `args`, creates each client's secret, measures every protocol.
