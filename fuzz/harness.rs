@@ -7,6 +7,7 @@
 
 use bytes::Bytes;
 use flytesecret::kubeapi::{Durability, Engine};
+use flytesecret::server::connect::PROCEDURES;
 use flytesecret::service::{KubeBackend, SecretService, Settings};
 use http::{HeaderValue, Method, Request};
 use http_body_util::BodyExt;
@@ -87,32 +88,10 @@ fn field(data: &mut &[u8]) -> String {
     head
 }
 
-const PROCEDURES: &[&str] = &[
-    "/flyteidl2.secret.SecretService/CreateSecret",
-    "/flyteidl2.secret.SecretService/UpdateSecret",
-    "/flyteidl2.secret.SecretService/GetSecret",
-    "/flyteidl2.secret.SecretService/DeleteSecret",
-    "/flyteidl2.secret.SecretService/ListSecrets",
-    "/flyteidl2.cluster.ClusterService/SelectCluster",
-];
-
-/// The tonic routes the server mounts (gRPC framing, gzip, prost decoding), as `App::new` builds them.
+/// The server's own gRPC services (gRPC framing, size limit, gzip, prost decoding), routed.
 fn grpc_routes(svc: Arc<SecretService>) -> tonic::service::Routes {
-    use flytesecret::proto::flyteidl2::cluster::cluster_service_server::ClusterServiceServer;
-    use flytesecret::proto::flyteidl2::secret::secret_service_server::SecretServiceServer;
-    use flytesecret::server::grpc::{GrpcClusterService, GrpcSecretService};
-    use tonic::codec::CompressionEncoding::Gzip;
-    let max = flytesecret::server::MAX_REQUEST_BYTES;
-    tonic::service::Routes::new(
-        SecretServiceServer::new(GrpcSecretService(svc.clone()))
-            .max_decoding_message_size(max)
-            .accept_compressed(Gzip),
-    )
-    .add_service(
-        ClusterServiceServer::new(GrpcClusterService(svc))
-            .max_decoding_message_size(max)
-            .accept_compressed(Gzip),
-    )
+    let (secret, cluster) = flytesecret::server::grpc_services(&svc);
+    tonic::service::Routes::new(secret).add_service(cluster)
 }
 
 fn framed_request(data: &[u8], content_types: &[&str]) -> Request<tonic::body::Body> {

@@ -18,7 +18,8 @@ pub const SERVICES: &[&str] = &[
     "/flyteidl2.cluster.ClusterService/",
 ];
 
-const PROCEDURES: &[&str] = &[
+/// Every unary procedure served (Connect answers 404 for any other path under `SERVICES`).
+pub const PROCEDURES: &[&str] = &[
     "/flyteidl2.secret.SecretService/CreateSecret",
     "/flyteidl2.secret.SecretService/UpdateSecret",
     "/flyteidl2.secret.SecretService/GetSecret",

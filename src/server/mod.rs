@@ -65,17 +65,29 @@ pub struct App {
     request_timeout: std::time::Duration,
 }
 
+/// The Secret and Cluster services' gRPC servers, with the request size limit and gzip as the
+/// port serves them (the fuzz harness drives these same servers).
+pub fn grpc_services(
+    service: &Arc<SecretService>,
+) -> (
+    SecretServiceServer<grpc::GrpcSecretService>,
+    ClusterServiceServer<grpc::GrpcClusterService>,
+) {
+    use tonic::codec::CompressionEncoding::Gzip;
+    let secret = SecretServiceServer::new(grpc::GrpcSecretService(service.clone()))
+        .max_decoding_message_size(MAX_REQUEST_BYTES)
+        .accept_compressed(Gzip)
+        .send_compressed(Gzip);
+    let cluster = ClusterServiceServer::new(grpc::GrpcClusterService(service.clone()))
+        .max_decoding_message_size(MAX_REQUEST_BYTES)
+        .accept_compressed(Gzip)
+        .send_compressed(Gzip);
+    (secret, cluster)
+}
+
 impl App {
     pub fn new(service: Arc<SecretService>, request_timeout: std::time::Duration) -> Arc<App> {
-        use tonic::codec::CompressionEncoding::Gzip;
-        let secret = SecretServiceServer::new(grpc::GrpcSecretService(service.clone()))
-            .max_decoding_message_size(MAX_REQUEST_BYTES)
-            .accept_compressed(Gzip)
-            .send_compressed(Gzip);
-        let cluster = ClusterServiceServer::new(grpc::GrpcClusterService(service.clone()))
-            .max_decoding_message_size(MAX_REQUEST_BYTES)
-            .accept_compressed(Gzip)
-            .send_compressed(Gzip);
+        let (secret, cluster) = grpc_services(&service);
         let reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
             .build_v1()
