@@ -206,6 +206,17 @@ fn id() -> Option<SecretIdentifier> {
 
 type H1 = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
 
+/// A tonic client on its own HTTP/2 connection (TCP_NODELAY, as real gRPC clients set it).
+async fn grpc_client(service: &str) -> SecretServiceClient<tonic::transport::Channel> {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{service}"))
+        .unwrap()
+        .tcp_nodelay(true)
+        .connect()
+        .await
+        .unwrap();
+    SecretServiceClient::new(channel)
+}
+
 async fn http1(addr: &str) -> H1 {
     let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     stream.set_nodelay(true).unwrap();
@@ -272,13 +283,7 @@ async fn client(
     let path = "/flyteidl2.secret.SecretService/GetSecret";
     match protocol {
         Protocol::Grpc => {
-            let channel = tonic::transport::Endpoint::from_shared(format!("http://{service}"))
-                .unwrap()
-                .tcp_nodelay(true)
-                .connect()
-                .await
-                .unwrap();
-            let mut c = SecretServiceClient::new(channel);
+            let mut c = grpc_client(service).await;
             while !stop.load(Ordering::Relaxed) {
                 let t = Instant::now();
                 c.get_secret(request.clone()).await.unwrap();
@@ -480,13 +485,7 @@ mod updates {
         let mut round = 0u64;
         match protocol {
             Protocol::Grpc => {
-                let channel = tonic::transport::Endpoint::from_shared(format!("http://{service}"))
-                    .unwrap()
-                    .tcp_nodelay(true)
-                    .connect()
-                    .await
-                    .unwrap();
-                let mut c = SecretServiceClient::new(channel);
+                let mut c = grpc_client(&service).await;
                 while !stop.load(Ordering::Relaxed) {
                     round += 1;
                     let t = Instant::now();
