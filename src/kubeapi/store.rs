@@ -941,66 +941,24 @@ mod tests {
         fs::remove_dir_all(dir).unwrap();
     }
 
-    #[test]
-    fn a_failed_append_leaves_the_log_as_before_and_the_store_writable() {
+    /// Writes a, then b with `injection` active: b must fail with `message`, leave the log as it
+    /// was after a, never be seen, and leave the store writable and reopenable without b.
+    fn a_failed_write_is_undone(injection: Injection, message: &str) {
         let dir = temp_dir();
         let durable = Durability::Directory(dir.clone());
         let store = Store::open(&durable).unwrap();
         put(&store, "a", "1").unwrap();
         let log_before = fs::read(newest_segment(&dir)).unwrap();
-        store.inject(Some(Injection {
-            fail_writes: true,
-            partial: 17,
-            fail_rollback: false,
-            fail_syncs: false,
-        }));
+        store.inject(Some(injection));
         let err = put(&store, "b", "2").unwrap_err();
         assert_eq!(err.code, 500);
-        assert!(
-            err.message.contains("No space left on device"),
-            "{}",
-            err.message
-        );
+        assert!(err.message.contains(message), "{}", err.message);
+        // Nothing of b is left in the log (a written but unsynced record is cut off), and
+        // readers never saw it.
         assert_eq!(fs::read(newest_segment(&dir)).unwrap(), log_before);
         assert!(value(&store.read(), "b").is_none());
         store.inject(None);
-        // The failed write's state was discarded: creating b again sees no b.
-        store
-            .commit(|view, _| {
-                assert!(value(view, "b").is_none());
-                Ok((vec![Mutation::PutSecret(secret("c", "3"))], ()))
-            })
-            .unwrap();
-        drop(store);
-        let view = Store::open(&durable).unwrap().read();
-        assert_eq!(value(&view, "a").unwrap(), b"1");
-        assert_eq!(value(&view, "c").unwrap(), b"3");
-        assert!(value(&view, "b").is_none());
-        fs::remove_dir_all(dir).unwrap();
-    }
-
-    #[test]
-    fn a_failed_sync_cuts_the_log_back_and_fails_the_write() {
-        let dir = temp_dir();
-        let durable = Durability::Directory(dir.clone());
-        let store = Store::open(&durable).unwrap();
-        put(&store, "a", "1").unwrap();
-        let log_before = fs::read(newest_segment(&dir)).unwrap();
-        store.inject(Some(Injection {
-            fail_syncs: true,
-            ..Default::default()
-        }));
-        let err = put(&store, "b", "2").unwrap_err();
-        assert_eq!(err.code, 500);
-        assert!(
-            err.message.contains("syncing the store log"),
-            "{}",
-            err.message
-        );
-        // The written but unsynced record was cut off; readers never saw it.
-        assert_eq!(fs::read(newest_segment(&dir)).unwrap(), log_before);
-        assert!(value(&store.read(), "b").is_none());
-        store.inject(None);
+        // The failed write's state was discarded: the next write sees no b.
         store
             .commit(|view, _| {
                 assert!(
@@ -1016,6 +974,30 @@ mod tests {
         assert_eq!(value(&view, "c").unwrap(), b"3");
         assert!(value(&view, "b").is_none());
         fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_failed_append_leaves_the_log_as_before_and_the_store_writable() {
+        a_failed_write_is_undone(
+            Injection {
+                fail_writes: true,
+                partial: 17,
+                fail_rollback: false,
+                fail_syncs: false,
+            },
+            "No space left on device",
+        );
+    }
+
+    #[test]
+    fn a_failed_sync_cuts_the_log_back_and_fails_the_write() {
+        a_failed_write_is_undone(
+            Injection {
+                fail_syncs: true,
+                ..Default::default()
+            },
+            "syncing the store log",
+        );
     }
 
     #[test]
