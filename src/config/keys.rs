@@ -33,19 +33,19 @@ settings! {
         /// Refuse names the Go service would store but task pods could not find.
         strict_names: bool = "secret.strictNames", "true", boolean;
         /// The embedded store's directory (default: the user's data directory).
-        data_dir: Option<PathBuf> = "secret.embedded.dataDir", "", path;
+        data_dir: Option<PathBuf> = "secret.embedded.dataDir", "", non_empty;
         /// Keep the embedded store in memory only.
         ephemeral: bool = "secret.embedded.ephemeral", "false", boolean;
         /// Also serve the embedded engine's Kubernetes API on this address (for kubectl).
         kube_api_listen: Option<String> = "secret.embedded.kubeApiListen", "", non_empty;
         /// Write a kubeconfig for that API to this file.
-        write_kubeconfig: Option<PathBuf> = "secret.embedded.writeKubeconfig", "", path;
+        write_kubeconfig: Option<PathBuf> = "secret.embedded.writeKubeconfig", "", non_empty;
         /// Serve the fault-injection endpoint on the kube-api face (tests only).
         test_fault_injection: bool = "secret.embedded.testFaultInjection", "false", boolean;
         /// Key (32 bytes, base64) sealing the embedded store's records at rest; none: plaintext.
-        encryption_key_file: Option<PathBuf> = "secret.embedded.encryption.keyFile", "", path;
+        encryption_key_file: Option<PathBuf> = "secret.embedded.encryption.keyFile", "", non_empty;
         /// kube-apiserver's static token file for the embedded engine's HTTP face.
-        token_auth_file: Option<PathBuf> = "secret.embedded.tokenAuthFile", "", path;
+        token_auth_file: Option<PathBuf> = "secret.embedded.tokenAuthFile", "", non_empty;
         /// Log lines as `text` or `json`.
         log_format: LogFormat = "secret.log.format", "text", log_format;
         /// Where to export traces over OTLP/gRPC; empty leaves tracing off.
@@ -82,10 +82,10 @@ settings! {
 settings! {
     /// `secret.server.tls`: TLS on the service port when a certificate is set.
     pub struct TlsConfig {
-        cert_file: Option<PathBuf> = "secret.server.tls.certFile", "", path;
-        key_file: Option<PathBuf> = "secret.server.tls.keyFile", "", path;
+        cert_file: Option<PathBuf> = "secret.server.tls.certFile", "", non_empty;
+        key_file: Option<PathBuf> = "secret.server.tls.keyFile", "", non_empty;
         /// Set: client certificates are required and verified against it (mTLS).
-        client_ca_file: Option<PathBuf> = "secret.server.tls.clientCAFile", "", path;
+        client_ca_file: Option<PathBuf> = "secret.server.tls.clientCAFile", "", non_empty;
     }
 }
 
@@ -107,7 +107,7 @@ settings! {
         issuer: String = "secret.auth.jwt.issuer", "", text;
         audiences: Vec<String> = "secret.auth.jwt.audiences", "", list;
         jwks_url: Option<String> = "secret.auth.jwt.jwksURL", "", non_empty;
-        jwks_file: Option<PathBuf> = "secret.auth.jwt.jwksFile", "", path;
+        jwks_file: Option<PathBuf> = "secret.auth.jwt.jwksFile", "", non_empty;
         username_claim: String = "secret.auth.jwt.usernameClaim", "sub", text;
         groups_claim: String = "secret.auth.jwt.groupsClaim", "groups", text;
     }

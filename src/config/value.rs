@@ -4,7 +4,6 @@
 use super::ConfigError;
 use super::keys::{Host, LogFormat};
 use super::settings::{Values, invalid};
-use std::path::PathBuf;
 use std::time::Duration;
 
 type Result<T> = std::result::Result<T, ConfigError>;
@@ -17,15 +16,11 @@ pub(crate) fn text(values: &Values, key: &str) -> Result<String> {
     Ok(raw(values, key).to_owned())
 }
 
-/// Empty means unset.
+/// Empty means unset (a string, or a path: any type made from a string).
 pub(crate) fn non_empty<T: From<String>>(values: &Values, key: &str) -> Result<Option<T>> {
     Ok(Some(raw(values, key))
         .filter(|s| !s.is_empty())
         .map(|s| T::from(s.to_owned())))
-}
-
-pub(crate) fn path(values: &Values, key: &str) -> Result<Option<PathBuf>> {
-    non_empty(values, key)
 }
 
 pub(crate) fn boolean(values: &Values, key: &str) -> Result<bool> {
