@@ -9,7 +9,8 @@ User-space instructions only (the kernel's socket work is not counted).
     cargo build --release
     target/clients/venv-clients/bin/python benches/callgrind_per_request.py target/release/flytesecret [N]
 
-Prints thousands of instructions per call and the ratio to the floor. gRPC goes through grpcio,
+Prints thousands of instructions per call and the ratio to the floor. With CALLGRIND_KEEP=DIR,
+each protocol's profile is kept in DIR for `callgrind_annotate --inclusive=yes`. gRPC goes through grpcio,
 which accepts gzip, so its responses are compressed (as the Go service compresses them).
 """
 import glob
@@ -17,6 +18,7 @@ import json
 import http.client
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -94,7 +96,9 @@ def main() -> None:
         ("Connect JSON", lambda: connect_call(as_json, "application/json")),
     ]
 
-    def dump() -> int:
+    keep = os.environ.get("CALLGRIND_KEEP")  # a directory: keep each protocol's profile there
+
+    def dump(label: str = "") -> int:
         """Writes the counts since the last dump (callgrind zeroes them) and returns their total."""
         before = set(glob.glob(f"{out}.{server.pid}.*"))
         subprocess.run(["callgrind_control", "-d", str(server.pid)],
@@ -105,7 +109,11 @@ def main() -> None:
                 break
             time.sleep(0.1)
         time.sleep(0.3)
-        for line in open(new.pop()):
+        path = new.pop()
+        if keep and label:
+            os.makedirs(keep, exist_ok=True)
+            shutil.copy(path, os.path.join(keep, re.sub(r"\W+", "_", label).strip("_") + ".out"))
+        for line in open(path):
             if line.startswith(("totals:", "summary:")):
                 return int(line.split()[1])
         raise RuntimeError("no totals in the callgrind dump")
@@ -118,7 +126,7 @@ def main() -> None:
             dump()
             for _ in range(n):
                 call()
-            results.append((name, dump() / n))
+            results.append((name, dump(name) / n))
     finally:
         server.terminate()
         server.wait()
