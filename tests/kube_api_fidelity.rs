@@ -2148,3 +2148,117 @@ async fn case_61_a_future_resource_version_waits_then_times_out() {
     );
     assert_eq!(started.elapsed(), std::time::Duration::ZERO);
 }
+
+const PARTIAL: &str = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1";
+const PARTIAL_LIST: &str = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1";
+
+#[tokio::test]
+async fn case_62_metadata_only_answers() {
+    let api = Api::new();
+    for n in ["a", "b"] {
+        let mut body = s(n, json!({"k": "dmFsdWU="}));
+        body["metadata"]["labels"] = json!({"team": "x"});
+        api.create(body).await;
+    }
+    let full = api.get(&format!("{SECRETS}/a")).await;
+    let accept = |a| [("accept", a)];
+
+    let one = api
+        .send(
+            Method::GET,
+            &format!("{SECRETS}/a"),
+            &accept(PARTIAL),
+            vec![],
+        )
+        .await;
+    assert_eq!(one.code, 200);
+    assert_eq!(one.headers["content-type"], "application/json");
+    assert_eq!(
+        one.body,
+        json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
+               "metadata": full.body["metadata"]}),
+        "the whole metadata and nothing else: no data, no type"
+    );
+    let beta = api
+        .send(
+            Method::GET,
+            &format!("{SECRETS}/a"),
+            &accept("application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1beta1"),
+            vec![],
+        )
+        .await;
+    assert_eq!(beta.body["apiVersion"], "meta.k8s.io/v1beta1");
+    let wrong = api
+        .send(
+            Method::GET,
+            &format!("{SECRETS}/a"),
+            &accept(PARTIAL_LIST),
+            vec![],
+        )
+        .await;
+    assert_status(
+        &wrong,
+        406,
+        "NotAcceptable",
+        "you requested PartialObjectMetadataList, but the requested object is not a list (*core.Secret)",
+    );
+
+    let page = api
+        .send(
+            Method::GET,
+            &format!("{SECRETS}?limit=1"),
+            &accept(PARTIAL_LIST),
+            vec![],
+        )
+        .await;
+    assert_eq!(page.code, 200);
+    assert_eq!(page.body["kind"], "PartialObjectMetadataList");
+    assert_eq!(page.body["apiVersion"], "meta.k8s.io/v1");
+    assert!(page.body["metadata"]["continue"].is_string());
+    assert_eq!(page.body["metadata"]["remainingItemCount"], 1);
+    assert_eq!(
+        page.body["items"],
+        json!([{"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
+                "metadata": full.body["metadata"]}])
+    );
+    let wrong = api
+        .send(Method::GET, SECRETS, &accept(PARTIAL), vec![])
+        .await;
+    assert_status(
+        &wrong,
+        406,
+        "NotAcceptable",
+        "you requested PartialObjectMetadata, but the requested object is a list (*core.SecretList)",
+    );
+    assert!(
+        !String::from_utf8_lossy(&one.raw).contains("dmFsdWU=")
+            && !String::from_utf8_lossy(&page.raw).contains("dmFsdWU="),
+        "a metadata-only answer carries no value"
+    );
+}
+
+#[tokio::test]
+async fn kube_metadata_calls_through_the_in_process_client() {
+    use k8s_openapi::api::core::v1::Secret;
+    use kube::api::{ListParams, PostParams};
+    let engine = Engine::ephemeral();
+    let api: kube::Api<Secret> = kube::Api::namespaced(engine.kube_client("default"), "default");
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "m", "labels": {"app.flyte.org/system": "true"}},
+        "stringData": {"k": "v"}
+    }))
+    .unwrap();
+    let created = api.create(&PostParams::default(), &secret).await.unwrap();
+    let meta = api.get_metadata("m").await.unwrap().metadata;
+    assert_eq!(meta, created.metadata);
+    let list = api.list_metadata(&ListParams::default()).await.unwrap();
+    assert_eq!(
+        list.items.iter().map(|p| &p.metadata).collect::<Vec<_>>(),
+        [&created.metadata]
+    );
+    let missing = api.get_metadata("nope").await.unwrap_err();
+    assert!(
+        matches!(&missing, kube::Error::Api(s) if s.code == 404),
+        "{missing:?}"
+    );
+}

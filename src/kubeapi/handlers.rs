@@ -5,6 +5,7 @@ use super::apply;
 use super::events::Db;
 use super::namespace;
 use super::object::{self, Phase, Secret, Timestamp, encode_secret};
+use super::partial;
 use super::patch::{self, PatchType};
 use super::selector::{FieldSelector, LabelSelector};
 use super::status::{ApiError, Reply, json_reply};
@@ -208,7 +209,11 @@ pub fn get_secret(db: &Db, ns: &str, name: &str, accept: Option<&str>) -> Result
         ));
     }
     let mut body = Vec::with_capacity(512);
-    object::write_secret(&mut body, s, true);
+    match partial::wanted(accept) {
+        Some(w) if w.list => return Err(partial::list_of_one("*core.Secret")),
+        Some(w) => partial::write_object(&mut body, w.api_version, &s.meta),
+        None => object::write_secret(&mut body, s, true),
+    }
     Ok(super::status::json_bytes_reply(
         200,
         body,
@@ -724,6 +729,17 @@ pub fn list_secrets(db: &Db, ns: Option<&str>, call: &Call<'_>) -> Result<Reply,
                 continue_token.as_deref(),
                 remaining,
             ),
+        ));
+    }
+    if let Some(w) = partial::wanted(call.accept) {
+        if !w.list {
+            return Err(partial::one_of_list("*core.SecretList"));
+        }
+        let body = partial::write_list(w.api_version, &meta, items.iter().map(|s| &s.meta));
+        return Ok(super::status::json_bytes_reply(
+            200,
+            body,
+            "application/json",
         ));
     }
     let body = json!({

@@ -15,6 +15,7 @@ mod handlers;
 pub mod http_face;
 mod namespace;
 mod object;
+mod partial;
 mod patch;
 mod protobuf;
 mod selector;

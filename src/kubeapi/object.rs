@@ -443,7 +443,7 @@ fn write_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, v: &T) {
 }
 
 /// [`encode_meta`]'s JSON, written directly.
-fn write_meta(out: &mut Vec<u8>, meta: &ObjectMeta) {
+pub(super) fn write_meta(out: &mut Vec<u8>, meta: &ObjectMeta) {
     let mut first = true;
     let mut key = |out: &mut Vec<u8>, k: &str| {
         out.extend_from_slice(if first { b"{\"" } else { b",\"" });

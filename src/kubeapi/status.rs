@@ -219,6 +219,11 @@ impl ApiError {
         )
     }
 
+    /// 406 for a media type the server knows but cannot produce for this object.
+    pub fn not_acceptable_because(message: String) -> Self {
+        Self::new(406, "NotAcceptable", message)
+    }
+
     pub fn too_large() -> Self {
         Self::new(
             413,

@@ -35,17 +35,13 @@ const LABEL_UNION_NAME: &str = "union.ai/secret-name";
 pub const DOCKER_CONFIG_JSON_TYPE: &str = "kubernetes.io/dockerconfigjson";
 pub const DOCKER_CONFIG_JSON_KEY: &str = ".dockerconfigjson";
 
-fn label<'a>(secret: &'a K8sSecret, key: &str) -> Option<&'a str> {
-    secret
-        .metadata
-        .labels
-        .as_ref()?
-        .get(key)
-        .map(String::as_str)
+/// A label of a stored Secret, or of its metadata alone (GetSecret reads only that).
+fn label<'a>(secret: &'a impl kube::Resource, key: &str) -> Option<&'a str> {
+    secret.meta().labels.as_ref()?.get(key).map(String::as_str)
 }
 
 /// The type a stored generic Secret records.
-pub fn stored_type(secret: &K8sSecret) -> SecretType {
+pub fn stored_type(secret: &impl kube::Resource) -> SecretType {
     match label(secret, LABEL_SECRET_TYPE) {
         Some(TYPE_IMAGE_PULL) => SecretType::ImagePullSecret,
         _ => SecretType::Generic,
@@ -53,7 +49,7 @@ pub fn stored_type(secret: &K8sSecret) -> SecretType {
 }
 
 /// True for a Secret an operator labelled `app.flyte.org/system: "true"`.
-pub fn is_system(secret: &K8sSecret) -> bool {
+pub fn is_system(secret: &impl kube::Resource) -> bool {
     label(secret, LABEL_SYSTEM) == Some("true")
 }
 

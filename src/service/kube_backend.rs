@@ -1,6 +1,7 @@
 //! Kubernetes access for the service: typed `Api<Secret>` calls through a client-side token bucket
 //! (`qps`/`burst`) and a per-call `timeout`, like the Go service's client-go settings.
 
+use super::secret_head::SecretHead;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams, ListParams, ObjectList, PostParams};
 use std::fmt;
@@ -188,6 +189,8 @@ pub struct KubeBackend {
     /// The `Api<Secret>` of the namespace used first (the service's one namespace), made once:
     /// building an `Api` allocates its resource description and URL prefix on every call.
     secrets: std::sync::OnceLock<(String, Api<Secret>)>,
+    /// The same for [`SecretHead`].
+    heads: std::sync::OnceLock<(String, Api<SecretHead>)>,
 }
 
 impl KubeBackend {
@@ -197,6 +200,7 @@ impl KubeBackend {
             limiter: TokenBucket::new(qps, burst),
             timeout,
             secrets: std::sync::OnceLock::new(),
+            heads: std::sync::OnceLock::new(),
         }
     }
 
@@ -242,6 +246,23 @@ impl KubeBackend {
 
     pub async fn get(&self, namespace: &str, name: &str) -> Result<Secret, KubeError> {
         self.call(self.api(namespace).get(name)).await
+    }
+
+    /// What GetSecret reads of a Secret: its metadata only (`PartialObjectMetadata`), decoded
+    /// into [`SecretHead`].
+    pub async fn get_head(&self, namespace: &str, name: &str) -> Result<SecretHead, KubeError> {
+        let api = self.heads.get_or_init(|| {
+            (
+                namespace.to_owned(),
+                Api::namespaced(self.client.clone(), namespace),
+            )
+        });
+        if api.0 == namespace {
+            self.call(api.1.get(name)).await
+        } else {
+            self.call(Api::<SecretHead>::namespaced(self.client.clone(), namespace).get(name))
+                .await
+        }
     }
 
     pub async fn replace(

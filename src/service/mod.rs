@@ -8,6 +8,7 @@ mod error;
 pub mod image_pull;
 pub mod kube_backend;
 pub mod metrics;
+pub mod secret_head;
 pub mod transport;
 mod validate;
 
@@ -213,7 +214,7 @@ fn requested_type(number: i32) -> Result<SecretType, RpcError> {
     })
 }
 
-fn metadata(secret: &K8sSecret, status: SecretStatus) -> SecretMetadata {
+fn metadata(secret: &impl kube::Resource, status: SecretStatus) -> SecretMetadata {
     SecretMetadata {
         created_time: created_time(secret),
         secret_status: Some(status),
@@ -221,9 +222,9 @@ fn metadata(secret: &K8sSecret, status: SecretStatus) -> SecretMetadata {
     }
 }
 
-fn created_time(secret: &K8sSecret) -> Option<crate::proto::Timestamp> {
+fn created_time(secret: &impl kube::Resource) -> Option<crate::proto::Timestamp> {
     secret
-        .metadata
+        .meta()
         .creation_timestamp
         .as_ref()
         .map(|t| crate::proto::Timestamp {
@@ -556,7 +557,16 @@ impl SecretService {
         let id = req.id.as_ref().unwrap_or(&absent);
         check_scope(&id.domain, &id.project)?;
         let (_, object) = names(id);
-        let secret = self.read(id, &object, req.include_system_secrets).await?;
+        // The response is the object's metadata (creation time, type label): ask the API server
+        // for that alone, so the value never leaves it and nothing decodes it.
+        let secret = self
+            .kube
+            .get_head(&self.settings.namespace, &object)
+            .await
+            .map_err(on_secret(&id.name))?;
+        if !req.include_system_secrets && image_pull::is_system(&secret) {
+            return Err(not_found(&id.name));
+        }
         Ok(GetSecretResponse {
             secret: Some(Secret {
                 id: req.id,
