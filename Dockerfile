@@ -8,6 +8,9 @@ ARG DEBIAN_RELEASE=bookworm
 
 FROM rust:${RUST_VERSION}-slim-${DEBIAN_RELEASE} AS build
 WORKDIR /src
+# make: the jemalloc allocator is compiled from source (tikv-jemalloc-sys).
+RUN apt-get update && apt-get install -y --no-install-recommends make \
+ && rm -rf /var/lib/apt/lists/*
 # Dependencies are cached across builds by BuildKit cache mounts (the registry and the target
 # directory), so a source change recompiles only this workspace's crates.
 COPY . .
