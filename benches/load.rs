@@ -5,6 +5,8 @@
 //! `--concurrency` clients for `--seconds` and prints requests per second, p50/p99 latency, the
 //! server's CPU time per request, and each figure's ratio to the floor: a plain `GET` of the same
 //! Kubernetes Secret on the kube-api face, which is what every `GetSecret` costs at least.
+//! gRPC must run over HTTP/2, so before gRPC the same GET is also measured over HTTP/2 (h2c)
+//! and gRPC's ratio to that floor is printed too.
 //!
 //! ```sh
 //! cargo bench --bench load                                   # 64 clients, 5 s per protocol
@@ -41,6 +43,9 @@ const PROJECT: &str = "flytesnacks";
 enum Protocol {
     /// `GET /api/v1/namespaces/flyte/secrets/<name>` on the kube-api face: the floor.
     KubeGet,
+    /// The same GET over HTTP/2 (one h2c connection per client, as gRPC uses): the floor of
+    /// the transport gRPC must use, printed beside the HTTP/1.1 one.
+    KubeGetH2,
     Grpc,
     ConnectProto,
     ConnectJson,
@@ -50,6 +55,7 @@ impl Protocol {
     fn name(self) -> &'static str {
         match self {
             Protocol::KubeGet => "kube-api GET (floor)",
+            Protocol::KubeGetH2 => "kube-api GET, HTTP/2",
             Protocol::Grpc => "gRPC",
             Protocol::ConnectProto => "Connect proto",
             Protocol::ConnectJson => "Connect JSON",
@@ -205,6 +211,7 @@ fn id() -> Option<SecretIdentifier> {
 }
 
 type H1 = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+type H2 = hyper::client::conn::http2::SendRequest<Full<Bytes>>;
 
 /// A tonic client on its own HTTP/2 connection (TCP_NODELAY, as real gRPC clients set it).
 async fn grpc_client(service: &str) -> SecretServiceClient<tonic::transport::Channel> {
@@ -223,6 +230,20 @@ async fn http1(addr: &str) -> H1 {
     let (send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
         .await
         .unwrap();
+    tokio::spawn(conn);
+    send
+}
+
+/// An HTTP/2 connection with prior knowledge (h2c), as tonic opens one.
+async fn http2(addr: &str) -> H2 {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.set_nodelay(true).unwrap();
+    let (send, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
     tokio::spawn(conn);
     send
 }
@@ -287,6 +308,21 @@ async fn client(
             while !stop.load(Ordering::Relaxed) {
                 let t = Instant::now();
                 c.get_secret(request.clone()).await.unwrap();
+                latencies.push(t.elapsed().as_micros() as u32);
+            }
+        }
+        Protocol::KubeGetH2 => {
+            let mut send = http2(kube_api).await;
+            while !stop.load(Ordering::Relaxed) {
+                let t = Instant::now();
+                send.ready().await.unwrap();
+                let req = http::Request::get(format!("http://{kube_api}{get_path}"))
+                    .header("accept", "application/json")
+                    .body(Full::new(Bytes::new()))
+                    .unwrap();
+                let resp = send.send_request(req).await.unwrap();
+                assert_eq!(resp.status(), 200, "{protocol:?}");
+                resp.into_body().collect().await.unwrap();
                 latencies.push(t.elapsed().as_micros() as u32);
             }
         }
@@ -439,9 +475,23 @@ fn main() {
             )
         };
         row(Protocol::KubeGet, &floor);
+        let mut h2_floor = None;
         for &p in &o.protocols {
+            if p == Protocol::Grpc && h2_floor.is_none() {
+                let f = drive(Protocol::KubeGetH2, &server, &o).await;
+                row(Protocol::KubeGetH2, &f);
+                h2_floor = Some(f);
+            }
             let f = drive(p, &server, &o).await;
             row(p, &f);
+            if let (Protocol::Grpc, Some(h2)) = (p, &h2_floor) {
+                println!(
+                    "{:<22} {:>52.2} {:>9.2}",
+                    "  gRPC x HTTP/2 floor",
+                    f.rps / h2.rps,
+                    f.cpu_us_per_req / h2.cpu_us_per_req
+                );
+            }
         }
     });
 }
@@ -513,7 +563,9 @@ mod updates {
                     latencies.push(t.elapsed().as_micros() as u32);
                 }
             }
-            Protocol::KubeGet => unreachable!("the floor is not an UpdateSecret"),
+            Protocol::KubeGet | Protocol::KubeGetH2 => {
+                unreachable!("the floor is not an UpdateSecret")
+            }
         }
         latencies
     }
