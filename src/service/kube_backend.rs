@@ -219,23 +219,26 @@ impl KubeBackend {
     }
 
     /// Runs one Kubernetes call behind the limiter and the timeout. The call's future (deep:
-    /// kube's request, its buffer hand-off, the response decoding) is boxed once here, so the
-    /// RPC futures that await it stay small and are not copied around whole.
-    async fn call<T>(
-        &self,
-        fut: impl Future<Output = Result<T, kube::Error>> + Send,
-    ) -> Result<T, KubeError> {
-        self.limiter
-            .acquire(super::deadline::current())
-            .await
-            .map_err(|e| KubeError::Other(e.to_string()))?;
+    /// kube's request, its buffer hand-off, the response decoding; some 3 KB) is boxed here,
+    /// before anything awaits, so every RPC future that holds this one stays small and moving
+    /// it (into a task, a box, a protocol's wrapper) copies a pointer, not kilobytes.
+    fn call<'a, T: 'a>(
+        &'a self,
+        fut: impl Future<Output = Result<T, kube::Error>> + Send + 'a,
+    ) -> impl Future<Output = Result<T, KubeError>> + Send + 'a {
         let fut = Box::pin(fut);
-        match self.timeout {
-            Some(d) if !d.is_zero() => match tokio::time::timeout(d, fut).await {
-                Ok(r) => r.map_err(KubeError::from),
-                Err(_) => Err(KubeError::Timeout(d)),
-            },
-            _ => fut.await.map_err(KubeError::from),
+        async move {
+            self.limiter
+                .acquire(super::deadline::current())
+                .await
+                .map_err(|e| KubeError::Other(e.to_string()))?;
+            match self.timeout {
+                Some(d) if !d.is_zero() => match tokio::time::timeout(d, fut).await {
+                    Ok(r) => r.map_err(KubeError::from),
+                    Err(_) => Err(KubeError::Timeout(d)),
+                },
+                _ => fut.await.map_err(KubeError::from),
+            }
         }
     }
 
