@@ -59,8 +59,18 @@ enum Route<'a> {
 }
 
 fn route(path: &str) -> Route<'_> {
-    let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
-    match segments.as_slice() {
+    // At most six segments are ever routed; a longer path is unrouted (no allocation: every
+    // request is routed).
+    let mut segments = [""; 6];
+    let mut n = 0;
+    for segment in path.trim_end_matches('/').split('/').skip(1) {
+        if n == segments.len() {
+            return Route::Unrouted;
+        }
+        segments[n] = segment;
+        n += 1;
+    }
+    match &segments[..n] {
         ["api"] => Route::Discovery(discovery::api_versions("127.0.0.1")),
         ["apis"] => Route::Discovery(discovery::api_groups()),
         ["api", "v1"] => Route::Discovery(discovery::core_v1_resources()),
@@ -202,7 +212,8 @@ impl Engine {
             .get(http::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|c| c.starts_with(protobuf::CONTENT_TYPE));
-        let proto_kind = match route(parts.uri.path()) {
+        let route = route(parts.uri.path());
+        let proto_kind = match route {
             Route::Secrets(_) | Route::Secret(..) => Some(protobuf::Kind::Secret),
             Route::Namespaces | Route::Namespace(_) => Some(protobuf::Kind::Namespace),
             _ => None,
@@ -231,7 +242,6 @@ impl Engine {
             user_agent: header(http::header::USER_AGENT),
             body: &body,
         };
-        let route = route(parts.uri.path());
         if let Some(verb) = fault_verb(&route, &parts.method)
             && let Some(fault) = self.faults.take(verb)
         {
@@ -324,5 +334,36 @@ fn fault_verb(route: &Route<'_>, method: &Method) -> Option<Verb> {
         (Route::Secret(..), &Method::PUT) => Some(Verb::Update),
         (Route::Secret(..), &Method::DELETE) => Some(Verb::Delete),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Route, route};
+
+    #[test]
+    fn routes_by_whole_segments_and_nothing_longer() {
+        assert!(matches!(
+            route("/api/v1/namespaces/flyte/secrets/abc"),
+            Route::Secret("flyte", "abc")
+        ));
+        assert!(matches!(
+            route("/api/v1/namespaces/flyte/secrets/"),
+            Route::Secrets(Some("flyte"))
+        ));
+        assert!(matches!(route("/api/v1/secrets"), Route::Secrets(None)));
+        assert!(matches!(
+            route("/api/v1/namespaces/x"),
+            Route::Namespace("x")
+        ));
+        for unrouted in [
+            "/api/v1/namespaces/flyte/secrets/abc/status",
+            "/api/v1/namespaces/flyte/secrets/abc/x/y/z",
+            "/api/v2/namespaces/flyte/secrets/abc",
+            "/apis/v1/secrets",
+            "/",
+        ] {
+            assert!(matches!(route(unrouted), Route::Unrouted), "{unrouted}");
+        }
     }
 }
