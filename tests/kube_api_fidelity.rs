@@ -2161,16 +2161,13 @@ async fn case_62_metadata_only_answers() {
         api.create(body).await;
     }
     let full = api.get(&format!("{SECRETS}/a")).await;
-    let accept = |a| [("accept", a)];
+    let api = &api;
+    let get_as = |path: String, accept: &'static str| async move {
+        api.send(Method::GET, &path, &[("accept", accept)], vec![])
+            .await
+    };
 
-    let one = api
-        .send(
-            Method::GET,
-            &format!("{SECRETS}/a"),
-            &accept(PARTIAL),
-            vec![],
-        )
-        .await;
+    let one = get_as(format!("{SECRETS}/a"), PARTIAL).await;
     assert_eq!(one.code, 200);
     assert_eq!(one.headers["content-type"], "application/json");
     assert_eq!(
@@ -2179,23 +2176,13 @@ async fn case_62_metadata_only_answers() {
                "metadata": full.body["metadata"]}),
         "the whole metadata and nothing else: no data, no type"
     );
-    let beta = api
-        .send(
-            Method::GET,
-            &format!("{SECRETS}/a"),
-            &accept("application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1beta1"),
-            vec![],
-        )
-        .await;
+    let beta = get_as(
+        format!("{SECRETS}/a"),
+        "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1beta1",
+    )
+    .await;
     assert_eq!(beta.body["apiVersion"], "meta.k8s.io/v1beta1");
-    let wrong = api
-        .send(
-            Method::GET,
-            &format!("{SECRETS}/a"),
-            &accept(PARTIAL_LIST),
-            vec![],
-        )
-        .await;
+    let wrong = get_as(format!("{SECRETS}/a"), PARTIAL_LIST).await;
     assert_status(
         &wrong,
         406,
@@ -2203,14 +2190,7 @@ async fn case_62_metadata_only_answers() {
         "you requested PartialObjectMetadataList, but the requested object is not a list (*core.Secret)",
     );
 
-    let page = api
-        .send(
-            Method::GET,
-            &format!("{SECRETS}?limit=1"),
-            &accept(PARTIAL_LIST),
-            vec![],
-        )
-        .await;
+    let page = get_as(format!("{SECRETS}?limit=1"), PARTIAL_LIST).await;
     assert_eq!(page.code, 200);
     assert_eq!(page.body["kind"], "PartialObjectMetadataList");
     assert_eq!(page.body["apiVersion"], "meta.k8s.io/v1");
@@ -2221,9 +2201,7 @@ async fn case_62_metadata_only_answers() {
         json!([{"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
                 "metadata": full.body["metadata"]}])
     );
-    let wrong = api
-        .send(Method::GET, SECRETS, &accept(PARTIAL), vec![])
-        .await;
+    let wrong = get_as(SECRETS.to_owned(), PARTIAL).await;
     assert_status(
         &wrong,
         406,
