@@ -2,7 +2,8 @@
 //! first, before the protocol router ([`super::router::route`]):
 //!
 //! 1. **trace** (tower-http): a `request` span and request/response/failure events, all at
-//!    debug level.
+//!    debug level; present only when the log filter enables them (it costs every request a
+//!    timing and a body wrapper even when nothing records its output).
 //! 2. **classify**: decides the [`Protocol`] once and stores it in the request's extensions, so
 //!    every later layer answers in the client's protocol.
 //! 3. **catch panic**: a panic anywhere below becomes `internal` (HTTP 500 for Connect/REST) for
@@ -24,6 +25,8 @@
 
 use super::router::{self, Protocol};
 use super::{App, Body};
+#[cfg(test)]
+use crate::service::SecretService;
 use crate::service::{Code, RpcError};
 use futures_util::FutureExt as _;
 use http::{Request, Response};
@@ -64,7 +67,19 @@ pub fn build(app: Arc<App>, max_concurrent: usize, auth: Option<AuthLayer>) -> H
     if let Some(auth) = auth {
         inner = tower::Layer::layer(&auth, inner);
     }
-    let stack = ServiceBuilder::new()
+    let guarded = ServiceBuilder::new()
+        .map_request(classify)
+        .layer(CatchPanicLayer)
+        .layer(DeadlineLayer { limit })
+        .layer(ConcurrencyLayer::new(max_concurrent))
+        .service(inner);
+    // tower-http's layer only makes a DEBUG span and DEBUG events, but it times every request
+    // and wraps every response body whether or not anything records them: it is put in only
+    // when the log filter (or another subscriber layer) wants them.
+    if !http_trace_wanted() {
+        return HttpService::new(guarded);
+    }
+    let traced = ServiceBuilder::new()
         .map_response(|r: Response<_>| r.map(Body::new))
         .layer(
             // 5xx answers are normal outcomes here (a deadline, readiness): debug, not error.
@@ -72,12 +87,17 @@ pub fn build(app: Arc<App>, max_concurrent: usize, auth: Option<AuthLayer>) -> H
                 tower_http::trace::DefaultOnFailure::new().level(tracing::Level::DEBUG),
             ),
         )
-        .map_request(classify)
-        .layer(CatchPanicLayer)
-        .layer(DeadlineLayer { limit })
-        .layer(ConcurrencyLayer::new(max_concurrent))
-        .service(inner);
-    HttpService::new(stack)
+        .service(guarded);
+    HttpService::new(traced)
+}
+
+/// True when the current subscriber records tower-http's request span or events (all at DEBUG).
+fn http_trace_wanted() -> bool {
+    use tracing::Level;
+    tracing::enabled!(target: "tower_http::trace::make_span", Level::DEBUG)
+        || tracing::enabled!(target: "tower_http::trace::on_request", Level::DEBUG)
+        || tracing::enabled!(target: "tower_http::trace::on_response", Level::DEBUG)
+        || tracing::enabled!(target: "tower_http::trace::on_failure", Level::DEBUG)
 }
 
 /// The classify step: the request's protocol, decided once.
@@ -294,6 +314,87 @@ mod tests {
     use super::*;
     use http_body_util::{BodyExt as _, Empty};
     use hyper_util::rt::TokioIo;
+
+    /// A `Write` into a shared buffer, for capturing log output.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Builds the pipeline under a subscriber at `level`, serves one `/healthz` through it and
+    /// returns what was logged.
+    async fn logs_of_one_request(level: tracing::Level) -> String {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(level)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        let _default = tracing::subscriber::set_default(subscriber);
+        let engine = crate::kubeapi::Engine::ephemeral();
+        let kube = crate::service::kube_backend::KubeBackend::new(
+            engine.kube_client("flyte"),
+            0.0,
+            0,
+            None,
+        );
+        let service = Arc::new(SecretService::new(kube, Default::default(), None));
+        let app = App::new(service, Duration::from_secs(5));
+        let pipeline = build(app, 8, None);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let svc = hyper::service::service_fn(move |req| {
+                tower::ServiceExt::oneshot(pipeline.clone(), req)
+            });
+            hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(tcp), svc)
+                .await
+        });
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let resp = send
+            .send_request(
+                Request::get("/healthz")
+                    .header("host", "test")
+                    .body(Empty::<bytes::Bytes>::new())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        resp.into_body().collect().await.unwrap();
+        drop(send);
+        let _ = server.await;
+        String::from_utf8(captured.0.lock().unwrap().clone()).unwrap()
+    }
+
+    /// tower-http's request tracing is in the pipeline when debug logs want it, and left out
+    /// (with the pipeline still answering) when nothing would record it.
+    #[tokio::test]
+    async fn http_tracing_only_when_debug_logs_want_it() {
+        let debug = logs_of_one_request(tracing::Level::DEBUG).await;
+        assert!(
+            debug.contains("started processing request")
+                && debug.contains("finished processing request"),
+            "{debug}"
+        );
+        let info = logs_of_one_request(tracing::Level::INFO).await;
+        assert!(!info.contains("processing request"), "{info}");
+    }
 
     /// A panic in a handler answers `internal` to that request only; the same keep-alive
     /// connection then serves the next request.
