@@ -2,21 +2,27 @@
 //! persistent maps (cheap snapshots for consistent paged lists), and optional durability.
 //!
 //! Durability design. A commit validates against the newest state (including writes still on
-//! their way to disk), encodes its log record and hands it to the store's writer thread, in
-//! resourceVersion order, under the state lock; it then waits, off the lock, for the writer's
-//! answer: asynchronously ([`Pending::durable`], a oneshot channel), so a waiting request holds
-//! no runtime worker while the fsync runs. The writer takes every record queued so far, writes
-//! them with one write and has a syncer thread fdatasync them (group commit: concurrent writers
-//! share an fsync; up to [`SYNCERS`] syncs overlap, and records arriving while all are busy
-//! share the next write). Once a sync returns, every batch it covers is durable: the writer
-//! publishes the resulting state to readers, in order, runs each commit's hook (the engine
-//! publishes its watch events there), then acknowledges. Readers only ever see fsynced state
-//! and never wait for an fsync. A failed append is rolled back and fails every write queued on top of it (their
-//! state is discarded); if the rollback fails, the store refuses writes until restarted. When
-//! the newest log segment grows long, the writer starts a new one and a compaction thread
-//! streams a snapshot of the fsynced state, after which the older segments are deleted: no
-//! request waits for it. Files: `wal.rs` (the log), `snapshot.rs`, `codec.rs` (record
-//! forms), `crypto.rs` (encryption at rest), `files.rs` (permissions, directory fsync).
+//! their way to disk), encodes its log record and queues it for the store's log workers, in
+//! resourceVersion order, under the state lock; it then waits, off the lock, for the answer:
+//! asynchronously ([`Pending::durable`], a oneshot channel), so a waiting request holds no
+//! runtime worker while the fsync runs. A log worker (one of [`SYNCERS`] threads) takes every
+//! record queued so far, writes them with one write under the log lock (so the log keeps
+//! commit order), then fdatasyncs the segment itself (group commit: concurrent writers share
+//! an fsync; up to [`SYNCERS`] syncs overlap, and records arriving while every worker is busy
+//! share the next write). A sync that returns covers every batch written before it started, so
+//! the worker that completes it publishes the resulting state to readers and acknowledges
+//! every covered commit, oldest first, however the overlapping syncs finish among themselves;
+//! the answer carries the commit's hook (the engine publishes its watch events there), which
+//! the request's task runs before it goes on, and what the commit allocated, freed there too. Readers only ever see fsynced
+//! state and never wait for an fsync. A failed append is rolled back and fails every write
+//! queued on top of it (their state is discarded); a failed sync cuts the log back to its last
+//! durable byte and fails every write after it (results of syncs begun before the cut no longer
+//! count); if the rollback fails, the store refuses writes until restarted. When the newest log
+//! segment grows long, a worker waits until everything written is durable, starts a new segment,
+//! and a compaction thread streams a snapshot of the fsynced state, after which the older
+//! segments are deleted: no request waits for it. Files: `wal.rs` (the log), `snapshot.rs`,
+//! `codec.rs` (record forms), `crypto.rs` (encryption at rest), `files.rs` (permissions,
+//! directory fsync).
 
 mod codec;
 mod crypto;
@@ -33,8 +39,7 @@ use std::future::Future;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
@@ -79,29 +84,42 @@ const PAGED_SNAPSHOTS: usize = 256;
 const PAGED_RETENTION: Duration = Duration::from_secs(300);
 /// Records in the newest log segment that start a compaction.
 const COMPACT_AFTER_RECORDS: usize = 4096;
-/// The most messages the writer takes from its queue before acting on them.
-const MAX_BATCH: usize = 1024;
 
 struct Inner {
     /// What readers see: fsynced state only.
     view: View,
-    /// The newest state, including writes queued for the writer; commits validate against it.
+    /// The newest state, including writes queued for the log; commits validate against it.
     pending: View,
     paged: VecDeque<(u64, Instant, SecretMap)>,
     /// Set when a failed append could not be rolled back: writes are refused until restart.
     poisoned: Option<String>,
+    /// Records staged for the log in commit order, not yet taken by a log worker.
+    queued: Vec<Job>,
+    /// Log workers waiting for records, and whether one of them has been woken and has not
+    /// taken the queue yet (records staged meanwhile need no other worker woken).
+    idle: usize,
+    waking: bool,
+    stopping: bool,
 }
 
 struct Shared {
     inner: Mutex<Inner>,
+    /// Wakes a log worker: records are queued, or the store is closing.
+    work: Condvar,
     /// Log appends (each one write and one fsync), for tests and benchmarks.
     appends: AtomicU64,
     #[cfg(test)]
     injection: Mutex<Option<Injection>>,
-    /// Held by a test to stop the writer before it gathers a batch.
+    /// Held by a test to stop the log workers before they gather a batch.
     #[cfg(test)]
     gate: Mutex<()>,
+    /// Run by a log worker before each sync (a test holds or fails chosen syncs with it).
+    #[cfg(test)]
+    sync_hook: Mutex<Option<SyncHook>>,
 }
+
+#[cfg(test)]
+type SyncHook = Arc<dyn Fn() -> io::Result<()> + Send + Sync>;
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -139,17 +157,23 @@ pub struct Change<R> {
 #[must_use = "a staged commit is acknowledged only once it is durable"]
 pub struct Pending<R> {
     result: R,
-    durable: Option<oneshot::Receiver<Result<(), String>>>,
+    durable: Option<oneshot::Receiver<Settled>>,
 }
 
 impl<R> Pending<R> {
     /// Waits (asynchronously, holding no thread) until the commit is durable.
     pub async fn durable(self) -> Result<R, ApiError> {
         if let Some(answer) = self.durable {
-            answer
+            let settled = answer
                 .await
-                .unwrap_or_else(|_| Err("the store writer has stopped".into()))
-                .map_err(|why| ApiError::internal(&why))?;
+                .map_err(|_| ApiError::internal("the store writer has stopped"))?;
+            let outcome = settled
+                .outcome
+                .as_ref()
+                .map_err(|why| ApiError::internal(why));
+            outcome?;
+            // Dropping it runs the commit's hook, here, before the caller hears of the result.
+            drop(settled);
         }
         Ok(self.result)
     }
@@ -162,7 +186,7 @@ impl<R> Pending<R> {
 }
 
 /// Polls a future to completion on the calling thread, parking it between wake-ups. The
-/// futures it runs here (a oneshot answered by the writer thread) need no runtime.
+/// futures it runs here (a oneshot answered by a log worker) need no runtime.
 pub fn block_on<F: Future>(future: F) -> F::Output {
     use std::task::{Context, Poll, Wake, Waker};
     struct Unpark(std::thread::Thread);
@@ -188,24 +212,46 @@ struct Job {
     /// The state once this record is durable.
     view: View,
     then: Option<Hook>,
-    done: oneshot::Sender<Result<(), String>>,
+    done: oneshot::Sender<Settled>,
 }
 
 impl Job {
-    /// Runs the hook, then answers the committing request (if it still waits).
-    fn finish(self, outcome: Result<(), String>) {
-        if let Some(then) = self.then {
-            then(outcome.is_ok());
+    /// Answers the committing request, handing back the hook (still to run) and what the
+    /// commit allocated; `replaced` is a published state this answer also carries away.
+    fn finish(self, outcome: Result<(), String>, replaced: Option<View>) {
+        // When the request has gone away, the answer comes back and is dropped (and its hook
+        // run) here.
+        let _ = self.done.send(Settled {
+            outcome,
+            then: self.then,
+            _freed_by_receiver: (self.record, self.view, replaced),
+        });
+    }
+}
+
+/// A commit's outcome as a log worker hands it back, with the commit's hook and what the
+/// commit allocated: the request's own task runs the hook (the engine's event publication)
+/// and frees the rest, on the runtime worker whose malloc arena made them, where freeing them
+/// on a log worker contended for that arena's lock (a futex per free, 40% of the durable
+/// server's futex calls). The hook runs when this is dropped, wherever that happens, so it
+/// runs even when the request has gone away.
+struct Settled {
+    outcome: Result<(), String>,
+    then: Option<Hook>,
+    _freed_by_receiver: (Vec<u8>, View, Option<View>),
+}
+
+impl Drop for Settled {
+    fn drop(&mut self) {
+        if let Some(then) = self.then.take() {
+            then(self.outcome.is_ok());
         }
-        let _ = self.done.send(outcome);
     }
 }
 
 struct Writer {
-    queue: Sender<Msg>,
-    thread: Option<JoinHandle<()>>,
-    syncers: Vec<JoinHandle<()>>,
-    cipher: Option<Cipher>,
+    workers: Vec<JoinHandle<()>>,
+    side: Arc<LogSide>,
 }
 
 pub struct Store {
@@ -265,35 +311,40 @@ impl Store {
             tracing::info!(path = %dir.display(), records = plain, "encrypted the records of a plaintext store");
         }
         let shared = Arc::new(Shared::new(view));
-        let (queue, inbox) = mpsc::channel();
-        let (syncs, requests) = mpsc::channel();
-        let requests = Arc::new(Mutex::new(requests));
-        let mut syncers = Vec::new();
-        for i in 0..SYNCERS {
-            let (requests, done, shared) = (requests.clone(), queue.clone(), shared.clone());
-            syncers.push(
-                std::thread::Builder::new()
-                    .name(format!("store-sync-{i}"))
-                    .spawn(move || sync_loop(&shared, &requests, &done))?,
-            );
-        }
-        let thread = {
-            let shared = shared.clone();
-            let dir = dir.to_owned();
-            let cipher = cipher.clone();
-            std::thread::Builder::new()
-                .name("store-writer".into())
-                .spawn(move || write_loop(&shared, &inbox, syncs, log, &dir, cipher))?
-        };
-        Ok(Store {
+        let side = Arc::new(LogSide {
+            log: Mutex::new(Log {
+                path: Arc::new(log.path()),
+                durable: log.len(),
+                wal: log,
+                unsynced: VecDeque::new(),
+                syncs: 0,
+                generation: 0,
+                compactor: None,
+                buf: Vec::new(),
+                spare: Vec::new(),
+            }),
+            drained: Condvar::new(),
+            dir: dir.to_owned(),
+            cipher,
+        });
+        // The store stops its workers when dropped, so it exists before the first spawn.
+        let mut store = Store {
             shared,
             writer: Some(Writer {
-                queue,
-                thread: Some(thread),
-                syncers,
-                cipher,
+                workers: Vec::new(),
+                side,
             }),
-        })
+        };
+        let writer = store.writer.as_mut().expect("a writer");
+        for i in 0..SYNCERS {
+            let (shared, side) = (store.shared.clone(), writer.side.clone());
+            writer.workers.push(
+                std::thread::Builder::new()
+                    .name(format!("store-log-{i}"))
+                    .spawn(move || log_worker(&shared, &side))?,
+            );
+        }
+        Ok(store)
     }
 
     /// The current (durable) state; never waits for a disk write.
@@ -337,22 +388,23 @@ impl Store {
             }
             return done(result);
         };
-        let record = codec::encode_record(next_rv, &mutations, writer.cipher.as_ref());
+        let record = codec::encode_record(next_rv, &mutations, writer.side.cipher.as_ref());
         let mut view = inner.pending.clone();
         apply(&mut view, next_rv, mutations);
         let (answer, durable) = oneshot::channel();
-        let job = Job {
+        inner.queued.push(Job {
             record,
             view: view.clone(),
             then,
             done: answer,
-        };
-        if let Err(mpsc::SendError(Msg::Job(job))) = writer.queue.send(Msg::Job(job)) {
-            drop(inner);
-            job.finish(Err("the store writer has stopped".into()));
-            return Err(ApiError::internal("the store writer has stopped"));
-        }
+        });
         inner.pending = view;
+        let wake = inner.idle > 0 && !inner.waking;
+        inner.waking |= wake;
+        drop(inner);
+        if wake {
+            self.shared.work.notify_one();
+        }
         Ok(Pending {
             result,
             durable: Some(durable),
@@ -423,13 +475,14 @@ impl Store {
 impl Drop for Store {
     fn drop(&mut self) {
         if let Some(w) = self.writer.as_mut() {
-            // Queued after every write: the writer finishes them all, then stops its syncers.
-            let _ = w.queue.send(Msg::Stop);
-            if let Some(t) = w.thread.take() {
-                let _ = t.join();
+            // The workers write and sync everything queued, then stop.
+            self.shared.lock().stopping = true;
+            self.shared.work.notify_all();
+            for worker in w.workers.drain(..) {
+                let _ = worker.join();
             }
-            for s in w.syncers.drain(..) {
-                let _ = s.join();
+            if let Some(compactor) = w.side.lock().compactor.take() {
+                let _ = compactor.join();
             }
         }
     }
@@ -443,86 +496,52 @@ impl Shared {
                 view,
                 paged: VecDeque::new(),
                 poisoned: None,
+                queued: Vec::new(),
+                idle: 0,
+                waking: false,
+                stopping: false,
             }),
+            work: Condvar::new(),
             appends: AtomicU64::new(0),
             #[cfg(test)]
             injection: Mutex::new(None),
             #[cfg(test)]
             gate: Mutex::new(()),
+            #[cfg(test)]
+            sync_hook: Mutex::new(None),
         }
     }
 }
 
-/// How many fdatasyncs may be in flight at once. On a shared virtual disk a sync is mostly
-/// waiting; overlapping syncs complete several times more often than back-to-back ones (a
-/// probe on the project's machine: 1 thread 400-1,500 syncs/s, 2 threads 2,600-4,200, 4
-/// threads 4,300-5,700), so a write waits for about one sync instead of the rest of the
-/// running one plus its own. UpdateSecret at 16 clients: 3 syncers 0.39-0.41x of memory, 8
-/// and 16 syncers 0.46-0.51x.
+/// How many log workers, and so how many fdatasyncs may be in flight at once. On a shared
+/// virtual disk a sync is mostly waiting; overlapping syncs complete several times more often
+/// than back-to-back ones (a probe on the project's machine: 1 thread 400-1,500 syncs/s, 2
+/// threads 2,600-4,200, 4 threads 4,300-5,700), so a write waits for about one sync instead
+/// of the rest of the running one plus its own. UpdateSecret at 16 clients: 3 syncers
+/// 0.39-0.41x of memory, 8 and 16 syncers 0.46-0.51x.
 const SYNCERS: usize = 8;
 
-/// What the writer thread receives: records to write, sync results, the end.
-enum Msg {
-    Job(Job),
-    Synced {
-        /// Every byte of the segment below this was written before the sync started.
-        covers: u64,
-        generation: u64,
-        result: io::Result<()>,
-    },
-    Stop,
+/// The log side of a durable store, shared by its workers.
+struct LogSide {
+    log: Mutex<Log>,
+    /// Signalled when nothing written is waiting for a sync (a rotation waits for that).
+    drained: Condvar,
+    dir: PathBuf,
+    cipher: Option<Cipher>,
 }
 
-/// A sync for a syncer thread to run.
-struct SyncRequest {
-    path: Arc<PathBuf>,
-    covers: u64,
-    generation: u64,
-}
-
-/// A syncer thread: fdatasync through a descriptor of its own (so a writeback error is
-/// reported to every syncer that syncs after it), reported back to the writer.
-fn sync_loop(shared: &Shared, requests: &Mutex<Receiver<SyncRequest>>, done: &Sender<Msg>) {
-    #[cfg(not(test))]
-    let _ = shared;
-    let mut file: Option<(Arc<PathBuf>, std::fs::File)> = None;
-    loop {
-        let request = requests.lock().unwrap_or_else(|p| p.into_inner()).recv();
-        let Ok(request) = request else { return };
-        if file.as_ref().is_none_or(|(p, _)| *p != request.path) {
-            file = None;
-        }
-        #[cfg(test)]
-        let injected = shared
-            .injection
-            .lock()
-            .unwrap()
-            .as_ref()
-            .is_some_and(|i| i.fail_syncs);
-        #[cfg(not(test))]
-        let injected = false;
-        let result = match &file {
-            _ if injected => Err(io::Error::from_raw_os_error(5)), // EIO
-            Some((_, f)) => f.sync_data(),
-            None => std::fs::File::open(&*request.path).and_then(|f| {
-                let synced = f.sync_data();
-                file = Some((request.path.clone(), f));
-                synced
-            }),
-        };
-        let reply = Msg::Synced {
-            covers: request.covers,
-            generation: request.generation,
-            result,
-        };
-        if done.send(reply).is_err() {
-            return;
-        }
+impl LogSide {
+    fn lock(&self) -> MutexGuard<'_, Log> {
+        self.log.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
-/// The writer's bookkeeping: records written but not yet durable, and syncs in flight.
-struct Flight {
+/// Records written but not yet durable, and the syncs in flight. Lock order: `LogSide::log`
+/// before `Shared::inner`.
+struct Log {
+    wal: wal::Wal,
+    /// The current segment (each worker syncs it through a descriptor of its own).
+    path: Arc<PathBuf>,
     /// Written batches, oldest first, each with the segment length after it.
     unsynced: VecDeque<(u64, Vec<Job>)>,
     /// Segment bytes known durable.
@@ -530,194 +549,253 @@ struct Flight {
     syncs: usize,
     /// Bumped when the segment changes or is cut back: older sync results no longer count.
     generation: u64,
+    compactor: Option<JoinHandle<()>>,
+    buf: Vec<u8>,
+    /// Emptied batch vectors, kept for reuse.
+    spare: Vec<Vec<Job>>,
 }
 
-/// The writer thread: writes every queued record in one write, has it synced (up to
-/// [`SYNCERS`] syncs overlapping; records arriving meanwhile wait and share the next write),
-/// publishes and acknowledges in order once durable, hands compaction off.
-fn write_loop(
-    shared: &Shared,
-    inbox: &Receiver<Msg>,
-    syncs: Sender<SyncRequest>,
-    mut log: wal::Wal,
-    dir: &Path,
-    cipher: Option<Cipher>,
-) {
-    let mut compactor: Option<JoinHandle<()>> = None;
-    let mut buf = Vec::new();
-    let mut path = Arc::new(log.path());
-    let mut flight = Flight {
-        unsynced: VecDeque::new(),
-        durable: log.len(),
-        syncs: 0,
-        generation: 0,
-    };
-    let mut held: Vec<Job> = Vec::new();
-    let mut later: VecDeque<Msg> = VecDeque::new();
-    let mut stopping = false;
-    while !(stopping && held.is_empty() && flight.syncs == 0 && later.is_empty()) {
-        if later.is_empty() {
-            let Ok(first) = inbox.recv() else { break };
-            later.push_back(first);
-            #[cfg(test)]
-            drop(shared.gate.lock().unwrap());
-        }
-        while later.len() < MAX_BATCH {
-            match inbox.try_recv() {
-                Ok(m) => later.push_back(m),
-                Err(_) => break,
-            }
-        }
-        let mut sync_failure = None;
-        for m in later.drain(..) {
-            match m {
-                Msg::Job(job) => held.push(job),
-                Msg::Stop => stopping = true,
-                Msg::Synced {
-                    covers,
-                    generation,
-                    result,
-                } => {
-                    flight.syncs -= 1;
-                    if generation != flight.generation {
-                        continue;
-                    }
-                    match result {
-                        Ok(()) => flight.durable = flight.durable.max(covers),
-                        Err(e) => {
-                            sync_failure
-                                .get_or_insert_with(|| format!("syncing the store log: {e}"));
-                        }
-                    }
-                }
-            }
-        }
-        // Publish and acknowledge, in order, every batch now durable.
-        let mut acked = Vec::new();
-        while let Some((end, _)) = flight.unsynced.front()
-            && *end <= flight.durable
+/// A sync a worker owes for the batch it wrote.
+struct Owed {
+    path: Arc<PathBuf>,
+    /// Every byte of the segment below this was written before the sync starts.
+    covers: u64,
+    generation: u64,
+}
+
+/// A log worker (one of [`SYNCERS`]): takes every record queued so far and writes them with
+/// one write (under the log lock, so the log keeps commit order), then fdatasyncs the segment
+/// through a descriptor of its own (so a writeback error is reported to every worker that
+/// syncs after it) and completes the sync itself: publishes and acknowledges, in order, every
+/// batch it covers. Records arriving while every worker is busy share the next write.
+fn log_worker(shared: &Shared, side: &LogSide) {
+    let _stopped = StopGuard(shared);
+    let mut own: Option<(Arc<PathBuf>, std::fs::File)> = None;
+    loop {
         {
-            acked.extend(flight.unsynced.pop_front().expect("a batch").1);
-        }
-        if let Some(last) = acked.last() {
-            shared.lock().view = last.view.clone();
-        }
-        for job in acked {
-            job.finish(Ok(()));
-        }
-        if let Some(why) = sync_failure {
-            // Nothing written after the last durable byte (every batch below it was just
-            // acknowledged) can be trusted: cut it off and fail every write that depends on it.
-            flight.generation += 1;
-            let poisoned = log.cut_to(flight.durable).is_err();
-            let mut failed: Vec<Job> = flight.unsynced.drain(..).flat_map(|(_, b)| b).collect();
-            failed.append(&mut held);
-            fail(shared, inbox, &mut later, failed, why, poisoned, None);
-            continue;
-        }
-        let drained = flight.syncs == 0 && flight.unsynced.is_empty();
-        let compaction_due = log.records >= COMPACT_AFTER_RECORDS
-            && compactor.as_ref().is_none_or(JoinHandle::is_finished);
-        if compaction_due {
-            if !drained {
-                // Rotate once every written record is durable and published.
-                continue;
+            let mut inner = shared.lock();
+            while inner.queued.is_empty() && !inner.stopping {
+                inner.idle += 1;
+                inner = shared.work.wait(inner).unwrap_or_else(|p| p.into_inner());
+                inner.idle -= 1;
             }
-            if let Some(done) = compactor.take() {
-                let _ = done.join();
+            if inner.queued.is_empty() {
+                return; // stopping, and everything queued was written
             }
-            compactor = start_compaction(shared, &mut log, dir, cipher.clone());
-            if log.path() != *path {
-                path = Arc::new(log.path());
-                flight.durable = log.len();
-                flight.generation += 1;
-            }
-        }
-        if held.is_empty() || flight.syncs >= SYNCERS {
-            continue;
-        }
-        let batch = std::mem::take(&mut held);
-        buf.clear();
-        for job in &batch {
-            buf.extend_from_slice(&job.record);
         }
         #[cfg(test)]
-        {
-            log.inject = shared.injection.lock().unwrap().clone();
-        }
-        shared.appends.fetch_add(1, Ordering::Relaxed);
-        if let Err(failure) = log.write(&buf, batch.len()) {
-            let mut why = format!("writing the store log: {}", failure.error);
-            if failure.poisoned {
-                why.push_str(
-                    "; rolling the log back failed too, so the store refuses writes until it is restarted",
-                );
-            }
-            // Earlier batches stay: their records are whole and their syncs are on the way.
-            let keep = flight
-                .unsynced
-                .back()
-                .map(|(_, b)| b.last().expect("a job").view.clone());
-            fail(
-                shared,
-                inbox,
-                &mut later,
-                batch,
-                why,
-                failure.poisoned,
-                keep,
-            );
+        drop(shared.gate.lock().unwrap());
+        let Some(owed) = write_queued(shared, side) else {
             continue;
-        }
-        let request = SyncRequest {
-            path: path.clone(),
-            covers: log.len(),
-            generation: flight.generation,
         };
-        flight.unsynced.push_back((log.len(), batch));
-        if syncs.send(request).is_ok() {
-            flight.syncs += 1;
-        } else {
-            later.push_back(Msg::Synced {
-                covers: 0,
-                generation: flight.generation,
-                result: Err(io::Error::other("the store's sync threads have stopped")),
-            });
+        if own.as_ref().is_none_or(|(p, _)| *p != owed.path) {
+            own = None;
+        }
+        let result = sync(shared, &owed.path, &mut own);
+        complete(shared, side, &owed, result);
+    }
+}
+
+/// Fails the queued writes and refuses new ones if a worker panics, so no request waits for
+/// an answer that would never come.
+struct StopGuard<'a>(&'a Shared);
+
+impl Drop for StopGuard<'_> {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        let why = "the store writer has stopped; the store refuses writes until it is restarted";
+        let mut inner = self.0.lock();
+        inner.poisoned = Some(why.into());
+        let failed = std::mem::take(&mut inner.queued);
+        drop(inner);
+        for job in failed {
+            job.finish(Err(why.into()), None);
         }
     }
-    drop(syncs);
-    if let Some(c) = compactor {
-        let _ = c.join();
+}
+
+/// fdatasync of the current segment through the worker's own descriptor.
+fn sync(
+    shared: &Shared,
+    path: &Arc<PathBuf>,
+    own: &mut Option<(Arc<PathBuf>, std::fs::File)>,
+) -> io::Result<()> {
+    #[cfg(test)]
+    {
+        let hook = shared.sync_hook.lock().unwrap().clone();
+        if let Some(hook) = hook {
+            hook()?;
+        }
+        if shared
+            .injection
+            .lock()
+            .unwrap()
+            .as_ref()
+            .is_some_and(|i| i.fail_syncs)
+        {
+            return Err(io::Error::from_raw_os_error(5)); // EIO
+        }
+    }
+    #[cfg(not(test))]
+    let _ = shared;
+    match own {
+        Some((_, f)) => f.sync_data(),
+        None => {
+            let f = std::fs::File::open(&**path)?;
+            let synced = f.sync_data();
+            *own = Some((path.clone(), f));
+            synced
+        }
+    }
+}
+
+/// Writes every queued record with one write (rotating the segment first when a compaction
+/// is due); returns the sync the caller now owes, or `None` when there was nothing to write
+/// or the write failed (its writes are then answered).
+fn write_queued(shared: &Shared, side: &LogSide) -> Option<Owed> {
+    let mut guard = side.lock();
+    loop {
+        let log = &mut *guard;
+        let due = log.wal.records >= COMPACT_AFTER_RECORDS
+            && log.compactor.as_ref().is_none_or(JoinHandle::is_finished);
+        if !due {
+            break;
+        }
+        if log.syncs == 0 && log.unsynced.is_empty() {
+            // Every written record is durable and published: rotate and snapshot that.
+            if let Some(done) = log.compactor.take() {
+                let _ = done.join();
+            }
+            log.compactor = start_compaction(shared, &mut log.wal, &side.dir, side.cipher.clone());
+            if log.wal.path() != *log.path {
+                log.path = Arc::new(log.wal.path());
+                log.durable = log.wal.len();
+                log.generation += 1;
+            }
+            break;
+        }
+        guard = side.drained.wait(guard).unwrap_or_else(|p| p.into_inner());
+    }
+    let batch = {
+        let mut inner = shared.lock();
+        inner.waking = false;
+        // The emptied vectors of acknowledged batches are reused: no allocation per batch.
+        let spare = guard.spare.pop().unwrap_or_default();
+        std::mem::replace(&mut inner.queued, spare)
+    };
+    if batch.is_empty() {
+        return None;
+    }
+    let log = &mut *guard;
+    log.buf.clear();
+    for job in &batch {
+        log.buf.extend_from_slice(&job.record);
+    }
+    #[cfg(test)]
+    {
+        log.wal.inject = shared.injection.lock().unwrap().clone();
+    }
+    shared.appends.fetch_add(1, Ordering::Relaxed);
+    if let Err(failure) = log.wal.write(&log.buf, batch.len()) {
+        let mut why = format!("writing the store log: {}", failure.error);
+        if failure.poisoned {
+            why.push_str(
+                "; rolling the log back failed too, so the store refuses writes until it is restarted",
+            );
+        }
+        // Earlier batches stay: their records are whole and their syncs are on the way.
+        let keep = log
+            .unsynced
+            .back()
+            .map(|(_, b)| b.last().expect("a job").view.clone());
+        let failed = fail(shared, batch, &why, failure.poisoned, keep);
+        drop(guard);
+        for job in failed {
+            job.finish(Err(why.clone()), None);
+        }
+        return None;
+    }
+    let covers = log.wal.len();
+    log.unsynced.push_back((covers, batch));
+    log.syncs += 1;
+    Some(Owed {
+        path: log.path.clone(),
+        covers,
+        generation: log.generation,
+    })
+}
+
+/// A sync has returned: on success every batch it covers is durable (it started after they
+/// were written), so they are published and acknowledged, oldest first, however the syncs in
+/// flight finish among themselves. A failure cuts the log back to its last durable byte and
+/// fails every write after it; results of syncs from before a cut no longer count.
+fn complete(shared: &Shared, side: &LogSide, owed: &Owed, result: io::Result<()>) {
+    let mut log = side.lock();
+    log.syncs -= 1;
+    let mut answered = Vec::new();
+    let mut outcome = Ok(());
+    let mut replaced = None;
+    if owed.generation == log.generation {
+        match result {
+            Ok(()) => {
+                log.durable = log.durable.max(owed.covers);
+                while let Some((end, _)) = log.unsynced.front()
+                    && *end <= log.durable
+                {
+                    let (_, mut batch) = log.unsynced.pop_front().expect("a batch");
+                    answered.append(&mut batch);
+                    log.spare.push(batch);
+                }
+                if let Some(last) = answered.last() {
+                    replaced = Some(std::mem::replace(
+                        &mut shared.lock().view,
+                        last.view.clone(),
+                    ));
+                }
+            }
+            Err(e) => {
+                let why = format!("syncing the store log: {e}");
+                log.generation += 1;
+                let durable = log.durable;
+                let poisoned = log.wal.cut_to(durable).is_err();
+                let failed = log.unsynced.drain(..).flat_map(|(_, b)| b).collect();
+                answered = fail(shared, failed, &why, poisoned, None);
+                outcome = Err(why);
+            }
+        }
+    }
+    if log.syncs == 0 && log.unsynced.is_empty() {
+        side.drained.notify_all();
+    }
+    drop(log);
+    let last = answered.len().saturating_sub(1);
+    for (i, job) in answered.into_iter().enumerate() {
+        let replaced = if i == last { replaced.take() } else { None };
+        job.finish(outcome.clone(), replaced);
     }
 }
 
 /// Fails `failed` and every write queued behind it (they were validated against the state
-/// that failed), resetting the newest state to `keep` (or to what readers see).
+/// that failed), resetting the newest state to `keep` (or to what readers see). Called with
+/// the log locked, so no worker writes a queued record meanwhile; the caller answers the
+/// returned writes once it has unlocked it.
 fn fail(
     shared: &Shared,
-    inbox: &Receiver<Msg>,
-    later: &mut VecDeque<Msg>,
     mut failed: Vec<Job>,
-    why: String,
+    why: &str,
     poisoned: bool,
     keep: Option<View>,
-) {
+) -> Vec<Job> {
     tracing::error!(error = %why, "a store write failed; the log is as it was before it");
     let mut inner = shared.lock();
     inner.pending = keep.unwrap_or_else(|| inner.view.clone());
     if poisoned {
-        inner.poisoned = Some(why.clone());
+        inner.poisoned = Some(why.to_owned());
     }
-    while let Ok(m) = inbox.try_recv() {
-        match m {
-            Msg::Job(job) => failed.push(job),
-            other => later.push_back(other),
-        }
-    }
-    drop(inner);
-    for job in failed {
-        job.finish(Err(why.clone()));
-    }
+    failed.append(&mut inner.queued);
+    failed
 }
 
 /// Starts a new segment and snapshots the durable state in the background; the older
@@ -833,6 +911,7 @@ mod tests {
     use std::fs;
     use std::io::Write;
     use std::os::unix::fs::PermissionsExt;
+    use std::sync::mpsc;
 
     fn secret(name: &str, value: &str) -> Secret {
         Secret {
@@ -1067,6 +1146,185 @@ mod tests {
         assert_eq!(value(&view, "a").unwrap(), b"1");
         assert!(value(&view, "b").is_none());
         put(&store, "d", "4").unwrap();
+        drop(store);
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// Holds the next `n` syncs (in the order workers start them) until the test releases
+    /// each with the result it should report (`Ok` then runs the real sync). Returns the
+    /// index of each held sync as it starts, and the releases.
+    fn hold_syncs(store: &Store, n: usize) -> (mpsc::Receiver<usize>, Vec<HeldSync>) {
+        use std::sync::atomic::AtomicUsize;
+        let (started, starts) = mpsc::channel();
+        let started = Mutex::new(started);
+        let (releases, waits): (Vec<_>, Vec<_>) = (0..n)
+            .map(|_| {
+                let (release, wait) = mpsc::channel::<io::Result<()>>();
+                (HeldSync(release), Mutex::new(wait))
+            })
+            .unzip();
+        let count = AtomicUsize::new(0);
+        let hook: SyncHook = Arc::new(move || {
+            let i = count.fetch_add(1, Ordering::SeqCst);
+            if i >= n {
+                return Ok(());
+            }
+            started.lock().unwrap().send(i).unwrap();
+            waits[i].lock().unwrap().recv().unwrap_or(Ok(()))
+        });
+        *store.shared.sync_hook.lock().unwrap() = Some(hook);
+        (starts, releases)
+    }
+
+    struct HeldSync(mpsc::Sender<io::Result<()>>);
+
+    impl HeldSync {
+        fn succeed(&self) {
+            self.0.send(Ok(())).unwrap();
+        }
+        fn fail(&self) {
+            self.0.send(Err(io::Error::from_raw_os_error(5))).unwrap();
+        }
+    }
+
+    /// `put` on its own thread; its answer arrives on the returned channel.
+    fn put_in_background(store: &Arc<Store>, name: &str) -> mpsc::Receiver<Result<(), ApiError>> {
+        let (tx, rx) = mpsc::channel();
+        let (store, name) = (store.clone(), name.to_owned());
+        std::thread::spawn(move || {
+            let answer = put(&store, &name, "v");
+            drop(store);
+            tx.send(answer).unwrap();
+        });
+        rx
+    }
+
+    fn syncs_in_flight(store: &Store) -> usize {
+        store.writer.as_ref().unwrap().side.lock().syncs
+    }
+
+    /// Waits until only `n` syncs are in flight (a released sync has been completed).
+    fn until_syncs_in_flight(store: &Store, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while syncs_in_flight(store) != n {
+            assert!(Instant::now() < deadline, "syncs did not complete");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    const ANSWER: Duration = Duration::from_secs(10);
+
+    #[test]
+    fn a_later_sync_finishing_first_acknowledges_the_earlier_writes_and_a_late_failure_loses_nothing()
+     {
+        let dir = temp_dir();
+        let durable = Durability::Directory(dir.clone());
+        let store = Arc::new(Store::open(&durable).unwrap());
+        put(&store, "a", "v").unwrap();
+        let (starts, held) = hold_syncs(&store, 1);
+        // b's sync is held; c is written after b, so c's sync covers b too.
+        let b = put_in_background(&store, "b");
+        assert_eq!(starts.recv_timeout(ANSWER).unwrap(), 0);
+        let c = put_in_background(&store, "c");
+        c.recv_timeout(ANSWER).unwrap().unwrap();
+        b.recv_timeout(ANSWER)
+            .expect("b was not acknowledged by the sync that covered it")
+            .unwrap();
+        let view = store.read();
+        assert!(value(&view, "b").is_some() && value(&view, "c").is_some());
+        // b's own sync now reports an error: it cannot concern b or c (c's sync, which began
+        // after both were written, succeeded), so nothing acknowledged is cut off.
+        held[0].fail();
+        until_syncs_in_flight(&store, 0);
+        assert_eq!(store.read().rv, view.rv, "the published state went back");
+        put(&store, "d", "v").unwrap();
+        drop(starts);
+        drop(Arc::into_inner(store).unwrap());
+        let view = Store::open(&durable).unwrap().read();
+        for name in ["a", "b", "c", "d"] {
+            assert!(value(&view, name).is_some(), "{name} was lost");
+        }
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_sync_succeeding_after_an_earlier_one_failed_acknowledges_nothing_written_since() {
+        let dir = temp_dir();
+        let durable = Durability::Directory(dir.clone());
+        let store = Arc::new(Store::open(&durable).unwrap());
+        put(&store, "a", "v").unwrap();
+        let log_after_a = fs::read(newest_segment(&dir)).unwrap();
+        let (starts, held) = hold_syncs(&store, 3);
+        let b = put_in_background(&store, "b");
+        assert_eq!(starts.recv_timeout(ANSWER).unwrap(), 0);
+        let c = put_in_background(&store, "c");
+        assert_eq!(starts.recv_timeout(ANSWER).unwrap(), 1);
+        // b's sync fails: b and c (written after it) are cut off and fail, although c's sync
+        // is still running.
+        held[0].fail();
+        for answer in [b, c] {
+            let err = answer.recv_timeout(ANSWER).unwrap().unwrap_err();
+            assert!(
+                err.message.contains("syncing the store log"),
+                "{}",
+                err.message
+            );
+        }
+        assert_eq!(fs::read(newest_segment(&dir)).unwrap(), log_after_a);
+        // d is written where b was, and its sync is held.
+        let d = put_in_background(&store, "d");
+        assert_eq!(starts.recv_timeout(ANSWER).unwrap(), 2);
+        // c's sync now succeeds: it started before the cut, so it says nothing about d.
+        held[1].succeed();
+        until_syncs_in_flight(&store, 1);
+        assert!(
+            d.try_recv().is_err(),
+            "d was acknowledged before its own sync"
+        );
+        let view = store.read();
+        assert!(
+            value(&view, "d").is_none(),
+            "d was published before its sync"
+        );
+        assert!(value(&view, "b").is_none() && value(&view, "c").is_none());
+        held[2].succeed();
+        d.recv_timeout(ANSWER).unwrap().unwrap();
+        assert!(value(&store.read(), "d").is_some());
+        drop(starts);
+        drop(Arc::into_inner(store).unwrap());
+        let view = Store::open(&durable).unwrap().read();
+        assert!(value(&view, "a").is_some() && value(&view, "d").is_some());
+        assert!(value(&view, "b").is_none() && value(&view, "c").is_none());
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_commits_hook_runs_before_its_answer_returns_and_even_when_nobody_waits() {
+        let dir = temp_dir();
+        let store = Store::open(&Durability::Directory(dir.clone())).unwrap();
+        let (ran, runs) = mpsc::channel();
+        let stage = |name: &str| {
+            let ran = ran.clone();
+            store
+                .stage(|_, _| {
+                    Ok(Change {
+                        mutations: vec![Mutation::PutSecret(secret(name, "v"))],
+                        result: (),
+                        then: Some(Box::new(move |ok| ran.send(ok).unwrap())),
+                    })
+                })
+                .unwrap()
+        };
+        stage("a").durable_blocking().unwrap();
+        assert_eq!(
+            runs.try_recv(),
+            Ok(true),
+            "the hook had not run when the answer came"
+        );
+        // The committing request goes away before its write is durable: the hook still runs.
+        drop(stage("b"));
+        assert_eq!(runs.recv_timeout(ANSWER), Ok(true));
+        assert!(value(&store.read(), "b").is_some());
         drop(store);
         fs::remove_dir_all(dir).unwrap();
     }
