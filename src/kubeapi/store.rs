@@ -244,7 +244,12 @@ struct Settled {
 impl Drop for Settled {
     fn drop(&mut self) {
         if let Some(then) = self.then.take() {
-            then(self.outcome.is_ok());
+            // This may run on a log worker (when the request has gone away): a panicking hook
+            // must not take the worker down with the answers it still owes other writes.
+            let ok = self.outcome.is_ok();
+            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| then(ok))).is_err() {
+                tracing::error!("a store commit hook panicked");
+            }
         }
     }
 }
@@ -730,14 +735,20 @@ fn write_queued(shared: &Shared, side: &LogSide) -> Option<Owed> {
 /// A sync has returned: on success every batch it covers is durable (it started after they
 /// were written), so they are published and acknowledged, oldest first, however the syncs in
 /// flight finish among themselves. A failure cuts the log back to its last durable byte and
-/// fails every write after it; results of syncs from before a cut no longer count.
+/// fails every write after it; a success from before a cut no longer counts (a failure from
+/// before one still does).
 fn complete(shared: &Shared, side: &LogSide, owed: &Owed, result: io::Result<()>) {
     let mut log = side.lock();
     log.syncs -= 1;
     let mut answered = Vec::new();
     let mut outcome = Ok(());
     let mut replaced = None;
-    if owed.generation == log.generation {
+    // A failure counts even when the sync began before the last cut: the kernel reports a
+    // file's writeback error once per descriptor, so the error this sync took may be the one a
+    // later write's pages hit, which that write's own sync would then never see. Everything
+    // not yet durable fails (conservative: at worst writes that were fine are refused).
+    let counts = owed.generation == log.generation || result.is_err();
+    if counts {
         match result {
             Ok(()) => {
                 log.durable = log.durable.max(owed.covers);
@@ -1247,6 +1258,51 @@ mod tests {
         fs::remove_dir_all(dir).unwrap();
     }
 
+    /// A sync that began before a cut and then fails may have taken the writeback error of a
+    /// later write's pages (the kernel reports it once per descriptor), so that later write
+    /// fails even though its own sync reports success.
+    #[test]
+    fn a_failure_from_before_a_cut_fails_what_was_written_since() {
+        let dir = temp_dir();
+        let durable = Durability::Directory(dir.clone());
+        let store = Arc::new(Store::open(&durable).unwrap());
+        put(&store, "a", "v").unwrap();
+        let (starts, held) = hold_syncs(&store, 3);
+        let b = put_in_background(&store, "b");
+        assert_eq!(starts.recv_timeout(ANSWER).unwrap(), 0);
+        let c = put_in_background(&store, "c");
+        assert_eq!(starts.recv_timeout(ANSWER).unwrap(), 1);
+        held[0].fail();
+        for answer in [b, c] {
+            answer.recv_timeout(ANSWER).unwrap().unwrap_err();
+        }
+        let d = put_in_background(&store, "d");
+        assert_eq!(starts.recv_timeout(ANSWER).unwrap(), 2);
+        // c's sync, from before the cut, fails: d is not trusted, whatever its own sync says.
+        held[1].fail();
+        let err = d.recv_timeout(ANSWER).unwrap().unwrap_err();
+        assert!(
+            err.message.contains("syncing the store log"),
+            "{}",
+            err.message
+        );
+        held[2].succeed();
+        until_syncs_in_flight(&store, 0);
+        assert!(value(&store.read(), "d").is_none(), "d was published");
+        put(&store, "e", "v").unwrap();
+        drop(starts);
+        drop(Arc::into_inner(store).unwrap());
+        let view = Store::open(&durable).unwrap().read();
+        assert!(value(&view, "a").is_some() && value(&view, "e").is_some());
+        for name in ["b", "c", "d"] {
+            assert!(
+                value(&view, name).is_none(),
+                "{name} survived a failed sync"
+            );
+        }
+        fs::remove_dir_all(dir).unwrap();
+    }
+
     #[test]
     fn a_sync_succeeding_after_an_earlier_one_failed_acknowledges_nothing_written_since() {
         let dir = temp_dir();
@@ -1325,6 +1381,51 @@ mod tests {
         drop(stage("b"));
         assert_eq!(runs.recv_timeout(ANSWER), Ok(true));
         assert!(value(&store.read(), "b").is_some());
+        drop(store);
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// A hook that panics where nobody waits (on a log worker) is contained: the writes
+    /// behind it are still answered, and the store goes on.
+    #[test]
+    fn a_panicking_hook_on_a_log_worker_loses_no_other_answer() {
+        let dir = temp_dir();
+        let store = Store::open(&Durability::Directory(dir.clone())).unwrap();
+        let (starts, held) = hold_syncs(&store, 2);
+        let panicking = store
+            .stage(|_, _| {
+                Ok(Change {
+                    mutations: vec![Mutation::PutSecret(secret("a", "v"))],
+                    result: (),
+                    then: Some(Box::new(|_| panic!("a hook bug"))),
+                })
+            })
+            .unwrap();
+        assert_eq!(starts.recv_timeout(ANSWER).unwrap(), 0);
+        let (ran, runs) = mpsc::channel();
+        let behind = store
+            .stage(|_, _| {
+                Ok(Change {
+                    mutations: vec![Mutation::PutSecret(secret("b", "v"))],
+                    result: (),
+                    then: Some(Box::new(move |ok| ran.send(ok).unwrap())),
+                })
+            })
+            .unwrap();
+        assert_eq!(starts.recv_timeout(ANSWER).unwrap(), 1);
+        // Nobody waits for a any more; b's sync covers a and b, so one worker answers both,
+        // a first: a's answer, and its panicking hook, are dropped on that worker.
+        drop(panicking);
+        held[1].succeed();
+        behind.durable_blocking().unwrap();
+        assert_eq!(runs.recv_timeout(ANSWER), Ok(true));
+        held[0].succeed();
+        put(&store, "c", "v").unwrap();
+        let view = store.read();
+        for name in ["a", "b", "c"] {
+            assert!(value(&view, name).is_some(), "{name}");
+        }
+        drop(starts);
         drop(store);
         fs::remove_dir_all(dir).unwrap();
     }
