@@ -1258,53 +1258,20 @@ mod tests {
         fs::remove_dir_all(dir).unwrap();
     }
 
-    /// A sync that began before a cut and then fails may have taken the writeback error of a
-    /// later write's pages (the kernel reports it once per descriptor), so that later write
-    /// fails even though its own sync reports success.
-    #[test]
-    fn a_failure_from_before_a_cut_fails_what_was_written_since() {
-        let dir = temp_dir();
-        let durable = Durability::Directory(dir.clone());
-        let store = Arc::new(Store::open(&durable).unwrap());
-        put(&store, "a", "v").unwrap();
-        let (starts, held) = hold_syncs(&store, 3);
-        let b = put_in_background(&store, "b");
-        assert_eq!(starts.recv_timeout(ANSWER).unwrap(), 0);
-        let c = put_in_background(&store, "c");
-        assert_eq!(starts.recv_timeout(ANSWER).unwrap(), 1);
-        held[0].fail();
-        for answer in [b, c] {
-            answer.recv_timeout(ANSWER).unwrap().unwrap_err();
-        }
-        let d = put_in_background(&store, "d");
-        assert_eq!(starts.recv_timeout(ANSWER).unwrap(), 2);
-        // c's sync, from before the cut, fails: d is not trusted, whatever its own sync says.
-        held[1].fail();
-        let err = d.recv_timeout(ANSWER).unwrap().unwrap_err();
-        assert!(
-            err.message.contains("syncing the store log"),
-            "{}",
-            err.message
-        );
-        held[2].succeed();
-        until_syncs_in_flight(&store, 0);
-        assert!(value(&store.read(), "d").is_none(), "d was published");
-        put(&store, "e", "v").unwrap();
-        drop(starts);
-        drop(Arc::into_inner(store).unwrap());
-        let view = Store::open(&durable).unwrap().read();
-        assert!(value(&view, "a").is_some() && value(&view, "e").is_some());
-        for name in ["b", "c", "d"] {
-            assert!(
-                value(&view, name).is_none(),
-                "{name} survived a failed sync"
-            );
-        }
-        fs::remove_dir_all(dir).unwrap();
-    }
+    /// The scene after a cut: a is durable; b's sync failed while c's (begun before the cut)
+    /// was still running, so b and c failed and were cut off; d was then written and its sync
+    /// is held. Returns the directory, the store, its held-sync starts and releases
+    /// (`held[1]` is c's sync, `held[2]` d's), and the channel d's answer will come on.
+    type AfterACut = (
+        PathBuf,
+        Durability,
+        Arc<Store>,
+        mpsc::Receiver<usize>,
+        Vec<HeldSync>,
+        mpsc::Receiver<Result<(), ApiError>>,
+    );
 
-    #[test]
-    fn a_sync_succeeding_after_an_earlier_one_failed_acknowledges_nothing_written_since() {
+    fn after_a_cut() -> AfterACut {
         let dir = temp_dir();
         let durable = Durability::Directory(dir.clone());
         let store = Arc::new(Store::open(&durable).unwrap());
@@ -1330,6 +1297,12 @@ mod tests {
         // d is written where b was, and its sync is held.
         let d = put_in_background(&store, "d");
         assert_eq!(starts.recv_timeout(ANSWER).unwrap(), 2);
+        (dir, durable, store, starts, held, d)
+    }
+
+    #[test]
+    fn a_sync_succeeding_after_an_earlier_one_failed_acknowledges_nothing_written_since() {
+        let (dir, durable, store, starts, held, d) = after_a_cut();
         // c's sync now succeeds: it started before the cut, so it says nothing about d.
         held[1].succeed();
         until_syncs_in_flight(&store, 1);
@@ -1351,6 +1324,37 @@ mod tests {
         let view = Store::open(&durable).unwrap().read();
         assert!(value(&view, "a").is_some() && value(&view, "d").is_some());
         assert!(value(&view, "b").is_none() && value(&view, "c").is_none());
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// A sync that began before a cut and then fails may have taken the writeback error of a
+    /// later write's pages (the kernel reports it once per descriptor), so that later write
+    /// fails even though its own sync reports success.
+    #[test]
+    fn a_failure_from_before_a_cut_fails_what_was_written_since() {
+        let (dir, durable, store, starts, held, d) = after_a_cut();
+        // c's sync, from before the cut, fails: d is not trusted, whatever its own sync says.
+        held[1].fail();
+        let err = d.recv_timeout(ANSWER).unwrap().unwrap_err();
+        assert!(
+            err.message.contains("syncing the store log"),
+            "{}",
+            err.message
+        );
+        held[2].succeed();
+        until_syncs_in_flight(&store, 0);
+        assert!(value(&store.read(), "d").is_none(), "d was published");
+        put(&store, "e", "v").unwrap();
+        drop(starts);
+        drop(Arc::into_inner(store).unwrap());
+        let view = Store::open(&durable).unwrap().read();
+        assert!(value(&view, "a").is_some() && value(&view, "e").is_some());
+        for name in ["b", "c", "d"] {
+            assert!(
+                value(&view, name).is_none(),
+                "{name} survived a failed sync"
+            );
+        }
         fs::remove_dir_all(dir).unwrap();
     }
 
