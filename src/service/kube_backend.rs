@@ -205,7 +205,20 @@ impl KubeBackend {
     }
 
     fn api(&self, namespace: &str) -> std::borrow::Cow<'_, Api<Secret>> {
-        let (ns, api) = self.secrets.get_or_init(|| {
+        self.cached(&self.secrets, namespace)
+    }
+
+    /// The `Api` kept in `cell` when it is `namespace`'s (the first namespace asked for is
+    /// kept), otherwise a fresh one.
+    fn cached<'a, K>(
+        &self,
+        cell: &'a std::sync::OnceLock<(String, Api<K>)>,
+        namespace: &str,
+    ) -> std::borrow::Cow<'a, Api<K>>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()> + Clone,
+    {
+        let (ns, api) = cell.get_or_init(|| {
             (
                 namespace.to_owned(),
                 Api::namespaced(self.client.clone(), namespace),
@@ -254,18 +267,8 @@ impl KubeBackend {
     /// What GetSecret reads of a Secret: its metadata only (`PartialObjectMetadata`), decoded
     /// into [`SecretHead`].
     pub async fn get_head(&self, namespace: &str, name: &str) -> Result<SecretHead, KubeError> {
-        let api = self.heads.get_or_init(|| {
-            (
-                namespace.to_owned(),
-                Api::namespaced(self.client.clone(), namespace),
-            )
-        });
-        if api.0 == namespace {
-            self.call(api.1.get(name)).await
-        } else {
-            self.call(Api::<SecretHead>::namespaced(self.client.clone(), namespace).get(name))
-                .await
-        }
+        self.call(self.cached(&self.heads, namespace).get(name))
+            .await
     }
 
     pub async fn replace(

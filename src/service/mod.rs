@@ -214,6 +214,16 @@ fn requested_type(number: i32) -> Result<SecretType, RpcError> {
     })
 }
 
+/// A Secret as read (whole, or its [`SecretHead`](secret_head::SecretHead)), if the RPC may see
+/// it: a system secret is not found unless the request asks for system secrets.
+fn visible<S: kube::Resource>(secret: S, name: &str, include_system: bool) -> Result<S, RpcError> {
+    if !include_system && image_pull::is_system(&secret) {
+        Err(not_found(name))
+    } else {
+        Ok(secret)
+    }
+}
+
 fn metadata(secret: &impl kube::Resource, status: SecretStatus) -> SecretMetadata {
     SecretMetadata {
         created_time: created_time(secret),
@@ -541,10 +551,7 @@ impl SecretService {
             .get(&self.settings.namespace, object)
             .await
             .map_err(on_secret(&id.name))?;
-        if !include_system && image_pull::is_system(&secret) {
-            return Err(not_found(&id.name));
-        }
-        Ok(secret)
+        visible(secret, &id.name, include_system)
     }
 
     pub async fn get(&self, req: GetSecretRequest) -> Result<GetSecretResponse, RpcError> {
@@ -564,9 +571,7 @@ impl SecretService {
             .get_head(&self.settings.namespace, &object)
             .await
             .map_err(on_secret(&id.name))?;
-        if !req.include_system_secrets && image_pull::is_system(&secret) {
-            return Err(not_found(&id.name));
-        }
+        let secret = visible(secret, &id.name, req.include_system_secrets)?;
         Ok(GetSecretResponse {
             secret: Some(Secret {
                 id: req.id,
