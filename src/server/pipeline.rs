@@ -329,6 +329,50 @@ mod tests {
         }
     }
 
+    /// `svc` served by the listener on a loopback port, with one keep-alive HTTP/1.1 client
+    /// connection to it.
+    struct Served {
+        send: hyper::client::conn::http1::SendRequest<Empty<bytes::Bytes>>,
+        conn: tokio::task::JoinHandle<hyper::Result<()>>,
+        stop: tokio::sync::oneshot::Sender<()>,
+        server: tokio::task::JoinHandle<()>,
+    }
+
+    impl Served {
+        async fn start(svc: impl crate::listener::Serves<Body>) -> Served {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let server = tokio::spawn(crate::listener::serve(
+                "test",
+                listener,
+                super::super::Limits::default(),
+                svc,
+                async {
+                    let _ = stopped.await;
+                },
+            ));
+            let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+                .await
+                .unwrap();
+            Served {
+                send,
+                conn: tokio::spawn(conn),
+                stop,
+                server,
+            }
+        }
+
+        /// Closes the client connection, then stops the server and waits for it.
+        async fn close(self) {
+            drop(self.send);
+            let _ = self.conn.await;
+            let _ = self.stop.send(());
+            self.server.await.unwrap();
+        }
+    }
+
     /// Builds the pipeline under a subscriber at `level`, serves one `/healthz` through it and
     /// returns what was logged.
     async fn logs_of_one_request(level: tracing::Level) -> String {
@@ -349,24 +393,9 @@ mod tests {
         );
         let service = Arc::new(SecretService::new(kube, Default::default(), None));
         let app = App::new(service, Duration::from_secs(5));
-        let pipeline = build(app, 8, None);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let server = tokio::spawn(async move {
-            let (tcp, _) = listener.accept().await.unwrap();
-            let svc = hyper::service::service_fn(move |req| {
-                tower::ServiceExt::oneshot(pipeline.clone(), req)
-            });
-            hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(tcp), svc)
-                .await
-        });
-        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-            .await
-            .unwrap();
-        tokio::spawn(conn);
-        let resp = send
+        let mut served = Served::start(build(app, 8, None)).await;
+        let resp = served
+            .send
             .send_request(
                 Request::get("/healthz")
                     .header("host", "test")
@@ -377,8 +406,7 @@ mod tests {
             .unwrap();
         assert_eq!(resp.status(), 200);
         resp.into_body().collect().await.unwrap();
-        drop(send);
-        let _ = server.await;
+        served.close().await;
         String::from_utf8(captured.0.lock().unwrap().clone()).unwrap()
     }
 
@@ -400,8 +428,6 @@ mod tests {
     /// connection then serves the next request.
     #[tokio::test]
     async fn a_panic_is_internal_for_that_request_and_the_connection_lives_on() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         let svc = ServiceBuilder::new()
             .map_request(classify)
             .layer(CatchPanicLayer)
@@ -411,21 +437,8 @@ mod tests {
                 }
                 Ok::<_, Infallible>(Response::new(Body::empty()))
             }));
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(crate::listener::serve(
-            "test",
-            listener,
-            super::super::Limits::default(),
-            svc,
-            async {
-                let _ = stopped.await;
-            },
-        ));
-        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-            .await
-            .unwrap();
-        let conn = tokio::spawn(conn);
+        let mut served = Served::start(svc).await;
+        let send = &mut served.send;
         let request = |path: &str, content_type: &str| {
             Request::post(path)
                 .header("host", "test")
@@ -462,9 +475,6 @@ mod tests {
             200,
             "the connection did not survive the panic"
         );
-        drop(send);
-        let _ = conn.await;
-        let _ = stop.send(());
-        server.await.unwrap();
+        served.close().await;
     }
 }
