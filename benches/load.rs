@@ -210,8 +210,12 @@ fn id() -> Option<SecretIdentifier> {
     })
 }
 
-type H1 = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
-type H2 = hyper::client::conn::http2::SendRequest<Full<Bytes>>;
+/// A client connection: HTTP/1.1 keep-alive, or HTTP/2 with prior knowledge (h2c) as tonic
+/// opens one.
+enum Conn {
+    H1(hyper::client::conn::http1::SendRequest<Full<Bytes>>),
+    H2(hyper::client::conn::http2::SendRequest<Full<Bytes>>),
+}
 
 /// A tonic client on its own HTTP/2 connection (TCP_NODELAY, as real gRPC clients set it).
 async fn grpc_client(service: &str) -> SecretServiceClient<tonic::transport::Channel> {
@@ -224,54 +228,61 @@ async fn grpc_client(service: &str) -> SecretServiceClient<tonic::transport::Cha
     SecretServiceClient::new(channel)
 }
 
-async fn http1(addr: &str) -> H1 {
+/// A connection to `addr` (TCP_NODELAY, as real clients set it), over HTTP/2 when `h2`.
+async fn connect(addr: &str, h2: bool) -> Conn {
     let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     stream.set_nodelay(true).unwrap();
-    let (send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    send
+    let io = hyper_util::rt::TokioIo::new(stream);
+    if h2 {
+        let executor = hyper_util::rt::TokioExecutor::new();
+        let (send, conn) = hyper::client::conn::http2::handshake(executor, io)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        Conn::H2(send)
+    } else {
+        let (send, conn) = hyper::client::conn::http1::handshake(io).await.unwrap();
+        tokio::spawn(conn);
+        Conn::H1(send)
+    }
 }
 
-/// An HTTP/2 connection with prior knowledge (h2c), as tonic opens one.
-async fn http2(addr: &str) -> H2 {
-    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    stream.set_nodelay(true).unwrap();
-    let (send, conn) = hyper::client::conn::http2::handshake(
-        hyper_util::rt::TokioExecutor::new(),
-        hyper_util::rt::TokioIo::new(stream),
-    )
-    .await
-    .unwrap();
-    tokio::spawn(conn);
-    send
+impl Conn {
+    /// Sends `req` once the connection is ready and reads the whole answer: its status and body.
+    async fn request(&mut self, mut req: http::Request<Full<Bytes>>) -> (u16, Bytes) {
+        let resp = match self {
+            Conn::H1(send) => {
+                send.ready().await.unwrap();
+                send.send_request(req).await.unwrap()
+            }
+            Conn::H2(send) => {
+                // HTTP/2 carries the authority in the request's URI.
+                req.headers_mut().remove(http::header::HOST);
+                send.ready().await.unwrap();
+                send.send_request(req).await.unwrap()
+            }
+        };
+        let status = resp.status().as_u16();
+        (status, resp.into_body().collect().await.unwrap().to_bytes())
+    }
 }
 
-async fn post(send: &mut H1, addr: &str, path: &str, ct: &str, body: Bytes) -> u16 {
-    send.ready().await.unwrap();
+async fn post(send: &mut Conn, addr: &str, path: &str, ct: &str, body: Bytes) -> u16 {
     let req = http::Request::post(format!("http://{addr}{path}"))
         .header("host", addr)
         .header("content-type", ct)
         .body(Full::new(body))
         .unwrap();
-    let resp = send.send_request(req).await.unwrap();
-    let status = resp.status().as_u16();
-    resp.into_body().collect().await.unwrap();
-    status
+    send.request(req).await.0
 }
 
-async fn get(send: &mut H1, addr: &str, path: &str) -> u16 {
-    send.ready().await.unwrap();
+async fn get(send: &mut Conn, addr: &str, path: &str) -> u16 {
     let req = http::Request::get(format!("http://{addr}{path}"))
         .header("host", addr)
         .header("accept", "application/json")
         .body(Full::new(Bytes::new()))
         .unwrap();
-    let resp = send.send_request(req).await.unwrap();
-    let status = resp.status().as_u16();
-    resp.into_body().collect().await.unwrap();
-    status
+    send.request(req).await.0
 }
 
 /// One client: a connection of its own, requests back to back until `stop`.
@@ -311,28 +322,15 @@ async fn client(
                 latencies.push(t.elapsed().as_micros() as u32);
             }
         }
-        Protocol::KubeGetH2 => {
-            let mut send = http2(kube_api).await;
-            while !stop.load(Ordering::Relaxed) {
-                let t = Instant::now();
-                send.ready().await.unwrap();
-                let req = http::Request::get(format!("http://{kube_api}{get_path}"))
-                    .header("accept", "application/json")
-                    .body(Full::new(Bytes::new()))
-                    .unwrap();
-                let resp = send.send_request(req).await.unwrap();
-                assert_eq!(resp.status(), 200, "{protocol:?}");
-                resp.into_body().collect().await.unwrap();
-                latencies.push(t.elapsed().as_micros() as u32);
-            }
-        }
-        Protocol::ConnectProto | Protocol::ConnectJson | Protocol::KubeGet => {
-            let addr = if protocol == Protocol::KubeGet {
-                kube_api
-            } else {
-                service
+        Protocol::ConnectProto
+        | Protocol::ConnectJson
+        | Protocol::KubeGet
+        | Protocol::KubeGetH2 => {
+            let addr = match protocol {
+                Protocol::KubeGet | Protocol::KubeGetH2 => kube_api,
+                _ => service,
             };
-            let mut send = http1(addr).await;
+            let mut send = connect(addr, protocol == Protocol::KubeGetH2).await;
             while !stop.load(Ordering::Relaxed) {
                 let t = Instant::now();
                 let status = match protocol {
@@ -428,7 +426,7 @@ fn main() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let mut send = http1(&server.service).await;
+        let mut send = connect(&server.service, false).await;
         let create = serde_json::json!({
             "id": {"name": NAME, "domain": DOMAIN, "project": PROJECT},
             "secretSpec": {"stringValue": "load-bench-value"},
@@ -544,7 +542,7 @@ mod updates {
                 }
             }
             Protocol::ConnectProto | Protocol::ConnectJson => {
-                let mut send = http1(&service).await;
+                let mut send = connect(&service, false).await;
                 while !stop.load(Ordering::Relaxed) {
                     round += 1;
                     let req = request(index, round);
@@ -583,7 +581,7 @@ mod updates {
     fn measure(rt: &tokio::runtime::Runtime, args: &[String], o: &Options) -> Vec<Figures> {
         let server = start(args);
         rt.block_on(async {
-            let mut send = http1(&server.service).await;
+            let mut send = connect(&server.service, false).await;
             // The secrets namespace is made sure of after the port opens (through the store,
             // so with an fsync when durable): wait until the service says it is ready.
             let deadline = Instant::now() + Duration::from_secs(10);
@@ -599,7 +597,6 @@ mod updates {
                     "id": {"name": name(i), "domain": DOMAIN, "project": PROJECT},
                     "secretSpec": {"stringValue": "load-bench-value"},
                 });
-                send.ready().await.unwrap();
                 let req = http::Request::post(format!(
                     "http://{}/flyteidl2.secret.SecretService/CreateSecret",
                     server.service
@@ -608,9 +605,7 @@ mod updates {
                 .header("content-type", "application/json")
                 .body(Full::new(Bytes::from(create.to_string())))
                 .unwrap();
-                let resp = send.send_request(req).await.unwrap();
-                let status = resp.status().as_u16();
-                let body = resp.into_body().collect().await.unwrap().to_bytes();
+                let (status, body) = send.request(req).await;
                 assert_eq!(status, 200, "creating the benchmark secrets: {body:?}");
             }
             let mut out = Vec::new();
