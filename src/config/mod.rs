@@ -392,6 +392,13 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
+    /// A fresh directory for a test's configuration files (the test removes it).
+    fn temp_config_dir() -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("flytesecret-config-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
     fn no_env(_: &str) -> Option<String> {
         None
     }
@@ -428,8 +435,7 @@ mod tests {
             load(&[], env, &flags).unwrap().encryption_key_file,
             Some(PathBuf::from("/from/flag"))
         );
-        let dir = std::env::temp_dir().join(format!("flytesecret-config-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = temp_config_dir();
         let file = dir.join("config.yaml");
         std::fs::write(
             &file,
@@ -447,8 +453,7 @@ mod tests {
 
     #[test]
     fn precedence_is_flags_env_files_defaults_and_keys_ignore_case() {
-        let dir = std::env::temp_dir().join(format!("flytesecret-config-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = temp_config_dir();
         let file = dir.join("config.yaml");
         std::fs::write(&file, "secret:\n  server: { port: \"9000\" }\n  kubernetes:\n    NAMESPACE: from-file\n    clustername: c1\nother: { x: 1 }\n").unwrap();
         let env = |name: &str| match name {
@@ -485,8 +490,7 @@ mod tests {
     }
 
     fn yaml(text: &str) -> (PathBuf, PathBuf) {
-        let dir = std::env::temp_dir().join(format!("flytesecret-config-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = temp_config_dir();
         let file = dir.join("config.yaml");
         std::fs::write(&file, text).unwrap();
         (dir, file)
@@ -559,8 +563,7 @@ mod tests {
 
     #[test]
     fn effective_config_is_valid_yaml_with_sources_and_redacts_credentials() {
-        let dir = std::env::temp_dir().join(format!("flytesecret-config-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = temp_config_dir();
         let file = dir.join("config.yaml");
         std::fs::write(
             &file,
@@ -613,8 +616,7 @@ mod tests {
 
     #[test]
     fn security_keys_take_lists_from_files_env_and_flags() {
-        let dir = std::env::temp_dir().join(format!("flytesecret-config-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = temp_config_dir();
         let file = dir.join("config.yaml");
         std::fs::write(
             &file,
