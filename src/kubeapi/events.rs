@@ -3,10 +3,12 @@
 //! history of them (to resume a watch from a resourceVersion, or answer "too old"), and
 //! broadcasts them to open watches. The hub lock is not held across the store's commit (which
 //! may batch and fsync): each commit takes a ticket while the store runs it (so tickets follow
-//! resourceVersion order) and publishes from the store's hook once the outcome is known (on the
-//! store's writer thread for a durable store, even if the request has gone away), through a
-//! reorder buffer, so events reach watchers in resourceVersion order. A watch starting from the current state may also get
-//! events of commits already in that state; watchers drop events at or below their version.
+//! resourceVersion order) and publishes it from the store's hook once the outcome is known (on
+//! the request's task, or on a log worker when the request has gone away), through a reorder
+//! buffer, so events reach watchers in resourceVersion order. A ticket whose commit never learns
+//! its outcome is published empty when dropped, so it cannot stall later events. A watch
+//! starting from the current state may also get events of commits already in that state;
+//! watchers drop events at or below their version.
 
 use super::object::{Namespace, Phase, Secret};
 use super::status::ApiError;
@@ -127,16 +129,8 @@ impl Db {
     ) -> impl Future<Output = Result<R, ApiError>> {
         let staged = self.store.stage(|view, rv| {
             let (mutations, result) = f(view, rv)?;
-            let then = (!mutations.is_empty()).then(|| {
-                let events = events_for(view, rv, &mutations);
-                let ticket = self.tickets.fetch_add(1, Ordering::SeqCst);
-                let hub = self.hub.clone();
-                // A commit that failed after taking its ticket publishes nothing, but must
-                // still let later tickets through.
-                Box::new(move |ok: bool| {
-                    publish(&hub, ticket, if ok { events } else { Vec::new() })
-                }) as Hook
-            });
+            let then = (!mutations.is_empty())
+                .then(|| self.ticket(events_for(view, rv, &mutations)).into_hook());
             Ok(Change {
                 mutations,
                 result,
@@ -152,6 +146,16 @@ impl Db {
         f: impl FnOnce(&View, u64) -> Result<(Vec<Mutation>, R), ApiError>,
     ) -> Result<R, ApiError> {
         super::store::block_on(self.commit(f))
+    }
+
+    /// Takes the next place in the publication order for a commit's events.
+    fn ticket(&self, events: Vec<Event>) -> Ticket {
+        Ticket {
+            hub: self.hub.clone(),
+            number: self.tickets.fetch_add(1, Ordering::SeqCst),
+            events,
+            succeeded: false,
+        }
     }
 
     #[cfg(test)]
@@ -207,6 +211,39 @@ impl Db {
         let mut hub = self.hub();
         hub.history.clear();
         hub.floor = self.store.read().rv;
+    }
+}
+
+/// A commit's place in the publication order. It is published exactly once, when it is
+/// dropped: with the commit's events if the commit succeeded, with none if it failed, and with
+/// none if it never learnt an outcome (its hook dropped uncalled, as when a panic abandons a
+/// commit), so that one lost commit cannot hold back every later event.
+struct Ticket {
+    hub: Arc<Mutex<Hub>>,
+    number: u64,
+    events: Vec<Event>,
+    /// Set by the hook when the commit succeeded; only then are the events published.
+    succeeded: bool,
+}
+
+impl Ticket {
+    /// The store hook that settles this ticket with the commit's outcome.
+    fn into_hook(self) -> Hook {
+        Box::new(move |ok: bool| {
+            let mut ticket = self;
+            ticket.succeeded = ok;
+        })
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        let events = if self.succeeded {
+            std::mem::take(&mut self.events)
+        } else {
+            Vec::new()
+        };
+        publish(&self.hub, self.number, events);
     }
 }
 
@@ -334,5 +371,27 @@ mod tests {
         let from = db.subscribe(Some(1010)).unwrap();
         let rvs: Vec<u64> = from.backlog.iter().map(|e| e.rv).collect();
         assert_eq!(rvs, [1020, 1040]);
+    }
+
+    /// A commit whose hook is dropped without being called (abandoned by a panic between
+    /// staging and the log) used to keep its ticket unpublished forever, and with it every
+    /// later event from every watch.
+    #[test]
+    fn a_commit_abandoned_without_an_outcome_does_not_hold_back_later_events() {
+        let db = Db::new(Store::open(&Durability::Memory).unwrap());
+        let mut sub = db.subscribe(None).unwrap();
+        let abandoned = db.ticket(vec![event(1010)]).into_hook();
+        let failed = db.ticket(vec![event(1020)]).into_hook();
+        let succeeded = db.ticket(vec![event(1030)]).into_hook();
+        succeeded(true);
+        failed(false);
+        assert!(sub.rx.try_recv().is_err(), "ticket 2 waits for ticket 0");
+        drop(abandoned);
+        assert_eq!(
+            sub.rx.try_recv().unwrap().rv,
+            1030,
+            "nothing of 1010 or 1020"
+        );
+        assert!(sub.rx.try_recv().is_err());
     }
 }
