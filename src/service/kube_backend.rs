@@ -182,6 +182,26 @@ impl TokenBucket {
     }
 }
 
+/// The Accept of a metadata-only read (kube's `get_metadata`, client-go's metadata client).
+const METADATA_ACCEPT: &str = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1";
+
+/// `GET /api/v1/namespaces/{namespace}/secrets/{name}` for the object's metadata alone: the
+/// same method, path and headers as kube's `Api::get_metadata`.
+fn metadata_get(namespace: &str, name: &str) -> Result<http::Request<Vec<u8>>, KubeError> {
+    use http::header::{ACCEPT, CONTENT_TYPE, HeaderValue};
+    if name.is_empty() {
+        return Err(KubeError::Other("a non-empty name is required".into()));
+    }
+    let mut request = http::Request::new(Vec::new());
+    *request.uri_mut() = format!("/api/v1/namespaces/{namespace}/secrets/{name}")
+        .parse()
+        .map_err(|e: http::uri::InvalidUri| KubeError::Other(e.to_string()))?;
+    let headers = request.headers_mut();
+    headers.insert(ACCEPT, HeaderValue::from_static(METADATA_ACCEPT));
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Ok(request)
+}
+
 pub struct KubeBackend {
     client: kube::Client,
     limiter: TokenBucket,
@@ -189,8 +209,6 @@ pub struct KubeBackend {
     /// The `Api<Secret>` of the namespace used first (the service's one namespace), made once:
     /// building an `Api` allocates its resource description and URL prefix on every call.
     secrets: std::sync::OnceLock<(String, Api<Secret>)>,
-    /// The same for [`SecretHead`].
-    heads: std::sync::OnceLock<(String, Api<SecretHead>)>,
 }
 
 impl KubeBackend {
@@ -200,25 +218,12 @@ impl KubeBackend {
             limiter: TokenBucket::new(qps, burst),
             timeout,
             secrets: std::sync::OnceLock::new(),
-            heads: std::sync::OnceLock::new(),
         }
     }
 
+    /// The `Api` of the first namespace asked for is kept; any other gets a fresh one.
     fn api(&self, namespace: &str) -> std::borrow::Cow<'_, Api<Secret>> {
-        self.cached(&self.secrets, namespace)
-    }
-
-    /// The `Api` kept in `cell` when it is `namespace`'s (the first namespace asked for is
-    /// kept), otherwise a fresh one.
-    fn cached<'a, K>(
-        &self,
-        cell: &'a std::sync::OnceLock<(String, Api<K>)>,
-        namespace: &str,
-    ) -> std::borrow::Cow<'a, Api<K>>
-    where
-        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()> + Clone,
-    {
-        let (ns, api) = cell.get_or_init(|| {
+        let (ns, api) = self.secrets.get_or_init(|| {
             (
                 namespace.to_owned(),
                 Api::namespaced(self.client.clone(), namespace),
@@ -265,10 +270,11 @@ impl KubeBackend {
     }
 
     /// What GetSecret reads of a Secret: its metadata only (`PartialObjectMetadata`), decoded
-    /// into [`SecretHead`].
+    /// into [`SecretHead`]. The request is the one kube's `Api::get_metadata` sends, built
+    /// directly (kube's builder costs more than the rest of the request's preparation).
     pub async fn get_head(&self, namespace: &str, name: &str) -> Result<SecretHead, KubeError> {
-        self.call(self.cached(&self.heads, namespace).get(name))
-            .await
+        let request = metadata_get(namespace, name)?;
+        self.call(self.client.request::<SecretHead>(request)).await
     }
 
     pub async fn replace(
@@ -387,6 +393,61 @@ mod tests {
             start.elapsed() <= Duration::from_secs(1),
             "{:?}",
             start.elapsed()
+        );
+    }
+
+    /// GetSecret's read is the request kube's `Api::get_metadata` sends (method, path, every
+    /// header), so the API server answers metadata alone and the value never leaves it.
+    #[tokio::test]
+    async fn get_head_sends_what_kubes_get_metadata_sends() {
+        use kube::Resource as _;
+        use std::sync::Arc;
+        type Seen = Arc<Mutex<Vec<(http::Method, String, http::HeaderMap)>>>;
+        let seen: Seen = Arc::default();
+        let recorder = seen.clone();
+        let service = tower::service_fn(move |req: http::Request<kube::client::Body>| {
+            let recorder = recorder.clone();
+            async move {
+                recorder.lock().unwrap().push((
+                    req.method().clone(),
+                    req.uri().to_string(),
+                    req.headers().clone(),
+                ));
+                let body = r#"{"kind":"PartialObjectMetadata","apiVersion":"meta.k8s.io/v1",
+                    "metadata":{"name":"abc","creationTimestamp":"2026-01-02T03:04:05Z",
+                    "labels":{"app.flyte.org/secret-type":"image-pull"}}}"#;
+                Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::new(
+                    bytes::Bytes::from(body),
+                )))
+            }
+        });
+        let client = kube::Client::new(service, "flyte");
+        let kube = KubeBackend::new(client.clone(), 0.0, 1, None);
+        let head = kube.get_head("flyte", "abc").await.unwrap();
+        assert_eq!(
+            head.meta()
+                .creation_timestamp
+                .as_ref()
+                .unwrap()
+                .0
+                .to_string(),
+            "2026-01-02T03:04:05Z"
+        );
+        Api::<Secret>::namespaced(client, "flyte")
+            .get_metadata("abc")
+            .await
+            .unwrap();
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 2);
+        assert_eq!(seen[0], seen[1], "ours, then kube's get_metadata");
+        assert_eq!(seen[0].1, "/api/v1/namespaces/flyte/secrets/abc");
+        assert!(
+            seen[0].2[http::header::ACCEPT]
+                .to_str()
+                .unwrap()
+                .contains("as=PartialObjectMetadata"),
+            "{:?}",
+            seen[0].2
         );
     }
 
