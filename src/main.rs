@@ -198,9 +198,14 @@ async fn serve(
         .map_err(|e| anyhow::anyhow!("binding {host}:{}: {e}", cfg.port))?;
     let addr = listener.local_addr()?;
     let guard = guard(&cfg, &backend)?;
+    let liveness = backend
+        .engine
+        .clone()
+        .map(|engine| Box::new(move || engine.unrecoverable()) as server::Liveness);
     let app = server::App::new(
         server::service(&cfg, &backend, guard.audit.clone()),
         cfg.request_timeout,
+        liveness,
     );
     let limits = cfg.limits.clone();
     if let (Some(k), Some(engine)) = (backend.kube_api_addr, &backend.engine) {

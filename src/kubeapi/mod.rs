@@ -136,6 +136,12 @@ impl Engine {
         self.db.compact();
     }
 
+    /// Why the engine cannot accept writes again without a restart, if it cannot (its durable
+    /// store is poisoned; a restart replays the log, which drops the failed tail).
+    pub fn unrecoverable(&self) -> Option<String> {
+        self.db.store().refusing_writes()
+    }
+
     /// Ends open watches (shutdown): a graceful stop then waits only for short requests.
     pub fn end_watches(&self) {
         self.db.end_watches();

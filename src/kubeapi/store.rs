@@ -357,6 +357,12 @@ impl Store {
         self.shared.lock().view.clone()
     }
 
+    /// Why the store refuses writes until it is restarted, if it does: a write failed and the
+    /// log could not be rolled back to its last good length, or a log worker stopped.
+    pub fn refusing_writes(&self) -> Option<String> {
+        self.shared.lock().poisoned.clone()
+    }
+
     /// Runs `f` on the newest state with the resourceVersion the commit will get and stages
     /// the mutations it returns: a memory store applies them at once; a durable one queues
     /// them for the writer, and the returned [`Pending`] resolves once they are fsynced.
@@ -1140,8 +1146,11 @@ mod tests {
             fail_rollback: true,
             fail_syncs: false,
         }));
+        assert_eq!(store.refusing_writes(), None);
         assert_eq!(put(&store, "b", "2").unwrap_err().code, 500);
         store.inject(None);
+        let why = store.refusing_writes().expect("poisoned");
+        assert!(why.contains("rolling the log back failed"), "{why}");
         let err = put(&store, "c", "3").unwrap_err();
         assert_eq!(err.code, 500);
         assert!(
@@ -1157,6 +1166,7 @@ mod tests {
         assert_eq!(value(&view, "a").unwrap(), b"1");
         assert!(value(&view, "b").is_none());
         put(&store, "d", "4").unwrap();
+        assert_eq!(store.refusing_writes(), None, "a restart recovers");
         drop(store);
         fs::remove_dir_all(dir).unwrap();
     }

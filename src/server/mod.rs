@@ -43,13 +43,18 @@ pub fn oversized() -> crate::service::RpcError {
     )
 }
 
-pub fn plain(code: u16, text: &'static str) -> Response<Body> {
+pub fn plain(code: u16, text: impl Into<Bytes>) -> Response<Body> {
     Response::builder()
         .status(code)
         .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
-        .body(Body::new(Full::new(Bytes::from_static(text.as_bytes()))))
+        .body(Body::new(Full::new(text.into())))
         .expect("valid response")
 }
+
+/// Asked by `/healthz`: why the process cannot recover without a restart, if it cannot (the
+/// embedded engine's durable store refusing writes). The kubelet's liveness probe then
+/// restarts the container, which recovers it.
+pub type Liveness = Box<dyn Fn() -> Option<String> + Send + Sync>;
 
 /// What a request needs, shared by every connection.
 pub struct App {
@@ -63,6 +68,7 @@ pub struct App {
     health: tonic_health::server::HealthReporter,
     /// The longest any request may run (clients may ask for less).
     request_timeout: std::time::Duration,
+    liveness: Option<Liveness>,
 }
 
 /// The Secret and Cluster services' gRPC servers, with the request size limit and gzip as the
@@ -86,7 +92,11 @@ pub fn grpc_services(
 }
 
 impl App {
-    pub fn new(service: Arc<SecretService>, request_timeout: std::time::Duration) -> Arc<App> {
+    pub fn new(
+        service: Arc<SecretService>,
+        request_timeout: std::time::Duration,
+        liveness: Option<Liveness>,
+    ) -> Arc<App> {
         let (secret, cluster) = grpc_services(&service);
         let reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
@@ -111,6 +121,7 @@ impl App {
             ready: AtomicBool::new(false),
             health,
             request_timeout,
+            liveness,
         })
     }
 
@@ -127,6 +138,11 @@ impl App {
 
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Acquire)
+    }
+
+    /// Why the process cannot recover without a restart, if it cannot ([`Liveness`]).
+    pub fn unrecoverable(&self) -> Option<String> {
+        self.liveness.as_ref().and_then(|check| check())
     }
 }
 

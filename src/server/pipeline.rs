@@ -364,6 +364,24 @@ mod tests {
             }
         }
 
+        /// GETs `path`: status and body.
+        async fn get(&mut self, path: &str) -> (u16, String) {
+            self.send.ready().await.unwrap();
+            let resp = self
+                .send
+                .send_request(
+                    Request::get(path)
+                        .header("host", "test")
+                        .body(Empty::<bytes::Bytes>::new())
+                        .unwrap(),
+                )
+                .await
+                .unwrap();
+            let status = resp.status().as_u16();
+            let body = resp.into_body().collect().await.unwrap().to_bytes();
+            (status, String::from_utf8_lossy(&body).into_owned())
+        }
+
         /// Closes the client connection, then stops the server and waits for it.
         async fn close(self) {
             drop(self.send);
@@ -384,6 +402,15 @@ mod tests {
             .with_writer(move || writer.clone())
             .finish();
         let _default = tracing::subscriber::set_default(subscriber);
+        let mut served = Served::start(build(app(None), 8, None)).await;
+        let (status, _) = served.get("/healthz").await;
+        assert_eq!(status, 200);
+        served.close().await;
+        String::from_utf8(captured.0.lock().unwrap().clone()).unwrap()
+    }
+
+    /// An app over an ephemeral embedded engine.
+    fn app(liveness: Option<super::super::Liveness>) -> Arc<App> {
         let engine = crate::kubeapi::Engine::ephemeral();
         let kube = crate::service::kube_backend::KubeBackend::new(
             engine.kube_client("flyte"),
@@ -392,22 +419,34 @@ mod tests {
             None,
         );
         let service = Arc::new(SecretService::new(kube, Default::default(), None));
-        let app = App::new(service, Duration::from_secs(5));
-        let mut served = Served::start(build(app, 8, None)).await;
-        let resp = served
-            .send
-            .send_request(
-                Request::get("/healthz")
-                    .header("host", "test")
-                    .body(Empty::<bytes::Bytes>::new())
-                    .unwrap(),
-            )
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 200);
-        resp.into_body().collect().await.unwrap();
+        App::new(service, Duration::from_secs(5), liveness)
+    }
+
+    /// `/healthz` fails, with the reason, while the process cannot recover without a restart
+    /// (a poisoned durable store), so the kubelet's liveness probe restarts it; it is healthy
+    /// again as soon as the condition clears.
+    #[tokio::test]
+    async fn healthz_fails_while_only_a_restart_would_recover() {
+        let condition: Arc<std::sync::Mutex<Option<String>>> = Arc::default();
+        let check = condition.clone();
+        let liveness: super::super::Liveness = Box::new(move || check.lock().unwrap().clone());
+        let mut served = Served::start(build(app(Some(liveness)), 8, None)).await;
+        assert_eq!(served.get("/healthz").await, (200, "OK".to_owned()));
+        *condition.lock().unwrap() = Some("writing the store log: No space left".into());
+        let (status, body) = served.get("/healthz").await;
+        assert_eq!(status, 503);
+        assert!(
+            body.contains("No space left") && body.contains("restart"),
+            "{body}"
+        );
+        assert_eq!(
+            served.get("/readyz").await.0,
+            503,
+            "readiness is its own check"
+        );
+        *condition.lock().unwrap() = None;
+        assert_eq!(served.get("/healthz").await.0, 200);
         served.close().await;
-        String::from_utf8(captured.0.lock().unwrap().clone()).unwrap()
     }
 
     /// tower-http's request tracing is in the pipeline when debug logs want it, and left out

@@ -88,7 +88,10 @@ fn oversized_is_resource_exhausted(mut resp: Response<Body>) -> Response<Body> {
 
 fn plain_route(app: &App, path: &str) -> Response<Body> {
     match path {
-        "/healthz" => plain(200, "OK"),
+        "/healthz" => match app.unrecoverable() {
+            None => plain(200, "OK"),
+            Some(why) => plain(503, format!("unhealthy, a restart recovers: {why}\n")),
+        },
         "/metrics" => Response::builder()
             .status(200)
             .header(header::CONTENT_TYPE, "text/plain; version=0.0.4")
