@@ -26,7 +26,8 @@ settings! {
         /// Requests per second to a real API server (the embedded engine has no limit).
         qps: i64 = "secret.kubernetes.qps", "100", qps;
         burst: u32 = "secret.kubernetes.burst", "200", count(i64::from(u32::MAX));
-        /// Each Kubernetes call's limit; zero or empty: none.
+        /// Each call's limit with a real API server (the embedded engine's calls are bounded by
+        /// the request deadline); zero or empty: none.
         timeout: Option<Duration> = "secret.kubernetes.timeout", "30s", optional_duration;
         /// The cluster `SelectCluster` answers with.
         cluster_name: String = "secret.kubernetes.clusterName", "flyte-devbox", text;

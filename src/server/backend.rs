@@ -110,19 +110,20 @@ pub async fn backend(c: &Config) -> Result<Backend> {
 }
 
 /// Builds the service over a backend, with the policy and the audit log when configured. The
-/// `qps`/`burst` limit protects real API servers only; the embedded engine runs in this process
-/// and gets no limit.
+/// `qps`/`burst` limit and the per-call `timeout` are for real API servers only: the embedded
+/// engine runs in this process, needs no protection, and its calls are bounded by the request
+/// deadline (a timer per call would cost a tenth of a GetSecret's CPU).
 pub fn service(
     c: &Config,
     backend: &Backend,
     audit: Option<Arc<crate::audit::AuditLog>>,
 ) -> Arc<SecretService> {
-    let (qps, burst) = if backend.is_real_api_server() {
-        (c.qps as f64, c.burst)
+    let (qps, burst, timeout) = if backend.is_real_api_server() {
+        (c.qps as f64, c.burst, c.timeout)
     } else {
-        (0.0, 1)
+        (0.0, 1, None)
     };
-    let kube = KubeBackend::new(backend.client.clone(), qps, burst, c.timeout);
+    let kube = KubeBackend::new(backend.client.clone(), qps, burst, timeout);
     let settings = Settings {
         namespace: c.namespace.clone(),
         cluster_name: c.cluster_name.clone(),
@@ -196,5 +197,42 @@ mod tests {
             "{:?}",
             start.elapsed()
         );
+    }
+
+    /// The per-call timeout bounds calls to a real API server; the embedded engine's calls are
+    /// bounded by the request deadline instead.
+    #[tokio::test(start_paused = true)]
+    async fn only_a_real_api_server_gets_the_per_call_timeout() {
+        use crate::kubeapi::faults::{Fault, Verb};
+        let c = config(&[
+            ("secret.embedded.ephemeral", "true"),
+            ("secret.kubernetes.timeout", "1s"),
+        ]);
+        let embedded = backend(&c).await.unwrap();
+        let engine = embedded.engine.clone().unwrap();
+        engine.ensure_namespace("flyte");
+        let slow = || {
+            engine
+                .faults()
+                .inject(Some(Verb::List), 1, Fault::Delay { millis: 2000 })
+        };
+        slow();
+        service(&c, &embedded, None)
+            .kube()
+            .ping("flyte")
+            .await
+            .unwrap();
+        let real = Backend {
+            client: embedded.client.clone(),
+            engine: None,
+            kube_api_addr: None,
+        };
+        slow();
+        let e = service(&c, &real, None)
+            .kube()
+            .ping("flyte")
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("did not answer within 1s"), "{e}");
     }
 }
