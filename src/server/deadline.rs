@@ -4,6 +4,7 @@
 //! rather than silently ignored.
 
 use crate::service::{RpcError, echo};
+use http::HeaderName;
 use std::time::Duration;
 
 /// gRPC's `grpc-timeout`: 1 to 8 ASCII digits and a unit (H, M, S, m, u, n).
@@ -35,15 +36,18 @@ fn parse_connect_timeout(v: &str) -> Option<Duration> {
 /// The time a request may run: the client's timeout when it sent one, never more than
 /// `server_limit`.
 pub fn effective(headers: &http::HeaderMap, server_limit: Duration) -> Result<Duration, RpcError> {
+    // Names made at compile time: a lookup by `&str` parses and validates the name each time.
+    const GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
+    const CONNECT_TIMEOUT_MS: HeaderName = HeaderName::from_static("connect-timeout-ms");
     let mut client = None;
     for (name, parse) in [
         (
-            "grpc-timeout",
+            GRPC_TIMEOUT,
             parse_grpc_timeout as fn(&str) -> Option<Duration>,
         ),
-        ("connect-timeout-ms", parse_connect_timeout),
+        (CONNECT_TIMEOUT_MS, parse_connect_timeout),
     ] {
-        let Some(raw) = headers.get(name) else {
+        let Some(raw) = headers.get(&name) else {
             continue;
         };
         let text = String::from_utf8_lossy(raw.as_bytes());
