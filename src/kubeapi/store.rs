@@ -20,9 +20,11 @@
 //! count); if the rollback fails, the store refuses writes until restarted. When the newest log
 //! segment grows long, a worker waits until everything written is durable, starts a new segment,
 //! and a compaction thread streams a snapshot of the fsynced state, after which the older
-//! segments are deleted: no request waits for it. Files: `wal.rs` (the log), `snapshot.rs`,
-//! `codec.rs` (record forms), `crypto.rs` (encryption at rest), `files.rs` (permissions,
-//! directory fsync).
+//! segments are deleted: no request waits for it. Segments are preallocated with written zeros
+//! (see `wal.rs`): the compaction thread (and a thread at open) prepares the next one, so appends
+//! do not change the file's size and fdatasync skips the inode. Files: `wal.rs` (the log),
+//! `snapshot.rs`, `codec.rs` (record forms), `crypto.rs` (encryption at rest), `files.rs`
+//! (permissions, directory fsync).
 
 mod codec;
 mod crypto;
@@ -919,7 +921,8 @@ fn fail(
 }
 
 /// Starts a new segment and snapshots the durable state in the background; the older
-/// segments are deleted once the snapshot is in place.
+/// segments are deleted once the snapshot is in place, and the segment after the new one is
+/// then zero-filled ahead of use.
 fn start_compaction(shared: &Shared, log: &mut wal::Wal, side: &LogSide) -> Option<JoinHandle<()>> {
     let size = spare_bytes(log.len(), log.records);
     let older = match log.rotate() {
