@@ -1150,8 +1150,26 @@ mod tests {
                 && err.contains(&format!("byte offset {at} is not zero")),
             "{err}"
         );
-        assert!(repair(&dir, None).is_ok());
+        let stop = AtomicBool::new(false);
+        wal::prepare_spare(&dir, 1 << 20, &stop, None).unwrap();
+        let report = repair(&dir, None).unwrap();
         assert_eq!(fs::read(&seg).unwrap(), &after[..end]);
+        // The backup holds the damaged segment but not the all-zero spare.
+        let backup = PathBuf::from(
+            report
+                .lines()
+                .next()
+                .unwrap()
+                .rsplit(" written to ")
+                .next()
+                .unwrap(),
+        );
+        assert!(dir.join(wal::SPARE).exists());
+        assert!(!backup.join(wal::SPARE).exists());
+        assert_eq!(
+            fs::read(backup.join(seg.file_name().unwrap())).unwrap()[at as usize..][..4],
+            *b"junk"
+        );
         let reopened = Store::open(&durable).unwrap().read();
         assert_eq!(value(&reopened, "late").unwrap(), b"x");
         // A damaged snapshot line is named too (and repair cannot cut it).
