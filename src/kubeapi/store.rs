@@ -1941,14 +1941,20 @@ mod tests {
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
         let store = Store::open(&Durability::Directory(dir.clone())).unwrap();
         put(&store, "a", "1").unwrap();
+        store.finish_side_work();
         drop(store);
         let seg = newest_segment(&dir);
-        fs::set_permissions(&seg, fs::Permissions::from_mode(0o644)).unwrap();
+        // The prepared next segment is a store file too.
+        let spare = dir.join(wal::SPARE);
+        for file in [&seg, &spare] {
+            fs::set_permissions(file, fs::Permissions::from_mode(0o644)).unwrap();
+        }
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
         drop(Store::open(&Durability::Directory(dir.clone())).unwrap());
         let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&dir), 0o700);
         assert_eq!(mode(&seg), 0o600);
+        assert_eq!(mode(&spare), 0o600);
         // A reachable directory holding other things is refused, and left as it was.
         fs::write(dir.join("notes.txt"), "x").unwrap();
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
