@@ -20,9 +20,11 @@
 //! count); if the rollback fails, the store refuses writes until restarted. When the newest log
 //! segment grows long, a worker waits until everything written is durable, starts a new segment,
 //! and a compaction thread streams a snapshot of the fsynced state, after which the older
-//! segments are deleted: no request waits for it. Files: `wal.rs` (the log), `snapshot.rs`,
-//! `codec.rs` (record forms), `crypto.rs` (encryption at rest), `files.rs` (permissions,
-//! directory fsync).
+//! segments are deleted: no request waits for it. Segments are preallocated with written zeros
+//! (see `wal.rs`): the compaction thread (and a thread at open) prepares the next one, so appends
+//! do not change the file's size and fdatasync skips the inode. Files: `wal.rs` (the log),
+//! `snapshot.rs`, `codec.rs` (record forms), `crypto.rs` (encryption at rest), `files.rs`
+//! (permissions, directory fsync).
 
 mod codec;
 mod crypto;
@@ -38,7 +40,7 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -316,6 +318,22 @@ impl Store {
             tracing::info!(path = %dir.display(), records = plain, "encrypted the records of a plaintext store");
         }
         let shared = Arc::new(Shared::new(view));
+        let spares = Arc::new(Spares {
+            dir: dir.to_owned(),
+            closing: AtomicBool::new(false),
+            warned: AtomicBool::new(false),
+        });
+        // The first rotation's segment, zero-filled meanwhile (a rotation waits for this
+        // thread as for a compaction: until then the current segment simply grows).
+        let size = spare_bytes(log.len(), log.records);
+        let preparing = {
+            let spares = spares.clone();
+            std::thread::Builder::new()
+                .name("store-spare".into())
+                .spawn(move || spares.prepare(size))
+                .map_err(|e| tracing::warn!(error = %e, "starting the thread that preallocates the next log segment failed"))
+                .ok()
+        };
         let side = Arc::new(LogSide {
             log: Mutex::new(Log {
                 path: Arc::new(log.path()),
@@ -324,13 +342,14 @@ impl Store {
                 unsynced: VecDeque::new(),
                 syncs: 0,
                 generation: 0,
-                compactor: None,
+                compactor: preparing,
                 buf: Vec::new(),
                 spare: Vec::new(),
             }),
             drained: Condvar::new(),
             dir: dir.to_owned(),
             cipher,
+            spares,
         });
         // The store stops its workers when dropped, so it exists before the first spawn.
         let mut store = Store {
@@ -481,6 +500,16 @@ impl Store {
     fn inject(&self, injection: Option<Injection>) {
         *self.shared.injection.lock().unwrap() = injection;
     }
+
+    /// Waits for the log's side work (a compaction, preparing the next segment) to finish.
+    #[cfg(test)]
+    fn finish_side_work(&self) {
+        let side = &self.writer.as_ref().expect("a durable store").side;
+        let running = side.lock().compactor.take();
+        if let Some(running) = running {
+            running.join().unwrap();
+        }
+    }
 }
 
 impl Drop for Store {
@@ -492,6 +521,7 @@ impl Drop for Store {
             for worker in w.workers.drain(..) {
                 let _ = worker.join();
             }
+            w.side.spares.closing.store(true, Ordering::Relaxed);
             if let Some(compactor) = w.side.lock().compactor.take() {
                 let _ = compactor.join();
             }
@@ -539,6 +569,87 @@ struct LogSide {
     drained: Condvar,
     dir: PathBuf,
     cipher: Option<Cipher>,
+    spares: Arc<Spares>,
+}
+
+/// Preallocates the next log segment (`wal::prepare_spare`), off the request path: on a
+/// thread of its own when the store opens, then on the compaction thread after each snapshot.
+/// A failure, or too little free space, only means the next segment grows as it is written.
+struct Spares {
+    dir: PathBuf,
+    /// Set when the store closes: a fill in progress is abandoned.
+    closing: AtomicBool,
+    /// A failure has been logged as a warning (later ones go to debug).
+    warned: AtomicBool,
+}
+
+/// Test controls for the spares of a data directory: hold their preparation back, or fail it
+/// with ENOSPC after some bytes.
+#[cfg(test)]
+#[derive(Clone, Default)]
+struct SpareControl {
+    hold: bool,
+    fail_after: Option<u64>,
+    /// Failures seen and warnings logged.
+    failures: usize,
+    warnings: usize,
+}
+
+#[cfg(test)]
+static SPARE_CONTROL: Mutex<Option<std::collections::HashMap<PathBuf, SpareControl>>> =
+    Mutex::new(None);
+
+#[cfg(test)]
+fn spare_control(dir: &Path, f: impl FnOnce(&mut SpareControl)) -> SpareControl {
+    let mut all = SPARE_CONTROL.lock().unwrap_or_else(|p| p.into_inner());
+    let c = all
+        .get_or_insert_with(Default::default)
+        .entry(dir.to_owned())
+        .or_default();
+    f(c);
+    c.clone()
+}
+
+impl Spares {
+    fn prepare(&self, size: u64) {
+        #[cfg(test)]
+        while spare_control(&self.dir, |_| ()).hold && !self.closing.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        #[cfg(test)]
+        let fail_after = spare_control(&self.dir, |_| ()).fail_after;
+        #[cfg(not(test))]
+        let fail_after = None;
+        let why = match wal::prepare_spare(&self.dir, size, &self.closing, fail_after) {
+            Ok(wal::Spare::NoRoom(free)) => format!("{free} bytes free"),
+            Ok(_) => return,
+            Err(e) => e.to_string(),
+        };
+        #[cfg(test)]
+        spare_control(&self.dir, |c| {
+            c.failures += 1;
+            c.warnings += usize::from(!self.warned.load(Ordering::Relaxed));
+        });
+        if self.warned.swap(true, Ordering::Relaxed) {
+            tracing::debug!(error = %why, size, "could not preallocate the next log segment");
+        } else {
+            tracing::warn!(error = %why, size,
+                "could not preallocate the next log segment; it grows as it is written instead \
+                 (slower syncs, nothing lost). Warned once");
+        }
+    }
+}
+
+/// Bytes to preallocate for a segment: [`COMPACT_AFTER_RECORDS`] records of the size of the
+/// recent ones (`bytes` over `records`), a quarter more for headroom, in whole MiB from 1 to
+/// 64 (4 before any record is known). Records that outgrow it extend the file.
+fn spare_bytes(bytes: u64, records: usize) -> u64 {
+    const MIB: u64 = 1 << 20;
+    if records == 0 {
+        return 4 * MIB;
+    }
+    let want = bytes / records as u64 * COMPACT_AFTER_RECORDS as u64 * 5 / 4;
+    want.div_ceil(MIB).clamp(1, 64) * MIB
 }
 
 impl LogSide {
@@ -679,7 +790,7 @@ fn write_queued(shared: &Shared, side: &LogSide) -> Option<Owed> {
             if let Some(done) = log.compactor.take() {
                 let _ = done.join();
             }
-            log.compactor = start_compaction(shared, &mut log.wal, &side.dir, side.cipher.clone());
+            log.compactor = start_compaction(shared, &mut log.wal, side);
             if log.wal.path() != *log.path {
                 log.path = Arc::new(log.wal.path());
                 log.durable = log.wal.len();
@@ -816,13 +927,10 @@ fn fail(
 }
 
 /// Starts a new segment and snapshots the durable state in the background; the older
-/// segments are deleted once the snapshot is in place.
-fn start_compaction(
-    shared: &Shared,
-    log: &mut wal::Wal,
-    dir: &Path,
-    cipher: Option<Cipher>,
-) -> Option<JoinHandle<()>> {
+/// segments are deleted once the snapshot is in place, and the segment after the new one is
+/// then zero-filled ahead of use.
+fn start_compaction(shared: &Shared, log: &mut wal::Wal, side: &LogSide) -> Option<JoinHandle<()>> {
+    let size = spare_bytes(log.len(), log.records);
     let older = match log.rotate() {
         Ok(older) => older,
         Err(e) => {
@@ -832,7 +940,7 @@ fn start_compaction(
     };
     // Only the writer publishes, so this is exactly the state at the end of `older`.
     let view = shared.lock().view.clone();
-    let dir = dir.to_owned();
+    let (dir, cipher, spares) = (side.dir.clone(), side.cipher.clone(), side.spares.clone());
     let spawned = std::thread::Builder::new()
         .name("store-compactor".into())
         .spawn(move || {
@@ -841,6 +949,8 @@ fn start_compaction(
             if let Err(e) = result {
                 tracing::warn!(error = %e, "compacting the store failed; the log segments stay and replay still reads them");
             }
+            // The segment after the one just started.
+            spares.prepare(size);
         });
     spawned
         .map_err(|e| tracing::warn!(error = %e, "starting the compaction thread failed"))
@@ -926,8 +1036,7 @@ mod tests {
     use super::super::object::ObjectMeta;
     use super::*;
     use std::fs;
-    use std::io::Write;
-    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::fs::{FileExt, PermissionsExt};
     use std::sync::mpsc;
 
     fn secret(name: &str, value: &str) -> Secret {
@@ -973,6 +1082,11 @@ mod tests {
         all
     }
 
+    /// Where a segment's records end: its first NUL, or its length.
+    fn records_end(bytes: &[u8]) -> usize {
+        bytes.iter().position(|b| *b == 0).unwrap_or(bytes.len())
+    }
+
     fn contains(hay: &[u8], needle: &[u8]) -> bool {
         hay.windows(needle.len()).any(|w| w == needle)
     }
@@ -993,19 +1107,77 @@ mod tests {
         // Compaction left a snapshot and only the segment started after it.
         assert!(dir.join("snapshot.jsonl").exists());
         assert_eq!(wal::segments(&dir).unwrap().len(), 1);
-        // A torn, unacknowledged record at the end is dropped on replay.
-        let mut wal = fs::OpenOptions::new()
-            .append(true)
-            .open(newest_segment(&dir))
-            .unwrap();
-        wal.write_all(br#"{"rv":999999,"m":[{"del":"ns/s1"#)
-            .unwrap();
-        drop(wal);
-        let reopened = Store::open(&durable).unwrap().read();
+        // The segment started by the compaction was preallocated (prepared when the store
+        // opened): its records, then zeros to the end of the file.
+        let seg = newest_segment(&dir);
+        let bytes = fs::read(&seg).unwrap();
+        let end = records_end(&bytes);
+        assert!(
+            end > 0 && bytes.len() as u64 >= spare_bytes(0, 0),
+            "{end} {}",
+            bytes.len()
+        );
+        assert!(bytes[end..].iter().all(|b| *b == 0));
+        // A torn, unacknowledged record at the end (a crash mid-write: the record, then the
+        // zeros it did not reach) is dropped on replay, and the next write overwrites it.
+        let torn = br#"{"rv":999999,"m":[{"del":"ns/s1"#;
+        let file = fs::OpenOptions::new().write(true).open(&seg).unwrap();
+        file.write_all_at(torn, end as u64).unwrap();
+        drop(file);
+        let store = Store::open(&durable).unwrap();
+        let reopened = store.read();
         assert_eq!(reopened.rv, before.rv);
         assert_eq!(reopened.secrets.len(), COMPACT_AFTER_RECORDS + 9);
         assert!(value(&reopened, "s0").is_none());
         assert_eq!(value(&reopened, "s1").unwrap(), b"v");
+        put(&store, "late", "x").unwrap();
+        drop(store);
+        let after = fs::read(&seg).unwrap();
+        assert_eq!(after.len(), bytes.len(), "the preallocation was kept");
+        assert_eq!(&after[..end], &bytes[..end]);
+        assert!(
+            !contains(&after, b"999999"),
+            "the torn record is still there"
+        );
+        let reopened = Store::open(&durable).unwrap().read();
+        assert_eq!(value(&reopened, "late").unwrap(), b"x");
+        assert_eq!(value(&reopened, "s1").unwrap(), b"v");
+        // Zeros, then anything else, is damage: refused, naming file, line and offset, and
+        // repair cuts the segment where its records end.
+        let end = records_end(&after);
+        let file = fs::OpenOptions::new().write(true).open(&seg).unwrap();
+        let at = after.len() as u64 - 100;
+        file.write_all_at(b"junk", at).unwrap();
+        drop(file);
+        let err = Store::open(&durable).err().unwrap().to_string();
+        let lines = after[..end].iter().filter(|b| **b == b'\n').count();
+        assert!(
+            err.contains(&format!("{}:{}:", seg.display(), lines + 1))
+                && err.contains(&format!("byte offset {at} is not zero")),
+            "{err}"
+        );
+        let stop = AtomicBool::new(false);
+        wal::prepare_spare(&dir, 1 << 20, &stop, None).unwrap();
+        let report = repair(&dir, None).unwrap();
+        assert_eq!(fs::read(&seg).unwrap(), &after[..end]);
+        // The backup holds the damaged segment but not the all-zero spare.
+        let backup = PathBuf::from(
+            report
+                .lines()
+                .next()
+                .unwrap()
+                .rsplit(" written to ")
+                .next()
+                .unwrap(),
+        );
+        assert!(dir.join(wal::SPARE).exists());
+        assert!(!backup.join(wal::SPARE).exists());
+        assert_eq!(
+            fs::read(backup.join(seg.file_name().unwrap())).unwrap()[at as usize..][..4],
+            *b"junk"
+        );
+        let reopened = Store::open(&durable).unwrap().read();
+        assert_eq!(value(&reopened, "late").unwrap(), b"x");
         // A damaged snapshot line is named too (and repair cannot cut it).
         let snap = dir.join("snapshot.jsonl");
         let mut bytes = fs::read(&snap).unwrap();
@@ -1037,12 +1209,33 @@ mod tests {
         fs::remove_dir_all(dir).unwrap();
     }
 
-    /// Writes a, then b with `injection` active: b must fail with `message`, leave the log as it
-    /// was after a, never be seen, and leave the store writable and reopenable without b.
-    fn a_failed_write_is_undone(injection: Injection, message: &str) {
+    /// A store directory whose newest segment is a preallocated one (the spare prepared when
+    /// the store opened, renamed into place as a rotation would).
+    fn preallocated_store(dir: &Path) -> Store {
+        let durable = Durability::Directory(dir.to_owned());
+        let store = Store::open(&durable).unwrap();
+        store.finish_side_work();
+        drop(store);
+        fs::rename(dir.join(wal::SPARE), dir.join("wal-0000000002.jsonl")).unwrap();
+        let store = Store::open(&durable).unwrap();
+        let seg = newest_segment(dir);
+        assert!(seg.ends_with("wal-0000000002.jsonl"));
+        assert_eq!(fs::metadata(&seg).unwrap().len(), spare_bytes(0, 0));
+        store
+    }
+
+    /// Writes a, then b with `injection` active: b must fail with `message`, leave the log's
+    /// records as they were after a, never be seen, and leave the store writable and
+    /// reopenable without b. In a preallocated segment, nothing of b may be left after a's
+    /// records either (replay would read it).
+    fn a_failed_write_is_undone(injection: Injection, message: &str, preallocated: bool) {
         let dir = temp_dir();
         let durable = Durability::Directory(dir.clone());
-        let store = Store::open(&durable).unwrap();
+        let store = if preallocated {
+            preallocated_store(&dir)
+        } else {
+            Store::open(&durable).unwrap()
+        };
         put(&store, "a", "1").unwrap();
         let log_before = fs::read(newest_segment(&dir)).unwrap();
         store.inject(Some(injection));
@@ -1051,7 +1244,13 @@ mod tests {
         assert!(err.message.contains(message), "{}", err.message);
         // Nothing of b is left in the log (a written but unsynced record is cut off), and
         // readers never saw it.
-        assert_eq!(fs::read(newest_segment(&dir)).unwrap(), log_before);
+        let log_after = fs::read(newest_segment(&dir)).unwrap();
+        if preallocated {
+            // Cut back to a's records: the zero-filled tail went with b's bytes.
+            assert_eq!(log_after, &log_before[..records_end(&log_before)]);
+        } else {
+            assert_eq!(log_after, log_before);
+        }
         assert!(value(&store.read(), "b").is_none());
         store.inject(None);
         // The failed write's state was discarded: the next write sees no b.
@@ -1082,7 +1281,108 @@ mod tests {
                 fail_syncs: false,
             },
             "No space left on device",
+            false,
         );
+    }
+
+    #[test]
+    fn a_failed_append_into_a_preallocated_segment_leaves_nothing_after_the_records() {
+        a_failed_write_is_undone(
+            Injection {
+                fail_writes: true,
+                partial: 17,
+                fail_rollback: false,
+                fail_syncs: false,
+            },
+            "No space left on device",
+            true,
+        );
+    }
+
+    #[test]
+    fn a_failed_sync_in_a_preallocated_segment_cuts_the_write_off() {
+        a_failed_write_is_undone(
+            Injection {
+                fail_syncs: true,
+                ..Default::default()
+            },
+            "syncing the store log",
+            true,
+        );
+    }
+
+    #[test]
+    fn no_write_waits_for_the_next_segment_to_be_zero_filled() {
+        let dir = temp_dir();
+        spare_control(&dir, |c| c.hold = true);
+        let store = Store::open(&Durability::Directory(dir.clone())).unwrap();
+        // The spare is held back: every write still completes, into the current segment,
+        // which grows past the compaction threshold (the rotation waits for the spare).
+        for i in 0..(COMPACT_AFTER_RECORDS + 10) {
+            put(&store, &format!("s{i}"), "v").unwrap();
+        }
+        assert_eq!(wal::segments(&dir).unwrap().len(), 1);
+        assert!(!dir.join(wal::SPARE).exists());
+        spare_control(&dir, |c| c.hold = false);
+        store.finish_side_work();
+        // Whole, synced zeros under its final name before any record goes into it.
+        let spare = fs::read(dir.join(wal::SPARE)).unwrap();
+        assert_eq!(spare.len() as u64, spare_bytes(0, 0));
+        assert!(spare.iter().all(|b| *b == 0));
+        put(&store, "next", "v").unwrap();
+        store.finish_side_work();
+        let seg = newest_segment(&dir);
+        assert!(seg.ends_with("wal-0000000002.jsonl"), "{}", seg.display());
+        let bytes = fs::read(&seg).unwrap();
+        assert_eq!(bytes.len() as u64, spare_bytes(0, 0));
+        let end = records_end(&bytes);
+        assert!(contains(&bytes[..end], b"next"));
+        // The compaction thread prepared the one after it, sized for the records seen.
+        let next = fs::metadata(dir.join(wal::SPARE)).unwrap().len();
+        assert!(next >= 1 << 20 && next % (1 << 20) == 0, "{next}");
+        drop(store);
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn running_out_of_space_for_a_spare_falls_back_to_a_growing_segment_warning_once() {
+        let dir = temp_dir();
+        spare_control(&dir, |c| c.fail_after = Some(1536 * 1024));
+        let durable = Durability::Directory(dir.clone());
+        let store = Store::open(&durable).unwrap();
+        put(&store, "first", "v").unwrap();
+        store.finish_side_work();
+        // The half-zeroed file is gone, and no spare is left.
+        let names: Vec<_> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert!(
+            !names.iter().any(|n| n.starts_with(wal::SPARE)),
+            "{names:?}"
+        );
+        spare_control(&dir, |c| c.fail_after = Some(0));
+        for i in 0..(COMPACT_AFTER_RECORDS + 10) {
+            put(&store, &format!("s{i}"), "v").unwrap();
+        }
+        store.finish_side_work();
+        // Rotated into an ordinary growing segment; the compaction's spare failed too.
+        let seg = newest_segment(&dir);
+        assert!(seg.ends_with("wal-0000000002.jsonl"), "{}", seg.display());
+        let bytes = fs::read(&seg).unwrap();
+        assert_eq!(records_end(&bytes), bytes.len());
+        let control = spare_control(&dir, |_| ());
+        assert_eq!((control.failures, control.warnings), (2, 1));
+        drop(store);
+        let view = Store::open(&durable).unwrap().read();
+        assert_eq!(view.secrets.len(), COMPACT_AFTER_RECORDS + 11);
+        // Too little free space is not even tried.
+        let stop = AtomicBool::new(false);
+        assert!(matches!(
+            wal::prepare_spare(&dir, u64::MAX / 4, &stop, None),
+            Ok(wal::Spare::NoRoom(_))
+        ));
+        fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
@@ -1093,6 +1393,7 @@ mod tests {
                 ..Default::default()
             },
             "syncing the store log",
+            false,
         );
     }
 
@@ -1650,14 +1951,20 @@ mod tests {
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
         let store = Store::open(&Durability::Directory(dir.clone())).unwrap();
         put(&store, "a", "1").unwrap();
+        store.finish_side_work();
         drop(store);
         let seg = newest_segment(&dir);
-        fs::set_permissions(&seg, fs::Permissions::from_mode(0o644)).unwrap();
+        // The prepared next segment is a store file too.
+        let spare = dir.join(wal::SPARE);
+        for file in [&seg, &spare] {
+            fs::set_permissions(file, fs::Permissions::from_mode(0o644)).unwrap();
+        }
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
         drop(Store::open(&Durability::Directory(dir.clone())).unwrap());
         let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&dir), 0o700);
         assert_eq!(mode(&seg), 0o600);
+        assert_eq!(mode(&spare), 0o600);
         // A reachable directory holding other things is refused, and left as it was.
         fs::write(dir.join("notes.txt"), "x").unwrap();
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();

@@ -429,6 +429,44 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// The log relies on this: a NUL byte at a line's start marks the end of a segment's
+        /// records (the zero-filled tail of a preallocated segment), so no record may contain
+        /// one, plain or sealed, whatever the object's strings and bytes hold (NULs included).
+        #[test]
+        fn no_record_contains_a_nul_byte(
+            text in proptest::collection::vec(".*|\\x00*", 6),
+            value in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
+        ) {
+            let meta = ObjectMeta {
+                name: text[0].clone(),
+                namespace: text[1].clone(),
+                labels: [(text[2].clone(), text[3].clone())].into(),
+                annotations: [(text[3].clone(), "\0".to_owned())].into(),
+                finalizers: vec![text[4].clone()],
+                ..Default::default()
+            };
+            let ms = vec![
+                Mutation::PutSecret(Secret {
+                    meta: meta.clone(),
+                    immutable: None,
+                    data: [(text[5].clone(), value)].into(),
+                    type_: text[4].clone(),
+                }),
+                Mutation::DeleteSecret(text[0].clone()),
+                Mutation::PutNamespace(Namespace {
+                    phase: Phase::Active,
+                    meta,
+                }),
+            ];
+            let c = Cipher::new(&[3; 32]);
+            for cipher in [None, Some(&c)] {
+                let line = encode_record(1, &ms, cipher);
+                proptest::prop_assert!(!line.contains(&0), "{:?}", String::from_utf8_lossy(&line));
+            }
+        }
+    }
+
     #[test]
     fn sealed_records_need_the_right_key() {
         let c = Cipher::new(&[3; 32]);

@@ -14,6 +14,7 @@ fn is_store_file(name: &str) -> bool {
     name == "state.json"
         || name.starts_with("snapshot.jsonl")
         || (name.starts_with("wal") && name.ends_with(".jsonl"))
+        || name.starts_with("wal.spare")
 }
 
 /// Creates `dir` (and missing parents) owner-only. An existing directory that group or others
@@ -79,11 +80,12 @@ pub fn prepare_dir(dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// Opens (creating owner-only) a file for appending.
-pub fn open_append(path: &Path) -> io::Result<File> {
+/// Opens (creating owner-only) a file for writing at chosen offsets, keeping its contents.
+pub fn open_write(path: &Path) -> io::Result<File> {
     let file = OpenOptions::new()
         .create(true)
-        .append(true)
+        .write(true)
+        .truncate(false)
         .mode(FILE_MODE)
         .open(path)
         .map_err(|e| named(path, "opening", e))?;

@@ -1,12 +1,25 @@
 //! The write-ahead log: numbered segment files of one record per line.
 //!
+//! Segments are preallocated: the next one is prepared ahead, off the request path (when the
+//! store opens, and by the compaction thread), as a file of written and synced zeros
+//! ([`prepare_spare`], `wal.spare`), which a rotation renames into place. Appends then
+//! overwrite blocks that already exist, so the file's size does not change and an fdatasync
+//! writes the data without the inode. A record never contains a NUL byte, so in any segment the
+//! first NUL at the start of a line ends the records, and every byte from there to the end of
+//! the file must be zero (anything else there is damage). Records that outgrow the
+//! preallocated size simply extend the file; when there is no room for a spare, the next
+//! segment is an ordinary growing file.
+//!
 //! Appends are all-or-nothing: a failed write or fsync truncates the segment back to its last
-//! good length, so a full disk leaves the log exactly as before; when even that fails the log
-//! is poisoned and the store refuses writes until a restart (replay then drops the partial
-//! tail, which was never acknowledged). Replay is strict: only a final record without its
-//! newline, in the newest segment, is a torn write; any other unreadable record stops the
-//! store from starting, naming file and line, because dropping it could lose an acknowledged
-//! write. `repair` is the explicit, backed-up way out.
+//! good length (dropping its zero-filled tail: the segment grows from then on), so a full disk
+//! leaves the log's records exactly as before; when even that fails the log is poisoned and the
+//! store refuses writes until a restart (replay then drops the partial tail, which was never
+//! acknowledged). Replay is strict: only a final record without its newline (followed by
+//! nothing or by zeros), in the newest segment, is a torn write, and the log resumes at the end
+//! of the record before it; any other unreadable record, or non-zero bytes after a segment's
+//! zero-filled tail begins, stops the store from starting, naming file, line and offset,
+//! because dropping it could lose an acknowledged write. `repair` is the explicit, backed-up
+//! way out.
 
 use super::View;
 use super::codec::{self, RecordError};
@@ -14,7 +27,9 @@ use super::crypto::Cipher;
 use super::files;
 use std::fs::{self, File};
 use std::io::{self, BufRead, BufReader, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The single log file of earlier versions; read as the oldest segment.
 const LEGACY: &str = "wal.jsonl";
@@ -46,7 +61,7 @@ pub fn segments(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
 }
 
 /// One line of a file: number (from 1), byte offset, content without newline, and whether the
-/// newline was there.
+/// newline was there (a line cut short by the end of the file or by a NUL has none).
 struct Line {
     number: usize,
     offset: u64,
@@ -54,7 +69,23 @@ struct Line {
     complete: bool,
 }
 
-fn for_each_line(path: &Path, mut f: impl FnMut(Line) -> io::Result<bool>) -> io::Result<()> {
+/// How a segment's lines ended.
+#[derive(Debug, PartialEq, Eq)]
+enum End {
+    /// At the end of the file (or the reader stopped early).
+    Eof,
+    /// In a zero-filled tail from this offset to the end of the file: the unused part of a
+    /// preallocated segment.
+    Zeros(u64),
+    /// A NUL at `from` began what should be a zero-filled tail, but the byte at `at` is not
+    /// zero; `line` is the number the tail would have as a line.
+    Garbage { from: u64, at: u64, line: usize },
+}
+
+/// Calls `f` with each line of the file until it returns `false`. A line ends at a newline, at
+/// the end of the file, or at a NUL byte (which no record contains): from the first NUL at a
+/// line's start or inside a line on, the rest of the file must be zeros.
+fn for_each_line(path: &Path, mut f: impl FnMut(Line) -> io::Result<bool>) -> io::Result<End> {
     let mut reader = BufReader::with_capacity(
         256 * 1024,
         File::open(path).map_err(|e| files::named(path, "opening", e))?,
@@ -63,26 +94,77 @@ fn for_each_line(path: &Path, mut f: impl FnMut(Line) -> io::Result<bool>) -> io
     let mut number = 0;
     loop {
         let mut bytes = Vec::new();
-        let read = reader.read_until(b'\n', &mut bytes)?;
-        if read == 0 {
-            return Ok(());
+        let mut complete = false;
+        let mut at_nul = false;
+        loop {
+            let buf = reader.fill_buf()?;
+            if buf.is_empty() {
+                break;
+            }
+            match buf.iter().position(|&b| b == b'\n' || b == 0) {
+                Some(i) => {
+                    bytes.extend_from_slice(&buf[..i]);
+                    if buf[i] == b'\n' {
+                        complete = true;
+                        reader.consume(i + 1);
+                    } else {
+                        at_nul = true;
+                        reader.consume(i);
+                    }
+                    break;
+                }
+                None => {
+                    let n = buf.len();
+                    bytes.extend_from_slice(buf);
+                    reader.consume(n);
+                }
+            }
         }
-        number += 1;
-        let complete = bytes.last() == Some(&b'\n');
-        if complete {
-            bytes.pop();
+        if complete || !bytes.is_empty() {
+            number += 1;
+            let read = bytes.len() as u64 + u64::from(complete);
+            let line = Line {
+                number,
+                offset,
+                bytes,
+                complete,
+            };
+            offset += read;
+            if !f(line)? {
+                return Ok(End::Eof);
+            }
         }
-        let line = Line {
-            number,
-            offset,
-            bytes,
-            complete,
-        };
-        offset += read as u64;
-        if !f(line)? {
-            return Ok(());
+        if at_nul {
+            let from = offset;
+            loop {
+                let buf = reader.fill_buf()?;
+                if buf.is_empty() {
+                    return Ok(End::Zeros(from));
+                }
+                if let Some(i) = buf.iter().position(|&b| b != 0) {
+                    return Ok(End::Garbage {
+                        from,
+                        at: offset + i as u64,
+                        line: number + 1,
+                    });
+                }
+                let n = buf.len();
+                offset += n as u64;
+                reader.consume(n);
+            }
+        }
+        if !complete {
+            return Ok(End::Eof);
         }
     }
+}
+
+/// Why non-zero bytes after a segment's zero-filled tail began are damage.
+fn garbage_why(from: u64, at: u64) -> String {
+    format!(
+        "the segment's records end at byte offset {from}, where its zero-filled (preallocated) \
+         tail begins, but byte offset {at} is not zero"
+    )
 }
 
 /// The error that stops a damaged store from starting: file, line, why, and the way out.
@@ -121,6 +203,8 @@ pub struct Replayed {
     /// Records in the newest segment, and its sequence and good length.
     pub records_in_last: usize,
     pub last: Option<(u64, u64)>,
+    /// Where the newest segment's zero-filled tail begins, if it has one.
+    pub zeros_from: Option<u64>,
 }
 
 /// Applies every log record newer than `view.rv`.
@@ -130,6 +214,7 @@ pub fn replay(dir: &Path, cipher: Option<&Cipher>, view: &mut View) -> io::Resul
         plain_records: 0,
         records_in_last: 0,
         last: None,
+        zeros_from: None,
     };
     let count = segs.len();
     for (i, (seq, path)) in segs.iter().enumerate() {
@@ -137,11 +222,12 @@ pub fn replay(dir: &Path, cipher: Option<&Cipher>, view: &mut View) -> io::Resul
         let mut good_len = 0u64;
         let mut records = 0;
         let mut failure: Option<io::Error> = None;
-        for_each_line(path, |line| {
+        let end = for_each_line(path, |line| {
             if !line.complete && newest {
+                // The last line (only zeros or nothing follow it): cut short by a crash.
                 tracing::warn!(path = %path.display(), line = line.number,
                     "dropping a torn final log record (cut short by a crash, never acknowledged)");
-                return Ok(false);
+                return Ok(true);
             }
             let decoded = if line.complete {
                 codec::decode_record(&line.bytes, cipher)
@@ -171,9 +257,16 @@ pub fn replay(dir: &Path, cipher: Option<&Cipher>, view: &mut View) -> io::Resul
         if let Some(e) = failure {
             return Err(e);
         }
+        if let End::Garbage { from, at, line } = end {
+            return Err(damaged(dir, path, line, &garbage_why(from, at)));
+        }
         if newest {
             out.records_in_last = records;
             out.last = Some((*seq, good_len));
+            out.zeros_from = match end {
+                End::Zeros(from) => Some(from),
+                _ => None,
+            };
         }
     }
     Ok(out)
@@ -192,7 +285,7 @@ pub struct Wal {
     seq: u64,
     file: File,
     /// Length up to the end of the last whole record written (a failed write is cut back
-    /// to it).
+    /// to it); the next record is written there, over the zeros of a preallocated segment.
     len: u64,
     pub records: usize,
     #[cfg(test)]
@@ -200,7 +293,9 @@ pub struct Wal {
 }
 
 impl Wal {
-    /// Opens the log after replay: truncates a torn tail, or starts the first segment.
+    /// Opens the log after replay: resumes the newest segment at the end of its last whole
+    /// record (keeping a zero-filled tail that starts right there; truncating a torn record
+    /// off), or starts the first segment.
     pub fn open(dir: &Path, replayed: &Replayed) -> io::Result<Wal> {
         let (seq, len) = replayed.last.unwrap_or((1, 0));
         let path = dir.join(if seq == 0 {
@@ -208,11 +303,22 @@ impl Wal {
         } else {
             segment_name(seq)
         });
-        let file = files::open_append(&path)?;
-        if file.metadata()?.len() != len {
-            file.set_len(len)
-                .map_err(|e| files::named(&path, "truncating a torn record off", e))?;
-            file.sync_all()?;
+        let file = files::open_write(&path)?;
+        match replayed.zeros_from {
+            Some(from) if from == len => {} // preallocated, and its records end cleanly
+            Some(from) => {
+                // A torn record, then zeros: zero the record too, keeping the preallocation.
+                let zeros = vec![0u8; (from - len) as usize];
+                file.write_all_at(&zeros, len)
+                    .and_then(|()| file.sync_data())
+                    .map_err(|e| files::named(&path, "zeroing a torn record", e))?;
+            }
+            None if file.metadata()?.len() != len => {
+                file.set_len(len)
+                    .map_err(|e| files::named(&path, "truncating a torn record off", e))?;
+                file.sync_all()?;
+            }
+            None => {}
         }
         files::sync_dir(dir)?;
         Ok(Wal {
@@ -226,9 +332,9 @@ impl Wal {
         })
     }
 
-    /// Writes whole records (each ending in a newline) without syncing them: a sync of the
-    /// segment ([`Wal::path`], its own descriptor) makes them durable. A failed write is cut
-    /// back to the end of the previous one.
+    /// Writes whole records (each ending in a newline) at the end of the last one, without
+    /// syncing them: a sync of the segment ([`Wal::path`], its own descriptor) makes them
+    /// durable. A failed write is cut back to the end of the previous one.
     pub fn write(&mut self, batch: &[u8], records: usize) -> Result<(), AppendError> {
         let written = self.write_only(batch);
         self.finish(written, batch.len(), records)
@@ -240,10 +346,10 @@ impl Wal {
             && inj.fail_writes
         {
             let part = inj.partial.min(batch.len());
-            self.file.write_all(&batch[..part])?;
+            self.file.write_all_at(&batch[..part], self.len)?;
             return Err(io::Error::from_raw_os_error(28)); // ENOSPC
         }
-        self.file.write_all(batch)
+        self.file.write_all_at(batch, self.len)
     }
 
     fn finish(
@@ -272,7 +378,7 @@ impl Wal {
         self.roll_back()
     }
 
-    /// Bytes written to the current segment.
+    /// Bytes of whole records written to the current segment.
     pub fn len(&self) -> u64 {
         self.len
     }
@@ -287,6 +393,8 @@ impl Wal {
     }
 
     /// Cuts the segment back to `len` (the end of the last whole record written) and syncs it.
+    /// The file ends there: a preallocated segment loses its zero-filled tail, so nothing of
+    /// the failed write can remain after the records, and grows from then on.
     fn roll_back(&mut self) -> io::Result<()> {
         #[cfg(test)]
         if self.inject.as_ref().is_some_and(|i| i.fail_rollback) {
@@ -296,12 +404,20 @@ impl Wal {
         self.file.sync_all()
     }
 
-    /// Starts a new segment; returns the paths of every older one (a snapshot covering them
-    /// makes them deletable).
+    /// Starts a new segment: the prepared spare when there is one (already zero-filled and
+    /// synced), else an empty file. Returns the paths of every older segment (a snapshot
+    /// covering them makes them deletable).
     pub fn rotate(&mut self) -> io::Result<Vec<PathBuf>> {
         let next = self.seq + 1;
         let path = self.dir.join(segment_name(next));
-        let file = files::open_append(&path)?;
+        match fs::rename(self.dir.join(SPARE), &path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "using the preallocated log segment failed; starting a growing one");
+            }
+        }
+        let file = files::open_write(&path)?;
         if let Err(e) = files::sync_dir(&self.dir) {
             // Keep the current segment the newest one: replay treats only its tail as torn.
             let _ = fs::remove_file(&path);
@@ -316,6 +432,82 @@ impl Wal {
             .filter(|(s, _)| *s < next)
             .map(|(_, p)| p)
             .collect())
+    }
+}
+
+/// The next segment, zero-filled ahead of use, and the name it is filled under.
+pub const SPARE: &str = "wal.spare";
+const ZEROING: &str = "wal.spare.tmp";
+/// Free space a spare must leave on the file system (besides its own size once more): the
+/// log's records must never find the disk filled by zeros prepared for them.
+const KEEP_FREE: u64 = 64 << 20;
+
+/// What [`prepare_spare`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Spare {
+    Prepared,
+    /// A spare was already waiting.
+    Exists,
+    /// Too little free space (bytes available): the next segment will grow as it is written.
+    NoRoom(u64),
+    /// The store is closing.
+    Stopped,
+}
+
+/// Prepares the next segment: `size` bytes of written zeros under a temporary name, synced,
+/// then renamed to [`SPARE`] with the directory synced, so a spare is always whole. Never
+/// leaves a partial file behind; `stop` abandons it between chunks. `fail_after` (tests) fails
+/// the fill with ENOSPC after that many bytes.
+pub fn prepare_spare(
+    dir: &Path,
+    size: u64,
+    stop: &AtomicBool,
+    fail_after: Option<u64>,
+) -> io::Result<Spare> {
+    let tmp = dir.join(ZEROING);
+    match fs::remove_file(&tmp) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    if dir.join(SPARE).exists() {
+        return Ok(Spare::Exists);
+    }
+    let free = rustix::fs::statvfs(dir)
+        .map(|s| s.f_bavail.saturating_mul(s.f_frsize))
+        .map_err(io::Error::from)?;
+    if free < size.saturating_mul(2).saturating_add(KEEP_FREE) {
+        return Ok(Spare::NoRoom(free));
+    }
+    let filled = (|| {
+        let mut file = files::create(&tmp)?;
+        let chunk = vec![0u8; 1 << 20];
+        let mut written = 0u64;
+        while written < size {
+            if stop.load(Ordering::Relaxed) {
+                return Ok(false);
+            }
+            let n = (size - written).min(chunk.len() as u64) as usize;
+            if fail_after.is_some_and(|limit| written + n as u64 > limit) {
+                return Err(io::Error::from_raw_os_error(28)); // ENOSPC
+            }
+            file.write_all(&chunk[..n])?;
+            written += n as u64;
+        }
+        file.sync_all()?;
+        fs::rename(&tmp, dir.join(SPARE))?;
+        files::sync_dir(dir)?;
+        Ok(true)
+    })();
+    match filled {
+        Ok(true) => Ok(Spare::Prepared),
+        Ok(false) => {
+            let _ = fs::remove_file(&tmp);
+            Ok(Spare::Stopped)
+        }
+        Err(e) => {
+            let _ = fs::remove_file(&tmp);
+            Err(files::named(&tmp, "zero-filling the next log segment", e))
+        }
     }
 }
 
@@ -348,7 +540,12 @@ fn back_up(dir: &Path) -> io::Result<PathBuf> {
     files::prepare_dir(&backup)?;
     for entry in fs::read_dir(dir)? {
         let path = entry?.path();
-        if path.is_file() {
+        // A spare holds only zeros: nothing to keep.
+        let spare = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with(SPARE));
+        if path.is_file() && !spare {
             let to = backup.join(path.file_name().expect("a file name"));
             let mut out = files::create(&to)?;
             io::copy(&mut File::open(&path)?, &mut out)?;
@@ -385,7 +582,7 @@ pub fn repair(dir: &Path, cipher: Option<&Cipher>) -> io::Result<Repaired> {
         }
         let mut bad: Option<(usize, u64, RecordError)> = None;
         let mut lines_after = 0;
-        for_each_line(path, |line| {
+        let end = for_each_line(path, |line| {
             if bad.is_some() {
                 lines_after += 1;
                 return Ok(true);
@@ -401,6 +598,14 @@ pub fn repair(dir: &Path, cipher: Option<&Cipher>) -> io::Result<Repaired> {
             }
             Ok(true)
         })?;
+        if let End::Garbage { from, at, line } = end {
+            if bad.is_none() {
+                // Every record is readable, but something follows the zero-filled tail.
+                bad = Some((line, from, RecordError::Unreadable(garbage_why(from, at))));
+            } else {
+                lines_after += 1;
+            }
+        }
         if let Some((number, offset, why)) = bad {
             if why.is_key_problem() {
                 return Err(io::Error::new(
