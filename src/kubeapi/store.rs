@@ -140,6 +140,8 @@ pub struct Injection {
     pub fail_rollback: bool,
     /// Syncs fail with EIO (the write itself succeeds).
     pub fail_syncs: bool,
+    /// Starting a new segment fails with EMFILE.
+    pub fail_rotations: bool,
 }
 
 /// Run once a commit's outcome is known, outside the store lock: `true` once its mutations
@@ -343,6 +345,9 @@ impl Store {
                 syncs: 0,
                 generation: 0,
                 compactor: preparing,
+                compact_at: COMPACT_AFTER_RECORDS,
+                #[cfg(test)]
+                rotations_tried: 0,
                 buf: Vec::new(),
                 spare: Vec::new(),
             }),
@@ -672,6 +677,13 @@ struct Log {
     /// Bumped when the segment changes or is cut back: older sync results no longer count.
     generation: u64,
     compactor: Option<JoinHandle<()>>,
+    /// The segment's record count that makes a compaction due: [`COMPACT_AFTER_RECORDS`], or
+    /// later after a failed attempt (a rotation waits for every sync in flight, so retrying it
+    /// on every batch would serialize the log while the failure lasts).
+    compact_at: usize,
+    /// Rotations attempted (tests).
+    #[cfg(test)]
+    rotations_tried: usize,
     buf: Vec<u8>,
     /// Emptied batch vectors, kept for reuse.
     spare: Vec<Vec<Job>>,
@@ -780,7 +792,7 @@ fn write_queued(shared: &Shared, side: &LogSide) -> Option<Owed> {
     let mut guard = side.lock();
     loop {
         let log = &mut *guard;
-        let due = log.wal.records >= COMPACT_AFTER_RECORDS
+        let due = log.wal.records >= log.compact_at
             && log.compactor.as_ref().is_none_or(JoinHandle::is_finished);
         if !due {
             break;
@@ -790,11 +802,20 @@ fn write_queued(shared: &Shared, side: &LogSide) -> Option<Owed> {
             if let Some(done) = log.compactor.take() {
                 let _ = done.join();
             }
+            #[cfg(test)]
+            {
+                log.rotations_tried += 1;
+                log.wal.inject = shared.injection.lock().unwrap().clone();
+            }
             log.compactor = start_compaction(shared, &mut log.wal, side);
             if log.wal.path() != *log.path {
                 log.path = Arc::new(log.wal.path());
                 log.durable = log.wal.len();
                 log.generation += 1;
+                log.compact_at = COMPACT_AFTER_RECORDS;
+            } else {
+                // The rotation failed (and said why): try again a quarter segment later.
+                log.compact_at = log.wal.records + COMPACT_AFTER_RECORDS / 4;
             }
             break;
         }
@@ -1279,6 +1300,7 @@ mod tests {
                 partial: 17,
                 fail_rollback: false,
                 fail_syncs: false,
+                fail_rotations: false,
             },
             "No space left on device",
             false,
@@ -1293,6 +1315,7 @@ mod tests {
                 partial: 17,
                 fail_rollback: false,
                 fail_syncs: false,
+                fail_rotations: false,
             },
             "No space left on device",
             true,
@@ -1446,6 +1469,7 @@ mod tests {
             partial: 9,
             fail_rollback: true,
             fail_syncs: false,
+            fail_rotations: false,
         }));
         assert_eq!(store.refusing_writes(), None);
         assert_eq!(put(&store, "b", "2").unwrap_err().code, 500);
@@ -1469,6 +1493,45 @@ mod tests {
         put(&store, "d", "4").unwrap();
         assert_eq!(store.refusing_writes(), None, "a restart recovers");
         drop(store);
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// A rotation that fails is retried a quarter segment later, not before every batch: each
+    /// attempt waits for every sync in flight, so retrying per batch serialized the log for as
+    /// long as the failure lasted. Writes go on meanwhile, and the retry rotates once it can.
+    #[test]
+    fn a_failing_rotation_is_retried_later_not_before_every_batch() {
+        let dir = temp_dir();
+        let store = Store::open(&Durability::Directory(dir.clone())).unwrap();
+        let tried = |store: &Store| {
+            let side = &store.writer.as_ref().expect("a durable store").side;
+            side.lock().rotations_tried
+        };
+        store.inject(Some(Injection {
+            fail_rotations: true,
+            ..Default::default()
+        }));
+        for i in 0..(COMPACT_AFTER_RECORDS + 300) {
+            put(&store, &format!("s{i}"), "v").unwrap();
+        }
+        assert_eq!(
+            tried(&store),
+            1,
+            "one attempt at the threshold, none per later batch"
+        );
+        assert_eq!(wal::segments(&dir).unwrap().len(), 1);
+        store.inject(None);
+        for i in 0..(COMPACT_AFTER_RECORDS / 4) {
+            put(&store, &format!("t{i}"), "v").unwrap();
+        }
+        assert_eq!(tried(&store), 2);
+        store.finish_side_work();
+        assert!(dir.join("snapshot.jsonl").exists(), "the retry compacted");
+        let view = store.read();
+        drop(store);
+        let reopened = Store::open(&Durability::Directory(dir.clone())).unwrap();
+        assert_eq!(reopened.read().secrets.len(), view.secrets.len());
+        drop(reopened);
         fs::remove_dir_all(dir).unwrap();
     }
 

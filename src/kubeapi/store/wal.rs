@@ -408,6 +408,10 @@ impl Wal {
     /// synced), else an empty file. Returns the paths of every older segment (a snapshot
     /// covering them makes them deletable).
     pub fn rotate(&mut self) -> io::Result<Vec<PathBuf>> {
+        #[cfg(test)]
+        if self.inject.as_ref().is_some_and(|i| i.fail_rotations) {
+            return Err(io::Error::from_raw_os_error(24)); // EMFILE
+        }
         let next = self.seq + 1;
         let path = self.dir.join(segment_name(next));
         match fs::rename(self.dir.join(SPARE), &path) {
