@@ -1087,6 +1087,13 @@ mod tests {
         std::env::temp_dir().join(format!("flytesecret-store-{}", uuid::Uuid::new_v4()))
     }
 
+    /// A durable store in a fresh temporary directory.
+    fn durable_in_temp_dir() -> (PathBuf, Store) {
+        let dir = temp_dir();
+        let store = Store::open(&Durability::Directory(dir.clone())).unwrap();
+        (dir, store)
+    }
+
     fn newest_segment(dir: &Path) -> PathBuf {
         wal::segments(dir).unwrap().pop().unwrap().1
     }
@@ -1248,8 +1255,14 @@ mod tests {
     /// Writes a, then b with `injection` active: b must fail with `message`, leave the log's
     /// records as they were after a, never be seen, and leave the store writable and
     /// reopenable without b. In a preallocated segment, nothing of b may be left after a's
-    /// records either (replay would read it).
-    fn a_failed_write_is_undone(injection: Injection, message: &str, preallocated: bool) {
+    /// records either (replay would read it). Runs in a growing and in a preallocated segment.
+    fn a_failed_write_is_undone(injection: Injection, message: &str) {
+        for preallocated in [false, true] {
+            a_failed_write_is_undone_in(injection.clone(), message, preallocated);
+        }
+    }
+
+    fn a_failed_write_is_undone_in(injection: Injection, message: &str, preallocated: bool) {
         let dir = temp_dir();
         let durable = Durability::Directory(dir.clone());
         let store = if preallocated {
@@ -1303,34 +1316,6 @@ mod tests {
                 fail_rotations: false,
             },
             "No space left on device",
-            false,
-        );
-    }
-
-    #[test]
-    fn a_failed_append_into_a_preallocated_segment_leaves_nothing_after_the_records() {
-        a_failed_write_is_undone(
-            Injection {
-                fail_writes: true,
-                partial: 17,
-                fail_rollback: false,
-                fail_syncs: false,
-                fail_rotations: false,
-            },
-            "No space left on device",
-            true,
-        );
-    }
-
-    #[test]
-    fn a_failed_sync_in_a_preallocated_segment_cuts_the_write_off() {
-        a_failed_write_is_undone(
-            Injection {
-                fail_syncs: true,
-                ..Default::default()
-            },
-            "syncing the store log",
-            true,
         );
     }
 
@@ -1416,7 +1401,6 @@ mod tests {
                 ..Default::default()
             },
             "syncing the store log",
-            false,
         );
     }
 
@@ -1501,8 +1485,7 @@ mod tests {
     /// long as the failure lasted. Writes go on meanwhile, and the retry rotates once it can.
     #[test]
     fn a_failing_rotation_is_retried_later_not_before_every_batch() {
-        let dir = temp_dir();
-        let store = Store::open(&Durability::Directory(dir.clone())).unwrap();
+        let (dir, store) = durable_in_temp_dir();
         let tried = |store: &Store| {
             let side = &store.writer.as_ref().expect("a durable store").side;
             side.lock().rotations_tried
@@ -1734,8 +1717,7 @@ mod tests {
 
     #[test]
     fn a_commits_hook_runs_before_its_answer_returns_and_even_when_nobody_waits() {
-        let dir = temp_dir();
-        let store = Store::open(&Durability::Directory(dir.clone())).unwrap();
+        let (dir, store) = durable_in_temp_dir();
         let (ran, runs) = mpsc::channel();
         let stage = |name: &str| {
             let ran = ran.clone();
@@ -1767,8 +1749,7 @@ mod tests {
     /// behind it are still answered, and the store goes on.
     #[test]
     fn a_panicking_hook_on_a_log_worker_loses_no_other_answer() {
-        let dir = temp_dir();
-        let store = Store::open(&Durability::Directory(dir.clone())).unwrap();
+        let (dir, store) = durable_in_temp_dir();
         let (starts, held) = hold_syncs(&store, 2);
         let panicking = store
             .stage(|_, _| {
