@@ -4,7 +4,8 @@
 //! (staging/src/k8s.io/apiserver/pkg/endpoints/handlers/watch.go, storage/cacher).
 
 use super::events::{Db, Event, EventType, Object};
-use super::object::{encode_namespace, encode_secret};
+use super::negotiate::Representation;
+use super::object::{encode_meta, encode_namespace, encode_secret};
 use super::selector::{FieldSelector, LabelSelector};
 use super::status::ApiError;
 use super::table;
@@ -158,24 +159,41 @@ fn bookmark(resource: Resource, rv: u64, initial_end: bool) -> Bytes {
     )
 }
 
-/// Renders objects as the client asked: the object, or a one-row Table (column definitions only
-/// on the first event, as the server's watch encoder does).
+/// Renders objects as the client asked: the object, its `PartialObjectMetadata`, or a one-row
+/// Table (column definitions only on the first event, as the server's watch encoder does).
 struct Renderer {
-    table: bool,
+    representation: Representation,
     headers_sent: bool,
 }
 
 impl Renderer {
     fn render(&mut self, kind: EventType, object: &Object) -> Bytes {
-        if !self.table {
-            return line(kind.as_str(), object_json(object));
-        }
-        let mut t = match object {
-            Object::Secret(s) => {
-                table::secrets_table(std::iter::once(&**s), &s.meta.resource_version, None, None)
+        let meta = match object {
+            Object::Secret(s) => &s.meta,
+            Object::Namespace(n) => &n.meta,
+        };
+        let version = match self.representation {
+            Representation::Table(version) => version,
+            Representation::Partial(version) => {
+                let partial = json!({"kind": "PartialObjectMetadata",
+                    "apiVersion": version.api_version(), "metadata": encode_meta(meta)});
+                return line(kind.as_str(), partial);
             }
+            // Negotiation answers a watch with no other form.
+            Representation::Json | Representation::PartialList(_) | Representation::Refused(_) => {
+                return line(kind.as_str(), object_json(object));
+            }
+        };
+        let mut t = match object {
+            Object::Secret(s) => table::secrets_table(
+                version,
+                std::iter::once(&**s),
+                &s.meta.resource_version,
+                None,
+                None,
+            ),
             Object::Namespace(n) => {
-                table::namespaces_table(std::iter::once(&**n), &n.meta.resource_version)
+                table::namespaces_table(version, std::iter::once(&**n), &n.meta.resource_version)
             }
         };
         if self.headers_sent {
@@ -227,7 +245,7 @@ pub fn watch(
     resource: Resource,
     namespace: Option<&str>,
     query: &HashMap<String, String>,
-    accept: Option<&str>,
+    representation: Representation,
 ) -> Result<Response<Body>, ApiError> {
     let labels = LabelSelector::parse(query.get("labelSelector").map_or("", String::as_str))
         .map_err(ApiError::bad_request)?;
@@ -254,7 +272,7 @@ pub fn watch(
         fields,
     };
     let mut renderer = Renderer {
-        table: table::wants_table(accept),
+        representation,
         headers_sent: false,
     };
     // With sendInitialEvents the initial state is sent whatever the resourceVersion.
