@@ -370,3 +370,349 @@ pub fn negotiate(accept: Option<&str>, endpoint: Endpoint) -> Result<Representat
     insertion_sort(ranges);
     decide(ranges, endpoint)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use MetaVersion::{V1, V1beta1};
+    use Representation::{Json, Partial, PartialList, Table};
+
+    const SECRET: Endpoint = Endpoint::Object(Kind::Secret);
+    const SECRETS: Endpoint = Endpoint::List(Kind::Secret);
+    const WATCH: Endpoint = Endpoint::Watch(Kind::Secret);
+
+    /// What a test expects: a representation, or a 406 with this message.
+    #[derive(Debug, PartialEq)]
+    enum Want {
+        Is(Representation),
+        NotAcceptable(&'static str),
+    }
+    use Want::{Is, NotAcceptable};
+
+    const ANY: &str = "only the following media types are accepted: application/json";
+    const STREAM: &str =
+        "only the following media types are accepted: application/json;stream=watch";
+    const LIST_OF_ONE: &str = "you requested PartialObjectMetadataList, but the requested object is not a list (*core.Secret)";
+    const ONE_OF_LIST: &str = "you requested PartialObjectMetadata, but the requested object is a list (*core.SecretList)";
+
+    fn outcome(accept: Option<&str>, endpoint: Endpoint) -> Want {
+        match negotiate(accept, endpoint) {
+            Ok(Representation::Refused(r)) => {
+                let e = r.error();
+                assert_eq!((e.code, e.reason), (406, Some("NotAcceptable")));
+                NotAcceptable(match e.message.as_str() {
+                    LIST_OF_ONE => LIST_OF_ONE,
+                    ONE_OF_LIST => ONE_OF_LIST,
+                    other => panic!("unexpected refusal {other}"),
+                })
+            }
+            Ok(r) => Is(r),
+            Err(e) => {
+                assert_eq!((e.code, e.reason), (406, Some("NotAcceptable")));
+                NotAcceptable(match e.message.as_str() {
+                    ANY => ANY,
+                    STREAM => STREAM,
+                    other => panic!("unexpected 406 {other}"),
+                })
+            }
+        }
+    }
+
+    /// Each header with what a single Secret, the Secret list and a Secret watch get.
+    #[test]
+    fn clients_headers_get_what_kube_apiserver_answers_in_json() {
+        let cases: &[(&str, Option<&str>, [Want; 3])] = &[
+            (
+                "no header (kube-rs get/list/create)",
+                None,
+                [Is(Json), Is(Json), Is(Json)],
+            ),
+            ("empty header", Some(""), [Is(Json), Is(Json), Is(Json)]),
+            (
+                "kubectl get",
+                Some(
+                    "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json",
+                ),
+                [Is(Table(V1)), Is(Table(V1)), Is(Table(V1))],
+            ),
+            (
+                "kubectl -o yaml, the Python client, kube-rs watch",
+                Some("application/json"),
+                [Is(Json), Is(Json), Is(Json)],
+            ),
+            ("curl", Some("*/*"), [Is(Json), Is(Json), Is(Json)]),
+            (
+                "client-go typed clients (protobuf first)",
+                Some("application/vnd.kubernetes.protobuf,application/json"),
+                [Is(Json), Is(Json), Is(Json)],
+            ),
+            (
+                "client-go metadata client, get and watch",
+                Some(
+                    "application/vnd.kubernetes.protobuf;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json",
+                ),
+                [Is(Partial(V1)), NotAcceptable(ONE_OF_LIST), Is(Partial(V1))],
+            ),
+            (
+                "client-go metadata client, list",
+                Some(
+                    "application/vnd.kubernetes.protobuf;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json",
+                ),
+                [
+                    NotAcceptable(LIST_OF_ONE),
+                    Is(PartialList(V1)),
+                    NotAcceptable(LIST_OF_ONE),
+                ],
+            ),
+            (
+                "kube-rs get_metadata / watch_metadata",
+                Some("application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"),
+                [Is(Partial(V1)), NotAcceptable(ONE_OF_LIST), Is(Partial(V1))],
+            ),
+            (
+                "kube-rs list_metadata",
+                Some("application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"),
+                [
+                    NotAcceptable(LIST_OF_ONE),
+                    Is(PartialList(V1)),
+                    NotAcceptable(LIST_OF_ONE),
+                ],
+            ),
+            (
+                "v1beta1 forms",
+                Some("application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1beta1"),
+                [
+                    Is(Partial(V1beta1)),
+                    NotAcceptable(ONE_OF_LIST),
+                    Is(Partial(V1beta1)),
+                ],
+            ),
+            (
+                "a v1beta1 Table only",
+                Some("application/json;as=Table;v=v1beta1;g=meta.k8s.io"),
+                [Is(Table(V1beta1)), Is(Table(V1beta1)), Is(Table(V1beta1))],
+            ),
+            (
+                "kubectl's discovery header on a resource",
+                Some(
+                    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json",
+                ),
+                [Is(Json), Is(Json), Is(Json)],
+            ),
+            (
+                "a browser",
+                Some("text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"),
+                [Is(Json), Is(Json), Is(Json)],
+            ),
+        ];
+        for (client, accept, wants) in cases {
+            for (endpoint, want) in [SECRET, SECRETS, WATCH].into_iter().zip(wants) {
+                assert_eq!(
+                    &outcome(*accept, endpoint),
+                    want,
+                    "{client} ({accept:?}) on {endpoint:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn ranges_are_tried_in_kube_apiservers_order() {
+        let table = Some(Table(V1));
+        let cases: &[(&str, Option<Representation>)] = &[
+            // The first producible range decides: a Table after plain JSON is not asked.
+            (
+                "application/json,application/json;as=Table;v=v1;g=meta.k8s.io",
+                Some(Json),
+            ),
+            (
+                "text/html,application/json;as=Table;v=v1;g=meta.k8s.io",
+                table,
+            ),
+            // Higher q first; q=0 still counts (it is only ordered last).
+            (
+                "application/json;as=Table;v=v1;g=meta.k8s.io;q=0.5,application/json",
+                Some(Json),
+            ),
+            (
+                "application/json;q=0.5,application/json;as=Table;v=v1;g=meta.k8s.io",
+                table,
+            ),
+            ("application/json;q=0", Some(Json)),
+            ("application/json;q=zero", Some(Json)),
+            // A wildcard is ordered after concrete types, whatever comes first.
+            ("*/*,application/json;as=Table;v=v1;g=meta.k8s.io", table),
+            (
+                "application/*,application/json;as=Table;v=v1;g=meta.k8s.io",
+                table,
+            ),
+            // ... even at a higher q (goautoneg's comparison, applied by Go's insertion sort).
+            (
+                "*/*;q=1,application/json;as=Table;g=meta.k8s.io;v=v1;q=0.5",
+                table,
+            ),
+            ("*/*;as=Table;g=meta.k8s.io;v=v1beta1", Some(Table(V1beta1))),
+            ("application/*;as=Table;g=meta.k8s.io;v=v1", table),
+            // Forms of other groups, versions or kinds are passed over.
+            ("application/json;as=Table,application/json", Some(Json)),
+            (
+                "application/json;as=Table;g=meta.k8s.io;v=v2,application/json;as=Table;g=meta.k8s.io;v=v1",
+                table,
+            ),
+            ("application/json;as=Table;g=meta.k8s.io", None),
+            ("application/json;as=Table;v=v1", None),
+            ("application/json;as=Secret;g=meta.k8s.io;v=v1", None),
+            ("application/json;g=meta.k8s.io;v=v1", None),
+            ("application/json;v=v1", None),
+            ("application/json;as=", None),
+            // Parameters the API server does not recognise are ignored; pretty too.
+            ("application/json;charset=utf-8;foo=bar", Some(Json)),
+            ("application/json;pretty=1", Some(Json)),
+            ("application/json;export=1", Some(Json)),
+            ("application/json;stream=watch", Some(Json)),
+            ("application/json;stream=", Some(Json)),
+            ("application/json;stream=other", None),
+            ("application/json;sv=v1", Some(Json)),
+            ("application/json;sv=v2", None),
+            ("application/json;sv=", Some(Json)),
+            // Malformed parameters are dropped, duplicates keep the last.
+            ("application/json;as==Table", Some(Json)),
+            ("application/json;as;g=meta.k8s.io", None),
+            (
+                "application/json;as=Table;v=v1;g=meta.k8s.io;as=PartialObjectMetadata",
+                Some(Partial(V1)),
+            ),
+            ("application/json; as=Table ; v=v1; g=meta.k8s.io", table),
+            ("application/json;as=\"Table\";v=v1;g=meta.k8s.io", None),
+            // YAML and protobuf are the API server's to write: passed over for what follows.
+            ("application/yaml,application/json", Some(Json)),
+            ("application/yaml", None),
+            ("application/vnd.kubernetes.protobuf", None),
+            (
+                "application/vnd.kubernetes.protobuf;as=Table;v=v1;g=meta.k8s.io,application/json",
+                Some(Json),
+            ),
+            // Types are compared exactly; malformed ranges are dropped.
+            ("Application/JSON", None),
+            ("application/json-patch+json", None),
+            ("application/jsonx", None),
+            ("text/json", None),
+            ("text/*", None),
+            ("*/json", None),
+            ("application", None),
+            ("application/", None),
+            ("application/json/x", None),
+            ("application/json/", Some(Json)),
+            ("*", Some(Json)),
+            ("*/", Some(Json)),
+            (",", None),
+            (" ", None),
+            ("  application/json  ", Some(Json)),
+            ("application / json", Some(Json)),
+            ("application/json\t", None),
+        ];
+        for (accept, want) in cases {
+            let got = negotiate(Some(accept), SECRET);
+            match want {
+                Some(want) => assert_eq!(got.as_ref().ok(), Some(want), "{accept:?}: {got:?}"),
+                None => assert_eq!(
+                    got.map_err(|e| e.message),
+                    Err(ANY.to_owned()),
+                    "{accept:?}"
+                ),
+            }
+        }
+    }
+
+    #[test]
+    fn a_watch_cannot_stream_yaml() {
+        for accept in [
+            "application/yaml",
+            "application/yaml,application/json",
+            "application/*;q=0.5,application/yaml",
+        ] {
+            assert_eq!(
+                outcome(Some(accept), WATCH),
+                NotAcceptable(STREAM),
+                "{accept}"
+            );
+            assert_ne!(
+                outcome(Some(accept), SECRET),
+                NotAcceptable(STREAM),
+                "{accept}"
+            );
+        }
+        // YAML with stream=watch is not YAML's to serve: the next range decides.
+        assert_eq!(
+            outcome(
+                Some("application/yaml;stream=watch,application/json"),
+                WATCH
+            ),
+            Is(Json)
+        );
+        assert_eq!(
+            outcome(
+                Some("application/vnd.kubernetes.protobuf,application/json"),
+                WATCH
+            ),
+            Is(Json)
+        );
+        assert_eq!(outcome(Some("text/plain"), WATCH), NotAcceptable(ANY));
+    }
+
+    #[test]
+    fn discovery_takes_no_transformation() {
+        let d = Endpoint::Discovery;
+        assert_eq!(
+            outcome(
+                Some(
+                    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json"
+                ),
+                d
+            ),
+            Is(Json)
+        );
+        assert_eq!(outcome(Some("*/*"), d), Is(Json));
+        assert_eq!(outcome(None, d), Is(Json));
+        for refused in [
+            "application/json;as=Table;v=v1;g=meta.k8s.io",
+            "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1",
+            "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList",
+            "application/json;sv=v1",
+            "text/html",
+        ] {
+            assert_eq!(outcome(Some(refused), d), NotAcceptable(ANY), "{refused}");
+        }
+    }
+
+    #[test]
+    fn namespaces_are_named_in_their_refusals() {
+        let e = |r: Result<Representation, ApiError>| match r {
+            Ok(Representation::Refused(r)) => r.error().message,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            e(negotiate(
+                Some("application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"),
+                Endpoint::Object(Kind::Namespace)
+            )),
+            "you requested PartialObjectMetadataList, but the requested object is not a list (*core.Namespace)"
+        );
+        assert_eq!(
+            e(negotiate(
+                Some("application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"),
+                Endpoint::List(Kind::Namespace)
+            )),
+            "you requested PartialObjectMetadata, but the requested object is a list (*core.NamespaceList)"
+        );
+    }
+
+    #[test]
+    fn long_headers_are_ordered_the_same_way() {
+        let mut accept = "text/html,".repeat(SORTED_IN_PLACE + 3);
+        accept.push_str("*/*,application/json;as=Table;v=v1;g=meta.k8s.io");
+        assert_eq!(outcome(Some(&accept), SECRETS), Is(Table(V1)));
+        let refused = "text/html,".repeat(40);
+        assert_eq!(outcome(Some(&refused), SECRETS), NotAcceptable(ANY));
+    }
+}
