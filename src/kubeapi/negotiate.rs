@@ -707,6 +707,55 @@ mod tests {
         );
     }
 
+    /// Counts this thread's allocations (the library's test binary has no other global allocator).
+    struct Counting;
+
+    thread_local! {
+        static ALLOCATIONS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
+
+    // SAFETY: every call is passed to the system allocator unchanged; only a counter is added.
+    unsafe impl std::alloc::GlobalAlloc for Counting {
+        unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+            let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+            // SAFETY: the caller's contract is the system allocator's.
+            unsafe { std::alloc::System.alloc(layout) }
+        }
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+            // SAFETY: the pointer came from the system allocator with this layout.
+            unsafe { std::alloc::System.dealloc(ptr, layout) }
+        }
+    }
+
+    #[global_allocator]
+    static COUNTING: Counting = Counting;
+
+    fn allocations(f: impl FnOnce()) -> usize {
+        let before = ALLOCATIONS.with(std::cell::Cell::get);
+        f();
+        ALLOCATIONS.with(std::cell::Cell::get) - before
+    }
+
+    #[test]
+    fn negotiating_allocates_nothing_unless_refused_or_long() {
+        for accept in [
+            "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1",
+            "application/vnd.kubernetes.protobuf;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json",
+            "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json",
+            "*/*",
+        ] {
+            let mut got = None;
+            assert_eq!(
+                allocations(|| got = Some(negotiate(Some(accept), SECRET))),
+                0,
+                "{accept}"
+            );
+            assert!(matches!(got, Some(Ok(_))), "{accept}");
+        }
+        // The counter does count: a 406 builds its message.
+        assert!(allocations(|| drop(negotiate(Some("text/html"), SECRET))) > 0);
+    }
+
     #[test]
     fn long_headers_are_ordered_the_same_way() {
         let mut accept = "text/html,".repeat(SORTED_IN_PLACE + 3);
