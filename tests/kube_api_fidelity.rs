@@ -2430,3 +2430,81 @@ async fn case_66_watch_negotiation() {
         )
     );
 }
+
+/// docs/kubernetes-api.md §1.5: a write's answer is transformed as a read's is, after the write
+/// (client-go's metadata client patches this way; the value does not come back).
+#[tokio::test]
+async fn case_67_writes_answer_in_the_negotiated_form() {
+    let api = Api::new();
+    let body = serde_json::to_vec(&s("a", json!({"k": "dmFsdWU="}))).unwrap();
+    let created = api
+        .send(
+            Method::POST,
+            SECRETS,
+            &[("content-type", "application/json"), ("accept", PARTIAL)],
+            body,
+        )
+        .await;
+    assert_eq!(created.code, 201);
+    let full = api.get(&format!("{SECRETS}/a")).await;
+    assert_eq!(
+        created.body,
+        json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
+               "metadata": full.body["metadata"]})
+    );
+    let patched = api
+        .send(
+            Method::PATCH,
+            &format!("{SECRETS}/a"),
+            &[
+                ("content-type", "application/merge-patch+json"),
+                ("accept", PARTIAL),
+            ],
+            br#"{"metadata":{"labels":{"x":"y"}}}"#.to_vec(),
+        )
+        .await;
+    assert_eq!(patched.code, 200);
+    assert_eq!(patched.body["kind"], "PartialObjectMetadata");
+    assert_eq!(patched.body["metadata"]["labels"]["x"], "y");
+    assert!(!String::from_utf8_lossy(&patched.raw).contains("dmFsdWU="));
+    // The list form is refused only once the write is done, as the API server transforms after it.
+    let body = serde_json::to_vec(&s("b", json!({}))).unwrap();
+    let refused = api
+        .send(
+            Method::POST,
+            SECRETS,
+            &[
+                ("content-type", "application/json"),
+                ("accept", PARTIAL_LIST),
+            ],
+            body,
+        )
+        .await;
+    assert_status(
+        &refused,
+        406,
+        "NotAcceptable",
+        "you requested PartialObjectMetadataList, but the requested object is not a list (*core.Secret)",
+    );
+    assert_eq!(api.get(&format!("{SECRETS}/b")).await.code, 200);
+    // Errors pass unchanged.
+    let missing = api
+        .send(
+            Method::DELETE,
+            &format!("{SECRETS}/nope"),
+            &[("accept", PARTIAL)],
+            vec![],
+        )
+        .await;
+    assert_eq!(missing.code, 404);
+    let deleted = api
+        .send(
+            Method::DELETE,
+            &format!("{SECRETS}/a"),
+            &[("accept", PARTIAL)],
+            vec![],
+        )
+        .await;
+    assert_eq!(deleted.code, 200);
+    assert!(!String::from_utf8_lossy(&deleted.raw).contains("dmFsdWU="));
+}

@@ -335,6 +335,12 @@ impl Engine {
                 "namespaces",
             )),
         };
+        let result = match parts.method {
+            Method::POST | Method::PUT | Method::PATCH | Method::DELETE => {
+                result.and_then(|reply| partial::of_written(reply, call.representation))
+            }
+            _ => result,
+        };
         result.unwrap_or_else(ApiError::into_reply)
     }
 }

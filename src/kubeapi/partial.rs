@@ -38,3 +38,51 @@ pub fn write_list<'a>(
     out.extend_from_slice(b"]}");
     out
 }
+
+/// A write's answer in the form negotiated for it: the API server transforms what a create,
+/// update, patch or delete returns as it transforms a read, after the write is done. A Status
+/// (a delete's) and errors pass unchanged; a Table is not made of a write's answer here (the full
+/// object is written).
+pub fn of_written(
+    reply: super::status::Reply,
+    representation: super::negotiate::Representation,
+) -> Result<super::status::Reply, super::status::ApiError> {
+    use super::negotiate::Representation;
+    let transforms = matches!(
+        representation,
+        Representation::Partial(_) | Representation::Refused(_)
+    );
+    if !transforms || !reply.status().is_success() {
+        return Ok(reply);
+    }
+    let (parts, body) = reply.into_parts();
+    let Ok(Value::Object(mut object)) = serde_json::from_slice::<Value>(&body) else {
+        return Ok(super::status::Reply::from_parts(parts, body));
+    };
+    if !matches!(
+        object.get("kind").and_then(Value::as_str),
+        Some("Secret" | "Namespace")
+    ) {
+        return Ok(super::status::Reply::from_parts(parts, body));
+    }
+    match representation {
+        Representation::Refused(refusal) => Err(refusal.error()),
+        Representation::Partial(version) => {
+            let mut out = Map::new();
+            out.insert("kind".into(), "PartialObjectMetadata".into());
+            out.insert("apiVersion".into(), version.api_version().into());
+            out.insert(
+                "metadata".into(),
+                object.remove("metadata").unwrap_or_default(),
+            );
+            let mut bytes =
+                serde_json::to_vec(&Value::Object(out)).expect("writing to a Vec cannot fail");
+            bytes.push(b'\n');
+            Ok(super::status::Reply::from_parts(
+                parts,
+                bytes::Bytes::from(bytes),
+            ))
+        }
+        _ => unreachable!("only these two transform"),
+    }
+}
