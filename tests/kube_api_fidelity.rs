@@ -2396,6 +2396,24 @@ async fn case_66_watch_negotiation() {
         json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
                "metadata": full.body["metadata"]})
     );
+    // Bookmarks are transformed too.
+    let mut w = api
+        .watch(
+            &format!("{SECRETS}?watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true"),
+            &[("accept", PARTIAL)],
+        )
+        .await;
+    assert_eq!(w.event().await.0, "ADDED");
+    let (kind, mark) = w.event().await;
+    assert_eq!(kind, "BOOKMARK");
+    assert_eq!(
+        (mark["kind"].as_str(), mark["apiVersion"].as_str()),
+        (Some("PartialObjectMetadata"), Some("meta.k8s.io/v1"))
+    );
+    assert_eq!(
+        mark["metadata"]["annotations"]["k8s.io/initial-events-end"],
+        "true"
+    );
     let refuse = |accept: &'static str| {
         let req = Request::builder()
             .uri(format!("{SECRETS}?watch=true"))

@@ -148,14 +148,25 @@ fn line(kind: &str, object: Value) -> Bytes {
     Bytes::from(bytes)
 }
 
-fn bookmark(resource: Resource, rv: u64, initial_end: bool) -> Bytes {
+/// A bookmark: an empty object carrying the resourceVersion, in the object form, or as its
+/// `PartialObjectMetadata` on a metadata-only watch (the API server transforms bookmarks too).
+fn bookmark(
+    representation: Representation,
+    resource: Resource,
+    rv: u64,
+    initial_end: bool,
+) -> Bytes {
     let mut meta = json!({"resourceVersion": rv.to_string(), "creationTimestamp": null});
     if initial_end {
         meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
     }
+    let (kind, api_version) = match representation {
+        Representation::Partial(version) => ("PartialObjectMetadata", version.api_version()),
+        _ => (kind_name(resource), "v1"),
+    };
     line(
         "BOOKMARK",
-        json!({"kind": kind_name(resource), "apiVersion": "v1", "metadata": meta}),
+        json!({"kind": kind, "apiVersion": api_version, "metadata": meta}),
     )
 }
 
@@ -311,7 +322,7 @@ pub fn watch(
                     first.push(renderer.render(EventType::Added, o));
                 }
                 if send_initial {
-                    first.push(bookmark(resource, sub.view.rv, true));
+                    first.push(bookmark(representation, resource, sub.view.rv, true));
                 }
             }
             for e in &sub.backlog {
@@ -346,12 +357,12 @@ pub fn watch(
                 } => return,
                 _ = tokio::time::sleep_until(deadline) => {
                     if bookmarks {
-                        let _ = tx.send(bookmark(resource, last_rv, false)).await;
+                        let _ = tx.send(bookmark(representation, resource, last_rv, false)).await;
                     }
                     return;
                 }
                 _ = tokio::time::sleep_until(next_bookmark), if bookmarks => {
-                    if tx.send(bookmark(resource, last_rv, false)).await.is_err() {
+                    if tx.send(bookmark(representation, resource, last_rv, false)).await.is_err() {
                         return;
                     }
                 }
