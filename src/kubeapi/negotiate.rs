@@ -130,12 +130,13 @@ fn trim_spaces(s: &str) -> &str {
     s.trim_matches(' ')
 }
 
-/// `key=value` pairs of a parameter string as goautoneg keeps them: pairs without `=` or with a
-/// second `=` are dropped; keys and values are trimmed of spaces.
+/// `key=value` pairs of a parameter string as goautoneg keeps them: pairs without `=`, with
+/// nothing after it, or with a second `=` are dropped; keys are trimmed of spaces (values where
+/// they are used).
 fn params(params: &str) -> impl Iterator<Item = (&str, &str)> {
     params.split(';').filter_map(|p| {
         let (key, value) = p.split_once('=')?;
-        if value.contains('=') {
+        if value.is_empty() || value.contains('=') {
             return None;
         }
         Some((trim_spaces(key), value))
@@ -540,6 +541,14 @@ mod tests {
             ),
             ("application/json;q=0", Some(Json)),
             ("application/json;q=zero", Some(Json)),
+            (
+                "application/json;as=Table;v=v1;g=meta.k8s.io;q=,application/json;q=0.9",
+                table,
+            ),
+            (
+                "application/json;as=Table;v=v1;g=meta.k8s.io;q= 1,application/json;q=0.9",
+                Some(Json),
+            ),
             // A wildcard is ordered after concrete types, whatever comes first.
             ("*/*,application/json;as=Table;v=v1;g=meta.k8s.io", table),
             (
@@ -564,7 +573,9 @@ mod tests {
             ("application/json;as=Secret;g=meta.k8s.io;v=v1", None),
             ("application/json;g=meta.k8s.io;v=v1", None),
             ("application/json;v=v1", None),
-            ("application/json;as=", None),
+            // A parameter with no value is dropped: this is plain JSON.
+            ("application/json;as=", Some(Json)),
+            ("application/json;as= ;g=meta.k8s.io;v=v1", None),
             // Parameters the API server does not recognise are ignored; pretty too.
             ("application/json;charset=utf-8;foo=bar", Some(Json)),
             ("application/json;pretty=1", Some(Json)),
