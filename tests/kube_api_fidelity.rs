@@ -2240,3 +2240,289 @@ async fn kube_metadata_calls_through_the_in_process_client() {
         "{missing:?}"
     );
 }
+
+/// docs/kubernetes-api.md §1.5: the Accept header's media ranges are tried in kube-apiserver's
+/// order (higher q first, concrete types before wildcards), and the first the engine can write
+/// decides; a transformation the route cannot produce is passed over, never guessed.
+#[tokio::test]
+async fn case_63_accept_ranges_are_tried_in_order() {
+    let api = Api::new();
+    api.create(s("a", json!({"k": "dmFsdWU="}))).await;
+    let api = &api;
+    let get = |path: &'static str, accept: &'static str| async move {
+        api.send(Method::GET, path, &[("accept", accept)], vec![])
+            .await
+    };
+    let one = "/api/v1/namespaces/default/secrets/a";
+    let kinds = [
+        // A wildcard is ordered after the Table it precedes.
+        (
+            SECRETS,
+            "*/*,application/json;as=Table;v=v1;g=meta.k8s.io",
+            "Table",
+        ),
+        // A type the server does not write is passed over, not the end of the search.
+        (
+            SECRETS,
+            "text/html,application/json;as=Table;v=v1;g=meta.k8s.io",
+            "Table",
+        ),
+        // q orders the ranges: plain JSON preferred over a Table.
+        (
+            SECRETS,
+            "application/json;as=Table;v=v1;g=meta.k8s.io;q=0.5,application/json",
+            "SecretList",
+        ),
+        (
+            one,
+            "application/json;as=Table;v=v1;g=meta.k8s.io;q=0.5,application/json",
+            "Secret",
+        ),
+        // A Table without its group and version is no Table: the next range decides.
+        (one, "application/json;as=Table,application/json", "Secret"),
+    ];
+    for (path, accept, kind) in kinds {
+        let r = get(path, accept).await;
+        assert_eq!(r.code, 200, "{accept}: {}", r.body);
+        assert_eq!(r.body["kind"], kind, "{accept}");
+    }
+    for refused in [
+        "application/json;as=Table",
+        "application/json;as=Table;g=meta.k8s.io;v=v2",
+        "application/json-patch+json",
+        "Application/JSON",
+        ",",
+    ] {
+        let r = get(one, refused).await;
+        assert_status(
+            &r,
+            406,
+            "NotAcceptable",
+            "only the following media types are accepted: application/json",
+        );
+    }
+    // A Table asked in v1beta1 is a v1beta1 Table, rows included.
+    let beta = get(SECRETS, "application/json;as=Table;v=v1beta1;g=meta.k8s.io").await;
+    assert_eq!(beta.body["apiVersion"], "meta.k8s.io/v1beta1");
+    assert_eq!(
+        beta.body["rows"][0]["object"]["apiVersion"],
+        "meta.k8s.io/v1beta1"
+    );
+}
+
+/// docs/kubernetes-api.md §1.5: Namespaces have metadata-only forms too, with their own 406s.
+#[tokio::test]
+async fn case_64_namespaces_answer_metadata_only() {
+    let api = Api::new();
+    let api = &api;
+    let get = |path: &'static str, accept: &'static str| async move {
+        api.send(Method::GET, path, &[("accept", accept)], vec![])
+            .await
+    };
+    let full = api.get("/api/v1/namespaces/default").await;
+    let one = get("/api/v1/namespaces/default", PARTIAL).await;
+    assert_eq!(one.code, 200);
+    assert_eq!(
+        one.body,
+        json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
+               "metadata": full.body["metadata"]})
+    );
+    let list = get("/api/v1/namespaces", PARTIAL_LIST).await;
+    assert_eq!(list.body["kind"], "PartialObjectMetadataList");
+    assert!(list.body["metadata"]["resourceVersion"].is_string());
+    assert!(
+        list.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["metadata"] == full.body["metadata"])
+    );
+    assert_status(
+        &get("/api/v1/namespaces/default", PARTIAL_LIST).await,
+        406,
+        "NotAcceptable",
+        "you requested PartialObjectMetadataList, but the requested object is not a list (*core.Namespace)",
+    );
+    assert_status(
+        &get("/api/v1/namespaces", PARTIAL).await,
+        406,
+        "NotAcceptable",
+        "you requested PartialObjectMetadata, but the requested object is a list (*core.NamespaceList)",
+    );
+    // The missing object is found missing before its form is refused.
+    assert_eq!(get("/api/v1/namespaces/nope", PARTIAL_LIST).await.code, 404);
+}
+
+/// docs/kubernetes-api.md §1.5, §7: legacy discovery takes no transformation; `/version` is
+/// written as it is whatever the header.
+#[tokio::test]
+async fn case_65_discovery_and_version_negotiation() {
+    let api = Api::new();
+    let api = &api;
+    let get = |path: &'static str, accept: &'static str| async move {
+        api.send(Method::GET, path, &[("accept", accept)], vec![])
+            .await
+    };
+    let kubectl =
+        "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json";
+    for path in ["/api", "/apis", "/api/v1"] {
+        assert_eq!(get(path, kubectl).await.code, 200, "{path}");
+        assert_status(
+            &get(path, "application/json;as=Table;v=v1;g=meta.k8s.io").await,
+            406,
+            "NotAcceptable",
+            "only the following media types are accepted: application/json",
+        );
+    }
+    let version = get("/version", "text/html").await;
+    assert_eq!(version.code, 200);
+    assert_eq!(version.body["gitVersion"], "v1.33.0");
+}
+
+/// docs/kubernetes-api.md §1.5: a metadata-only watch sends each object's
+/// `PartialObjectMetadata` (no value); a watch whose first choice is YAML cannot be streamed.
+#[tokio::test]
+async fn case_66_watch_negotiation() {
+    let api = Api::new();
+    api.create(s("a", json!({"k": "dmFsdWU="}))).await;
+    let full = api.get(&format!("{SECRETS}/a")).await;
+    let mut w = api
+        .watch(&format!("{SECRETS}?watch=true"), &[("accept", PARTIAL)])
+        .await;
+    let (kind, object) = w.event().await;
+    assert_eq!(kind, "ADDED");
+    assert_eq!(
+        object,
+        json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
+               "metadata": full.body["metadata"]})
+    );
+    // Bookmarks are transformed too.
+    let mut w = api
+        .watch(
+            &format!("{SECRETS}?watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true"),
+            &[("accept", PARTIAL)],
+        )
+        .await;
+    assert_eq!(w.event().await.0, "ADDED");
+    let (kind, mark) = w.event().await;
+    assert_eq!(kind, "BOOKMARK");
+    assert_eq!(
+        (mark["kind"].as_str(), mark["apiVersion"].as_str()),
+        (Some("PartialObjectMetadata"), Some("meta.k8s.io/v1"))
+    );
+    assert_eq!(
+        mark["metadata"]["annotations"]["k8s.io/initial-events-end"],
+        "true"
+    );
+    let refuse = |accept: &'static str| {
+        let req = Request::builder()
+            .uri(format!("{SECRETS}?watch=true"))
+            .header("accept", accept)
+            .body(Bytes::new())
+            .unwrap();
+        let engine = api.0.clone();
+        async move {
+            use http_body_util::BodyExt;
+            let resp = engine.respond(req).await;
+            let code = resp.status().as_u16();
+            let body = resp.into_body().collect().await.unwrap().to_bytes();
+            let body: Value = serde_json::from_slice(&body).unwrap();
+            (
+                code,
+                body["message"].as_str().unwrap_or_default().to_owned(),
+            )
+        }
+    };
+    assert_eq!(
+        refuse("application/yaml,application/json").await,
+        (
+            406,
+            "only the following media types are accepted: application/json;stream=watch".to_owned()
+        )
+    );
+    assert_eq!(
+        refuse(PARTIAL_LIST).await,
+        (
+            406,
+            "you requested PartialObjectMetadataList, but the requested object is not a list (*core.Secret)".to_owned()
+        )
+    );
+}
+
+/// docs/kubernetes-api.md §1.5: a write's answer is transformed as a read's is, after the write
+/// (client-go's metadata client patches this way; the value does not come back).
+#[tokio::test]
+async fn case_67_writes_answer_in_the_negotiated_form() {
+    let api = Api::new();
+    let body = serde_json::to_vec(&s("a", json!({"k": "dmFsdWU="}))).unwrap();
+    let created = api
+        .send(
+            Method::POST,
+            SECRETS,
+            &[("content-type", "application/json"), ("accept", PARTIAL)],
+            body,
+        )
+        .await;
+    assert_eq!(created.code, 201);
+    let full = api.get(&format!("{SECRETS}/a")).await;
+    assert_eq!(
+        created.body,
+        json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
+               "metadata": full.body["metadata"]})
+    );
+    let patched = api
+        .send(
+            Method::PATCH,
+            &format!("{SECRETS}/a"),
+            &[
+                ("content-type", "application/merge-patch+json"),
+                ("accept", PARTIAL),
+            ],
+            br#"{"metadata":{"labels":{"x":"y"}}}"#.to_vec(),
+        )
+        .await;
+    assert_eq!(patched.code, 200);
+    assert_eq!(patched.body["kind"], "PartialObjectMetadata");
+    assert_eq!(patched.body["metadata"]["labels"]["x"], "y");
+    assert!(!String::from_utf8_lossy(&patched.raw).contains("dmFsdWU="));
+    // The list form is refused only once the write is done, as the API server transforms after it.
+    let body = serde_json::to_vec(&s("b", json!({}))).unwrap();
+    let refused = api
+        .send(
+            Method::POST,
+            SECRETS,
+            &[
+                ("content-type", "application/json"),
+                ("accept", PARTIAL_LIST),
+            ],
+            body,
+        )
+        .await;
+    assert_status(
+        &refused,
+        406,
+        "NotAcceptable",
+        "you requested PartialObjectMetadataList, but the requested object is not a list (*core.Secret)",
+    );
+    assert_eq!(api.get(&format!("{SECRETS}/b")).await.code, 200);
+    // Errors pass unchanged.
+    let missing = api
+        .send(
+            Method::DELETE,
+            &format!("{SECRETS}/nope"),
+            &[("accept", PARTIAL)],
+            vec![],
+        )
+        .await;
+    assert_eq!(missing.code, 404);
+    let deleted = api
+        .send(
+            Method::DELETE,
+            &format!("{SECRETS}/a"),
+            &[("accept", PARTIAL)],
+            vec![],
+        )
+        .await;
+    assert_eq!(deleted.code, 200);
+    assert!(!String::from_utf8_lossy(&deleted.raw).contains("dmFsdWU="));
+}

@@ -4,6 +4,7 @@
 use super::apply;
 use super::events::Db;
 use super::namespace;
+use super::negotiate::Representation;
 use super::object::{self, Phase, Secret, Timestamp, encode_secret};
 use super::partial;
 use super::patch::{self, PatchType};
@@ -25,7 +26,8 @@ pub const MAX_BODY: usize = 3 * 1024 * 1024;
 pub struct Call<'a> {
     pub query: HashMap<String, String>,
     pub content_type: Option<&'a str>,
-    pub accept: Option<&'a str>,
+    /// What the `Accept` header asked for, as negotiated for this route (reads follow it).
+    pub representation: Representation,
     pub user_agent: Option<&'a str>,
     pub body: &'a [u8],
 }
@@ -196,23 +198,39 @@ pub async fn create_secret(db: &Db, ns: &str, call: &Call<'_>) -> Result<Reply, 
     ))
 }
 
-pub fn get_secret(db: &Db, ns: &str, name: &str, accept: Option<&str>) -> Result<Reply, ApiError> {
+pub fn get_secret(
+    db: &Db,
+    ns: &str,
+    name: &str,
+    representation: Representation,
+) -> Result<Reply, ApiError> {
     let view = db.read();
     let s = view
         .secrets
         .get(&key(ns, name))
         .ok_or_else(|| ApiError::not_found("secrets", name))?;
-    if table::wants_table(accept) {
-        return Ok(json_reply(
-            200,
-            &table::secrets_table(std::iter::once(&**s), &s.meta.resource_version, None, None),
-        ));
-    }
     let mut body = Vec::with_capacity(512);
-    match partial::wanted(accept) {
-        Some(w) if w.list => return Err(partial::list_of_one("*core.Secret")),
-        Some(w) => partial::write_object(&mut body, w.api_version, &s.meta),
-        None => object::write_secret(&mut body, s, true),
+    match representation {
+        Representation::Table(version) => {
+            return Ok(json_reply(
+                200,
+                &table::secrets_table(
+                    version,
+                    std::iter::once(&**s),
+                    &s.meta.resource_version,
+                    None,
+                    None,
+                ),
+            ));
+        }
+        Representation::Refused(refusal) => return Err(refusal.error()),
+        Representation::Partial(version) => {
+            partial::write_object(&mut body, version.api_version(), &s.meta)
+        }
+        // The list form never reaches a single object (negotiation refuses it).
+        Representation::Json | Representation::PartialList(_) => {
+            object::write_secret(&mut body, s, true)
+        }
     }
     Ok(super::status::json_bytes_reply(
         200,
@@ -719,11 +737,12 @@ pub fn list_secrets(db: &Db, ns: Option<&str>, call: &Call<'_>) -> Result<Reply,
             meta.insert("remainingItemCount".into(), json!(remaining));
         }
     }
-    if table::wants_table(call.accept) {
+    if let Representation::Table(version) = call.representation {
         let remaining = (continue_token.is_some() && !selecting).then_some(remaining);
         return Ok(json_reply(
             200,
             &table::secrets_table(
+                version,
                 items.iter().map(|s| &**s),
                 &list_rv.to_string(),
                 continue_token.as_deref(),
@@ -731,11 +750,11 @@ pub fn list_secrets(db: &Db, ns: Option<&str>, call: &Call<'_>) -> Result<Reply,
             ),
         ));
     }
-    if let Some(w) = partial::wanted(call.accept) {
-        if !w.list {
-            return Err(partial::one_of_list("*core.SecretList"));
-        }
-        let body = partial::write_list(w.api_version, &meta, items.iter().map(|s| &s.meta));
+    if let Representation::Refused(refusal) = call.representation {
+        return Err(refusal.error());
+    }
+    if let Representation::PartialList(version) = call.representation {
+        let body = partial::write_list(version.api_version(), &meta, items.iter().map(|s| &s.meta));
         return Ok(super::status::json_bytes_reply(
             200,
             body,

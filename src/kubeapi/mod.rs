@@ -14,6 +14,7 @@ pub mod faults;
 mod handlers;
 pub mod http_face;
 mod namespace;
+mod negotiate;
 mod object;
 mod partial;
 mod patch;
@@ -33,6 +34,7 @@ use bytes::Bytes;
 use events::Db;
 use handlers::Call;
 use http::{Method, Request, Response};
+use negotiate::{Endpoint, Kind, Representation};
 use status::{ApiError, Reply, json_reply, text_reply};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -54,6 +56,8 @@ enum Route<'a> {
     Namespaces,
     Namespace(&'a str),
     Discovery(serde_json::Value),
+    /// `/version`, written as it is whatever the `Accept` header (the API server writes it raw).
+    Version,
     OpenApiV2,
     Unrouted,
 }
@@ -74,7 +78,7 @@ fn route(path: &str) -> Route<'_> {
         ["api"] => Route::Discovery(discovery::api_versions("127.0.0.1")),
         ["apis"] => Route::Discovery(discovery::api_groups()),
         ["api", "v1"] => Route::Discovery(discovery::core_v1_resources()),
-        ["version"] => Route::Discovery(discovery::version()),
+        ["version"] => Route::Version,
         ["openapi", "v2"] => Route::OpenApiV2,
         ["openapi", "v3"] => Route::Discovery(discovery::openapi_v3_root()),
         ["openapi", "v3", "api", "v1"] => Route::Discovery(discovery::openapi_v3_core()),
@@ -93,16 +97,29 @@ fn parse_query(query: Option<&str>) -> HashMap<String, String> {
         .collect()
 }
 
-fn acceptable(accept: Option<&str>) -> bool {
-    accept.is_none_or(|a| {
-        a.split(',').any(|t| {
-            let t = t.trim();
-            t.is_empty()
-                || t.starts_with("application/json")
-                || t.starts_with("*/*")
-                || t.starts_with("application/*")
-        })
-    })
+/// What answers `method` on `route`, for content negotiation: `None` where the API server does
+/// not negotiate (`/version`, OpenAPI v2, unrouted paths, methods a route does not serve).
+fn endpoint(route: &Route<'_>, method: &Method) -> Option<Endpoint> {
+    let object = matches!(
+        *method,
+        Method::GET | Method::PUT | Method::PATCH | Method::DELETE
+    );
+    match route {
+        Route::Secrets(_) if method == Method::GET => Some(Endpoint::List(Kind::Secret)),
+        Route::Secrets(Some(_)) if method == Method::POST => Some(Endpoint::Object(Kind::Secret)),
+        Route::Secret(..) if object => Some(Endpoint::Object(Kind::Secret)),
+        Route::Namespaces if method == Method::GET => Some(Endpoint::List(Kind::Namespace)),
+        Route::Namespaces if method == Method::POST => Some(Endpoint::Object(Kind::Namespace)),
+        Route::Namespace(_) if object => Some(Endpoint::Object(Kind::Namespace)),
+        Route::Discovery(_) if method == Method::GET => Some(Endpoint::Discovery),
+        _ => None,
+    }
+}
+
+fn accept_header(headers: &http::HeaderMap) -> Option<&str> {
+    headers
+        .get(http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
 }
 
 impl Engine {
@@ -182,19 +199,19 @@ impl Engine {
             && watch::is_watch(&query)
             && let Some((resource, ns)) = resource
         {
-            let accept = req
-                .headers()
-                .get(http::header::ACCEPT)
-                .and_then(|v| v.to_str().ok());
-            if !acceptable(accept) {
-                return ApiError::not_acceptable()
-                    .into_reply()
-                    .map(watch::Body::full);
-            }
-            return match watch::watch(&self.db, resource, ns.as_deref(), &query, accept) {
-                Ok(r) => r,
-                Err(e) => e.into_reply().map(watch::Body::full),
+            let kind = match resource {
+                watch::Resource::Secrets => Kind::Secret,
+                watch::Resource::Namespaces => Kind::Namespace,
             };
+            let answer =
+                match negotiate::negotiate(accept_header(req.headers()), Endpoint::Watch(kind)) {
+                    Ok(Representation::Refused(refusal)) => Err(refusal.error()),
+                    Ok(representation) => {
+                        watch::watch(&self.db, resource, ns.as_deref(), &query, representation)
+                    }
+                    Err(e) => Err(e),
+                };
+            return answer.unwrap_or_else(|e| e.into_reply().map(watch::Body::full));
         }
         self.handle(req).await.map(watch::Body::full)
     }
@@ -241,10 +258,10 @@ impl Engine {
         }
         let header =
             |name: http::header::HeaderName| parts.headers.get(name).and_then(|v| v.to_str().ok());
-        let call = Call {
+        let mut call = Call {
             query: parse_query(parts.uri.query()),
             content_type: header(http::header::CONTENT_TYPE),
-            accept: header(http::header::ACCEPT),
+            representation: Representation::Json,
             user_agent: header(http::header::USER_AGENT),
             body: &body,
         };
@@ -259,15 +276,18 @@ impl Engine {
         if body.len() > handlers::MAX_BODY {
             return ApiError::too_large().into_reply();
         }
-        if !matches!(route, Route::Unrouted | Route::OpenApiV2) && !acceptable(call.accept) {
-            return ApiError::not_acceptable().into_reply();
+        if let Some(endpoint) = endpoint(&route, &parts.method) {
+            match negotiate::negotiate(accept_header(&parts.headers), endpoint) {
+                Ok(representation) => call.representation = representation,
+                Err(e) => return e.into_reply(),
+            }
         }
         // A read at resourceVersion N sees state at least that new: wait for the store to get
         // there (briefly) rather than answer with older state.
         if parts.method == Method::GET
             && !matches!(
                 route,
-                Route::Unrouted | Route::Discovery(_) | Route::OpenApiV2
+                Route::Unrouted | Route::Discovery(_) | Route::Version | Route::OpenApiV2
             )
             && let Some(rv) = call
                 .query
@@ -281,13 +301,14 @@ impl Engine {
         let db = &self.db;
         let result: Result<Reply, ApiError> = match (route, &parts.method) {
             (Route::Discovery(doc), &Method::GET) => Ok(json_reply(200, &doc)),
+            (Route::Version, &Method::GET) => Ok(json_reply(200, &discovery::version())),
             (Route::OpenApiV2, &Method::GET) => Ok(discovery::openapi_v2()),
             (Route::Secrets(Some(ns)), &Method::POST) => {
                 handlers::create_secret(db, ns, &call).await
             }
             (Route::Secrets(ns), &Method::GET) => handlers::list_secrets(db, ns, &call),
             (Route::Secret(ns, name), &Method::GET) => {
-                handlers::get_secret(db, ns, name, call.accept)
+                handlers::get_secret(db, ns, name, call.representation)
             }
             (Route::Secret(ns, name), &Method::PUT) => {
                 finalizing(db, ns, handlers::replace_secret(db, ns, name, &call).await).await
@@ -300,11 +321,11 @@ impl Engine {
             }
             (Route::Namespaces, &Method::POST) => namespace::create(db, &call).await,
             (Route::Namespaces, &Method::GET) => namespace::list(db, &call),
-            (Route::Namespace(name), &Method::GET) => namespace::get(db, name, call.accept),
+            (Route::Namespace(name), &Method::GET) => namespace::get(db, name, call.representation),
             (Route::Namespace(name), &Method::PATCH) => namespace::patch(db, name, &call).await,
             (Route::Namespace(name), &Method::PUT) => namespace::replace(db, name, &call).await,
             (Route::Namespace(name), &Method::DELETE) => namespace::delete(db, name, &call).await,
-            (Route::Unrouted | Route::Discovery(_) | Route::OpenApiV2, _) => {
+            (Route::Unrouted | Route::Discovery(_) | Route::Version | Route::OpenApiV2, _) => {
                 Ok(text_reply(404, "404 page not found"))
             }
             (Route::Secrets(_), m) => Err(ApiError::method_not_allowed(
@@ -319,6 +340,12 @@ impl Engine {
                 &m.as_str().to_lowercase(),
                 "namespaces",
             )),
+        };
+        let result = match parts.method {
+            Method::POST | Method::PUT | Method::PATCH | Method::DELETE => {
+                result.and_then(|reply| partial::of_written(reply, call.representation))
+            }
+            _ => result,
         };
         result.unwrap_or_else(ApiError::into_reply)
     }

@@ -7,7 +7,9 @@
 
 use super::events::Db;
 use super::handlers::{Call, now, writes};
+use super::negotiate::Representation;
 use super::object::{self, Namespace, Phase, encode_namespace};
+use super::partial;
 use super::patch::{self, PatchType};
 use super::selector::{FieldSelector, LabelSelector};
 use super::status::{ApiError, FieldError, Reply, json_reply};
@@ -93,16 +95,29 @@ pub fn ensure(db: &Db, name: &str) {
     });
 }
 
-pub fn get(db: &Db, name: &str, accept: Option<&str>) -> Result<Reply, ApiError> {
+pub fn get(db: &Db, name: &str, representation: Representation) -> Result<Reply, ApiError> {
     let view = db.read();
     let ns = lookup(&view, name).ok_or_else(|| ApiError::not_found("namespaces", name))?;
-    if table::wants_table(accept) {
-        return Ok(json_reply(
+    match representation {
+        Representation::Table(version) => Ok(json_reply(
             200,
-            &table::namespaces_table(std::iter::once(&*ns), &ns.meta.resource_version),
-        ));
+            &table::namespaces_table(version, std::iter::once(&*ns), &ns.meta.resource_version),
+        )),
+        Representation::Refused(refusal) => Err(refusal.error()),
+        Representation::Partial(version) => {
+            let mut body = Vec::with_capacity(256);
+            partial::write_object(&mut body, version.api_version(), &ns.meta);
+            Ok(super::status::json_bytes_reply(
+                200,
+                body,
+                "application/json",
+            ))
+        }
+        // The list form never reaches a single object (negotiation refuses it).
+        Representation::Json | Representation::PartialList(_) => {
+            Ok(json_reply(200, &encode_namespace(&ns, true)))
+        }
     }
-    Ok(json_reply(200, &encode_namespace(&ns, true)))
 }
 
 pub fn list(db: &Db, call: &Call<'_>) -> Result<Reply, ApiError> {
@@ -120,11 +135,26 @@ pub fn list(db: &Db, call: &Call<'_>) -> Result<Reply, ApiError> {
         })
         .cloned()
         .collect();
-    if table::wants_table(call.accept) {
-        return Ok(json_reply(
-            200,
-            &table::namespaces_table(items.iter().map(|n| &**n), &view.rv.to_string()),
-        ));
+    match call.representation {
+        Representation::Table(version) => {
+            return Ok(json_reply(
+                200,
+                &table::namespaces_table(version, items.iter().map(|n| &**n), &view.rv.to_string()),
+            ));
+        }
+        Representation::Refused(refusal) => return Err(refusal.error()),
+        Representation::PartialList(version) => {
+            let mut meta = serde_json::Map::new();
+            meta.insert("resourceVersion".into(), json!(view.rv.to_string()));
+            let body =
+                partial::write_list(version.api_version(), &meta, items.iter().map(|n| &n.meta));
+            return Ok(super::status::json_bytes_reply(
+                200,
+                body,
+                "application/json",
+            ));
+        }
+        Representation::Json | Representation::Partial(_) => {}
     }
     Ok(json_reply(
         200,

@@ -219,6 +219,15 @@ impl ApiError {
         )
     }
 
+    /// 406 for a watch whose first acceptable media type cannot be streamed (YAML).
+    pub fn not_acceptable_stream() -> Self {
+        Self::new(
+            406,
+            "NotAcceptable",
+            "only the following media types are accepted: application/json;stream=watch",
+        )
+    }
+
     /// 406 for a media type the server knows but cannot produce for this object.
     pub fn not_acceptable_because(message: String) -> Self {
         Self::new(406, "NotAcceptable", message)

@@ -1,17 +1,11 @@
-//! `meta.k8s.io/v1` Table output for `kubectl get secrets` (docs/kubernetes-api.md §6) and
+//! Table output for `kubectl get secrets` (docs/kubernetes-api.md §6) and
 //! `kubectl get namespaces` (columns of kubernetes' pkg/printers/internalversion/printers.go).
+//! The Table's group version (`meta.k8s.io/v1` or `v1beta1`) is the one negotiated; its rows'
+//! `PartialObjectMetadata` carry the same.
 
+use super::negotiate::MetaVersion;
 use super::object::{Namespace, Secret, encode_meta};
 use serde_json::{Value, json};
-
-/// True when the Accept header asks for a Table.
-pub fn wants_table(accept: Option<&str>) -> bool {
-    accept.is_some_and(|a| {
-        a.split(',')
-            .next()
-            .is_some_and(|first| first.contains("as=Table"))
-    })
-}
 
 /// Go's `duration.HumanDuration`, as kubectl's AGE column shows it.
 pub fn human_duration(secs: i64) -> String {
@@ -90,10 +84,10 @@ fn list_meta(
     Value::Object(meta)
 }
 
-fn row(cells: Value, meta: &super::object::ObjectMeta) -> Value {
+fn row(version: MetaVersion, cells: Value, meta: &super::object::ObjectMeta) -> Value {
     json!({
         "cells": cells,
-        "object": {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": encode_meta(meta)},
+        "object": {"kind": "PartialObjectMetadata", "apiVersion": version.api_version(), "metadata": encode_meta(meta)},
     })
 }
 
@@ -103,6 +97,7 @@ const AGE_COLUMN: &str =
 
 /// The Table of `kubectl get namespaces`: NAME, STATUS, AGE.
 pub fn namespaces_table<'a>(
+    version: MetaVersion,
     items: impl Iterator<Item = &'a Namespace>,
     resource_version: &str,
 ) -> Value {
@@ -110,6 +105,7 @@ pub fn namespaces_table<'a>(
     let rows: Vec<Value> = items
         .map(|n| {
             row(
+                version,
                 json!([
                     n.meta.name,
                     n.phase.as_str(),
@@ -121,7 +117,7 @@ pub fn namespaces_table<'a>(
         .collect();
     json!({
         "kind": "Table",
-        "apiVersion": "meta.k8s.io/v1",
+        "apiVersion": version.api_version(),
         "metadata": list_meta(resource_version, None, None),
         "columnDefinitions": [
             {"name": "Name", "type": "string", "format": "name", "description": NAME_COLUMN, "priority": 0},
@@ -133,6 +129,7 @@ pub fn namespaces_table<'a>(
 }
 
 pub fn secrets_table<'a>(
+    version: MetaVersion,
     items: impl Iterator<Item = &'a Secret>,
     resource_version: &str,
     continue_token: Option<&str>,
@@ -142,6 +139,7 @@ pub fn secrets_table<'a>(
     let rows: Vec<Value> = items
         .map(|s| {
             row(
+                version,
                 json!([
                     s.meta.name,
                     s.type_,
@@ -154,7 +152,7 @@ pub fn secrets_table<'a>(
         .collect();
     json!({
         "kind": "Table",
-        "apiVersion": "meta.k8s.io/v1",
+        "apiVersion": version.api_version(),
         "metadata": list_meta(resource_version, continue_token, remaining),
         "columnDefinitions": [
             {"name": "Name", "type": "string", "format": "name", "description": NAME_COLUMN, "priority": 0},

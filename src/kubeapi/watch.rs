@@ -4,7 +4,8 @@
 //! (staging/src/k8s.io/apiserver/pkg/endpoints/handlers/watch.go, storage/cacher).
 
 use super::events::{Db, Event, EventType, Object};
-use super::object::{encode_namespace, encode_secret};
+use super::negotiate::Representation;
+use super::object::{encode_meta, encode_namespace, encode_secret};
 use super::selector::{FieldSelector, LabelSelector};
 use super::status::ApiError;
 use super::table;
@@ -147,35 +148,63 @@ fn line(kind: &str, object: Value) -> Bytes {
     Bytes::from(bytes)
 }
 
-fn bookmark(resource: Resource, rv: u64, initial_end: bool) -> Bytes {
+/// A bookmark: an empty object carrying the resourceVersion, in the object form, or as its
+/// `PartialObjectMetadata` on a metadata-only watch (the API server transforms bookmarks too).
+fn bookmark(
+    representation: Representation,
+    resource: Resource,
+    rv: u64,
+    initial_end: bool,
+) -> Bytes {
     let mut meta = json!({"resourceVersion": rv.to_string(), "creationTimestamp": null});
     if initial_end {
         meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
     }
+    let (kind, api_version) = match representation {
+        Representation::Partial(version) => ("PartialObjectMetadata", version.api_version()),
+        _ => (kind_name(resource), "v1"),
+    };
     line(
         "BOOKMARK",
-        json!({"kind": kind_name(resource), "apiVersion": "v1", "metadata": meta}),
+        json!({"kind": kind, "apiVersion": api_version, "metadata": meta}),
     )
 }
 
-/// Renders objects as the client asked: the object, or a one-row Table (column definitions only
-/// on the first event, as the server's watch encoder does).
+/// Renders objects as the client asked: the object, its `PartialObjectMetadata`, or a one-row
+/// Table (column definitions only on the first event, as the server's watch encoder does).
 struct Renderer {
-    table: bool,
+    representation: Representation,
     headers_sent: bool,
 }
 
 impl Renderer {
     fn render(&mut self, kind: EventType, object: &Object) -> Bytes {
-        if !self.table {
-            return line(kind.as_str(), object_json(object));
-        }
-        let mut t = match object {
-            Object::Secret(s) => {
-                table::secrets_table(std::iter::once(&**s), &s.meta.resource_version, None, None)
+        let meta = match object {
+            Object::Secret(s) => &s.meta,
+            Object::Namespace(n) => &n.meta,
+        };
+        let version = match self.representation {
+            Representation::Table(version) => version,
+            Representation::Partial(version) => {
+                let partial = json!({"kind": "PartialObjectMetadata",
+                    "apiVersion": version.api_version(), "metadata": encode_meta(meta)});
+                return line(kind.as_str(), partial);
             }
+            // Negotiation answers a watch with no other form.
+            Representation::Json | Representation::PartialList(_) | Representation::Refused(_) => {
+                return line(kind.as_str(), object_json(object));
+            }
+        };
+        let mut t = match object {
+            Object::Secret(s) => table::secrets_table(
+                version,
+                std::iter::once(&**s),
+                &s.meta.resource_version,
+                None,
+                None,
+            ),
             Object::Namespace(n) => {
-                table::namespaces_table(std::iter::once(&**n), &n.meta.resource_version)
+                table::namespaces_table(version, std::iter::once(&**n), &n.meta.resource_version)
             }
         };
         if self.headers_sent {
@@ -227,7 +256,7 @@ pub fn watch(
     resource: Resource,
     namespace: Option<&str>,
     query: &HashMap<String, String>,
-    accept: Option<&str>,
+    representation: Representation,
 ) -> Result<Response<Body>, ApiError> {
     let labels = LabelSelector::parse(query.get("labelSelector").map_or("", String::as_str))
         .map_err(ApiError::bad_request)?;
@@ -254,7 +283,7 @@ pub fn watch(
         fields,
     };
     let mut renderer = Renderer {
-        table: table::wants_table(accept),
+        representation,
         headers_sent: false,
     };
     // With sendInitialEvents the initial state is sent whatever the resourceVersion.
@@ -293,7 +322,7 @@ pub fn watch(
                     first.push(renderer.render(EventType::Added, o));
                 }
                 if send_initial {
-                    first.push(bookmark(resource, sub.view.rv, true));
+                    first.push(bookmark(representation, resource, sub.view.rv, true));
                 }
             }
             for e in &sub.backlog {
@@ -328,12 +357,12 @@ pub fn watch(
                 } => return,
                 _ = tokio::time::sleep_until(deadline) => {
                     if bookmarks {
-                        let _ = tx.send(bookmark(resource, last_rv, false)).await;
+                        let _ = tx.send(bookmark(representation, resource, last_rv, false)).await;
                     }
                     return;
                 }
                 _ = tokio::time::sleep_until(next_bookmark), if bookmarks => {
-                    if tx.send(bookmark(resource, last_rv, false)).await.is_err() {
+                    if tx.send(bookmark(representation, resource, last_rv, false)).await.is_err() {
                         return;
                     }
                 }
