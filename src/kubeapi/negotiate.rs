@@ -116,6 +116,11 @@ impl Refusal {
 /// and wildcards disagree).
 pub const SORTED_IN_PLACE: usize = 12;
 
+/// The most media ranges a header may list. The insertion sort is quadratic, so an unbounded
+/// count would let one request of a few hundred KB (the most the listener reads as headers) cost
+/// seconds of CPU; clients send a handful. More is refused with a 406 saying so.
+pub const MAX_RANGES: usize = 256;
+
 /// One media range of the header.
 #[derive(Clone, Copy, Debug, Default)]
 struct Range<'a> {
@@ -353,6 +358,11 @@ pub fn negotiate(accept: Option<&str>, endpoint: Endpoint) -> Result<Representat
     let mut n = 0;
     let mut spilled: Vec<Range<'_>> = Vec::new();
     for range in header.split(',').filter_map(Range::parse) {
+        if n + spilled.len().saturating_sub(SORTED_IN_PLACE) >= MAX_RANGES {
+            return Err(ApiError::not_acceptable_because(format!(
+                "the Accept header lists more than {MAX_RANGES} media ranges"
+            )));
+        }
         if n < SORTED_IN_PLACE {
             in_place[n] = range;
             n += 1;
@@ -745,6 +755,33 @@ mod tests {
         let before = ALLOCATIONS.with(std::cell::Cell::get);
         f();
         ALLOCATIONS.with(std::cell::Cell::get) - before
+    }
+
+    /// A header listing more ranges than [`MAX_RANGES`] (which would make the quadratic sort a
+    /// cheap way to burn the server's CPU) is refused; exactly that many is still negotiated.
+    #[test]
+    fn a_header_with_too_many_ranges_is_refused() {
+        // Rising `q`: every range sorts before all the earlier ones (the sort's worst case).
+        let ranges = |count: usize| {
+            (1..=count)
+                .map(|i| format!("text/plain;q=0.{i:05}"))
+                .chain(["application/json;q=0.00000".to_owned()])
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let at_most = ranges(MAX_RANGES - 1);
+        assert_eq!(outcome(Some(&at_most), SECRET), Is(Json));
+        for count in [MAX_RANGES, 100_000] {
+            let header = ranges(count);
+            match negotiate(Some(&header), SECRET) {
+                Err(e) => assert!(
+                    e.message.contains("more than 256 media ranges"),
+                    "{}",
+                    e.message
+                ),
+                Ok(r) => panic!("{count} ranges: {r:?}"),
+            }
+        }
     }
 
     #[test]
