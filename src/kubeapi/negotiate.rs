@@ -757,6 +757,34 @@ mod tests {
         ALLOCATIONS.with(std::cell::Cell::get) - before
     }
 
+    proptest::proptest! {
+        /// An Accept header is untrusted input: whatever it holds (header values are visible
+        /// ASCII; these strings lean on the characters the parser splits and trims at), every
+        /// endpoint gets an answer and nothing panics, and an answer other than a 406 is one of
+        /// the forms the endpoint can produce.
+        #[test]
+        fn any_header_gets_an_answer(header in "[ -~]{0,40}|([a-z*/;=,. q0-9]{0,12}){0,12}") {
+            for endpoint in [
+                SECRET,
+                SECRETS,
+                WATCH,
+                Endpoint::Object(Kind::Namespace),
+                Endpoint::Discovery,
+            ] {
+                match negotiate(Some(&header), endpoint) {
+                    Err(e) => proptest::prop_assert_eq!(e.code, 406),
+                    Ok(Representation::Table(_)) | Ok(Representation::Partial(_)) => {
+                        proptest::prop_assert!(endpoint != Endpoint::Discovery)
+                    }
+                    Ok(Representation::PartialList(_)) => {
+                        proptest::prop_assert!(matches!(endpoint, Endpoint::List(_)))
+                    }
+                    Ok(_) => {}
+                }
+            }
+        }
+    }
+
     /// A header listing more ranges than [`MAX_RANGES`] (which would make the quadratic sort a
     /// cheap way to burn the server's CPU) is refused; exactly that many is still negotiated.
     #[test]
