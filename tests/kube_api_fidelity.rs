@@ -2526,3 +2526,41 @@ async fn case_67_writes_answer_in_the_negotiated_form() {
     assert_eq!(deleted.code, 200);
     assert!(!String::from_utf8_lossy(&deleted.raw).contains("dmFsdWU="));
 }
+
+/// `/livez`, `/readyz`, `/healthz` as kube-apiserver answers them (its `healthz` package):
+/// `ok`, or the checks with `?verbose`, exclusions with a warning for unknown ones, and each
+/// check on its own path; anything else under them is 404. (A failing store check is unit
+/// tested in `kubeapi::health`.)
+#[tokio::test]
+async fn case_68_health_endpoints() {
+    let api = Api::new();
+    for probe in ["livez", "readyz", "healthz"] {
+        let r = api
+            .send(Method::GET, &format!("/{probe}"), &[], vec![])
+            .await;
+        assert_eq!((r.code, &r.raw[..]), (200, &b"ok"[..]), "/{probe}");
+        assert_eq!(r.headers["content-type"], "text/plain; charset=utf-8");
+        let r = api
+            .send(Method::GET, &format!("/{probe}/etcd"), &[], vec![])
+            .await;
+        assert_eq!((r.code, &r.raw[..]), (200, &b"ok"[..]), "/{probe}/etcd");
+    }
+    let r = api
+        .send(
+            Method::GET,
+            "/readyz?verbose&exclude=ping&exclude=shutdown",
+            &[],
+            vec![],
+        )
+        .await;
+    assert_eq!(r.code, 200);
+    assert_eq!(
+        String::from_utf8_lossy(&r.raw),
+        "[+]ping excluded: ok\n[+]etcd ok\nwarn: some health checks cannot be excluded: no \
+         matches for \"shutdown\"\nreadyz check passed\n"
+    );
+    let r = api.send(Method::GET, "/livez/nope", &[], vec![]).await;
+    assert_eq!((r.code, &r.raw[..]), (404, &b"404 page not found"[..]));
+    let r = api.send(Method::GET, "/livez/etcd/x", &[], vec![]).await;
+    assert_eq!(r.code, 404);
+}

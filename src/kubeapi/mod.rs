@@ -12,6 +12,7 @@ mod events;
 pub mod face_tls;
 pub mod faults;
 mod handlers;
+mod health;
 pub mod http_face;
 mod namespace;
 mod negotiate;
@@ -58,6 +59,8 @@ enum Route<'a> {
     Discovery(serde_json::Value),
     /// `/version`, written as it is whatever the `Accept` header (the API server writes it raw).
     Version,
+    /// `/livez`, `/readyz`, `/healthz`, or one of their checks.
+    Health(health::Probe, Option<&'a str>),
     OpenApiV2,
     Unrouted,
 }
@@ -73,6 +76,11 @@ fn route(path: &str) -> Route<'_> {
         }
         segments[n] = segment;
         n += 1;
+    }
+    if n <= 2
+        && let Some(probe) = health::Probe::from_segment(segments[0])
+    {
+        return Route::Health(probe, (n == 2).then_some(segments[1]));
     }
     match &segments[..n] {
         ["api"] => Route::Discovery(discovery::api_versions("127.0.0.1")),
@@ -287,7 +295,11 @@ impl Engine {
         if parts.method == Method::GET
             && !matches!(
                 route,
-                Route::Unrouted | Route::Discovery(_) | Route::Version | Route::OpenApiV2
+                Route::Unrouted
+                    | Route::Discovery(_)
+                    | Route::Version
+                    | Route::OpenApiV2
+                    | Route::Health(..)
             )
             && let Some(rv) = call
                 .query
@@ -302,6 +314,12 @@ impl Engine {
         let result: Result<Reply, ApiError> = match (route, &parts.method) {
             (Route::Discovery(doc), &Method::GET) => Ok(json_reply(200, &doc)),
             (Route::Version, &Method::GET) => Ok(json_reply(200, &discovery::version())),
+            (Route::Health(probe, check), _) => Ok(health::answer(
+                probe,
+                check,
+                parts.uri.query(),
+                self.unrecoverable().as_deref(),
+            )),
             (Route::OpenApiV2, &Method::GET) => Ok(discovery::openapi_v2()),
             (Route::Secrets(Some(ns)), &Method::POST) => {
                 handlers::create_secret(db, ns, &call).await
@@ -386,6 +404,15 @@ mod tests {
         ));
         assert!(matches!(route("/api/v1/secrets"), Route::Secrets(None)));
         assert!(matches!(
+            route("/livez"),
+            Route::Health(super::health::Probe::Livez, None)
+        ));
+        assert!(matches!(
+            route("/readyz/etcd"),
+            Route::Health(super::health::Probe::Readyz, Some("etcd"))
+        ));
+        assert!(matches!(route("/healthz/etcd/x"), Route::Unrouted));
+        assert!(matches!(
             route("/api/v1/namespaces/x"),
             Route::Namespace("x")
         ));
@@ -398,5 +425,45 @@ mod tests {
         ] {
             assert!(matches!(route(unrouted), Route::Unrouted), "{unrouted}");
         }
+    }
+
+    /// A durable store that refuses writes until a restart fails `/livez` (so a liveness probe
+    /// restarts the process) and tells the service's `/healthz` through `unrecoverable`.
+    #[tokio::test]
+    async fn a_poisoned_store_fails_livez() {
+        use super::{Durability, Engine, store::Injection};
+        let dir = std::env::temp_dir().join(format!("flytesecret-livez-{}", uuid::Uuid::new_v4()));
+        let engine = Engine::open(&Durability::Directory(dir.clone())).unwrap();
+        engine.ensure_namespace("flyte");
+        let get = |path: &'static str| {
+            let engine = engine.clone();
+            async move {
+                let req = http::Request::get(path).body(bytes::Bytes::new()).unwrap();
+                engine.handle(req).await.status().as_u16()
+            }
+        };
+        assert_eq!(get("/livez").await, 200);
+        assert_eq!(engine.unrecoverable(), None);
+        engine.db.store().inject(Some(Injection {
+            fail_writes: true,
+            fail_rollback: true,
+            ..Default::default()
+        }));
+        let create = http::Request::post("/api/v1/namespaces/flyte/secrets")
+            .header("content-type", "application/json")
+            .body(bytes::Bytes::from_static(
+                br#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"s"}}"#,
+            ))
+            .unwrap();
+        assert_eq!(engine.handle(create).await.status(), 500);
+        assert_eq!(get("/livez").await, 500);
+        assert_eq!(get("/readyz").await, 500);
+        assert!(
+            engine
+                .unrecoverable()
+                .is_some_and(|why| why.contains("rolling the log back"))
+        );
+        drop(engine);
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }

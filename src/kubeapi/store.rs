@@ -502,7 +502,7 @@ impl Store {
     }
 
     #[cfg(test)]
-    fn inject(&self, injection: Option<Injection>) {
+    pub(super) fn inject(&self, injection: Option<Injection>) {
         *self.shared.injection.lock().unwrap() = injection;
     }
 
