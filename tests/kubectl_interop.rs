@@ -203,6 +203,22 @@ fn kubectl_create_secret_generic() {
     assert_eq!(v["type"], "Opaque");
 }
 
+/// `kubectl get --raw` on the health endpoints, as against a cluster's API server.
+#[test]
+fn kubectl_get_raw_health_endpoints() {
+    if !common::kubectl_available() {
+        return;
+    }
+    let api = KubeApi::start();
+    assert_eq!(api.ok(&["get", "--raw", "/livez"], None), "ok");
+    assert_eq!(
+        api.ok(&["get", "--raw", "/readyz?verbose"], None),
+        "[+]ping ok\n[+]etcd ok\nreadyz check passed\n"
+    );
+    let err = api.err(&["get", "--raw", "/livez/nope"], None);
+    assert!(err.contains("NotFound") || err.contains("404"), "{err}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Issue 13: everyday kubectl, against the oldest and the newest kubectl.
 
