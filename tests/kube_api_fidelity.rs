@@ -55,6 +55,11 @@ impl Api {
         .await
     }
 
+    async fn get_accepting(&self, path: &str, accept: &str) -> Reply {
+        self.send(Method::GET, path, &[("accept", accept)], vec![])
+            .await
+    }
+
     async fn get(&self, path: &str) -> Reply {
         self.send(Method::GET, path, &[], vec![]).await
     }
@@ -2249,10 +2254,7 @@ async fn case_63_accept_ranges_are_tried_in_order() {
     let api = Api::new();
     api.create(s("a", json!({"k": "dmFsdWU="}))).await;
     let api = &api;
-    let get = |path: &'static str, accept: &'static str| async move {
-        api.send(Method::GET, path, &[("accept", accept)], vec![])
-            .await
-    };
+    let get = |path: &'static str, accept: &'static str| api.get_accepting(path, accept);
     let one = "/api/v1/namespaces/default/secrets/a";
     let kinds = [
         // A wildcard is ordered after the Table it precedes.
@@ -2315,10 +2317,7 @@ async fn case_63_accept_ranges_are_tried_in_order() {
 async fn case_64_namespaces_answer_metadata_only() {
     let api = Api::new();
     let api = &api;
-    let get = |path: &'static str, accept: &'static str| async move {
-        api.send(Method::GET, path, &[("accept", accept)], vec![])
-            .await
-    };
+    let get = |path: &'static str, accept: &'static str| api.get_accepting(path, accept);
     let full = api.get("/api/v1/namespaces/default").await;
     let one = get("/api/v1/namespaces/default", PARTIAL).await;
     assert_eq!(one.code, 200);
@@ -2359,10 +2358,7 @@ async fn case_64_namespaces_answer_metadata_only() {
 async fn case_65_discovery_and_version_negotiation() {
     let api = Api::new();
     let api = &api;
-    let get = |path: &'static str, accept: &'static str| async move {
-        api.send(Method::GET, path, &[("accept", accept)], vec![])
-            .await
-    };
+    let get = |path: &'static str, accept: &'static str| api.get_accepting(path, accept);
     let kubectl =
         "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json";
     for path in ["/api", "/apis", "/api/v1"] {
@@ -2506,23 +2502,20 @@ async fn case_67_writes_answer_in_the_negotiated_form() {
     );
     assert_eq!(api.get(&format!("{SECRETS}/b")).await.code, 200);
     // Errors pass unchanged.
-    let missing = api
-        .send(
-            Method::DELETE,
-            &format!("{SECRETS}/nope"),
-            &[("accept", PARTIAL)],
-            vec![],
-        )
-        .await;
-    assert_eq!(missing.code, 404);
-    let deleted = api
-        .send(
-            Method::DELETE,
-            &format!("{SECRETS}/a"),
-            &[("accept", PARTIAL)],
-            vec![],
-        )
-        .await;
+    let delete = |name: &'static str| {
+        let api = &api;
+        async move {
+            api.send(
+                Method::DELETE,
+                &format!("{SECRETS}/{name}"),
+                &[("accept", PARTIAL)],
+                vec![],
+            )
+            .await
+        }
+    };
+    assert_eq!(delete("nope").await.code, 404);
+    let deleted = delete("a").await;
     assert_eq!(deleted.code, 200);
     assert!(!String::from_utf8_lossy(&deleted.raw).contains("dmFsdWU="));
 }
