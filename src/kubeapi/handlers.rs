@@ -754,11 +754,10 @@ pub fn list_secrets(db: &Db, ns: Option<&str>, call: &Call<'_>) -> Result<Reply,
         return Err(refusal.error());
     }
     if let Representation::PartialList(version) = call.representation {
-        let body = partial::write_list(version.api_version(), &meta, items.iter().map(|s| &s.meta));
-        return Ok(super::status::json_bytes_reply(
-            200,
-            body,
-            "application/json",
+        return Ok(partial::list_reply(
+            version,
+            &meta,
+            items.iter().map(|s| &s.meta),
         ));
     }
     let body = json!({

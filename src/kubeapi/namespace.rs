@@ -146,12 +146,10 @@ pub fn list(db: &Db, call: &Call<'_>) -> Result<Reply, ApiError> {
         Representation::PartialList(version) => {
             let mut meta = serde_json::Map::new();
             meta.insert("resourceVersion".into(), json!(view.rv.to_string()));
-            let body =
-                partial::write_list(version.api_version(), &meta, items.iter().map(|n| &n.meta));
-            return Ok(super::status::json_bytes_reply(
-                200,
-                body,
-                "application/json",
+            return Ok(partial::list_reply(
+                version,
+                &meta,
+                items.iter().map(|n| &n.meta),
             ));
         }
         Representation::Json | Representation::Partial(_) => {}

@@ -295,14 +295,14 @@ fn options<'a>(
 }
 
 /// What a JSON answer with this transformation is on this endpoint.
-fn produce(convert: Option<Convert<'_>>, endpoint: Endpoint) -> Result<Representation, ApiError> {
+fn produce(convert: Option<Convert<'_>>, endpoint: Endpoint) -> Representation {
     let Some(c) = convert else {
-        return Ok(Representation::Json);
+        return Representation::Json;
     };
     let version = c
         .meta_version()
         .expect("only meta.k8s.io/v1 and v1beta1 transformations are allowed");
-    Ok(match (c.kind, endpoint) {
+    match (c.kind, endpoint) {
         ("Table", _) => Representation::Table(version),
         ("PartialObjectMetadata", Endpoint::Object(_) | Endpoint::Watch(_)) => {
             Representation::Partial(version)
@@ -321,7 +321,7 @@ fn produce(convert: Option<Convert<'_>>, endpoint: Endpoint) -> Result<Represent
             })
         }
         _ => unreachable!("options allows no other transformation"),
-    })
+    }
 }
 
 fn decide(ranges: &[Range<'_>], endpoint: Endpoint) -> Result<Representation, ApiError> {
@@ -334,7 +334,7 @@ fn decide(ranges: &[Range<'_>], endpoint: Endpoint) -> Result<Representation, Ap
                 continue;
             };
             match serializer {
-                Serializer::Json => return produce(convert, endpoint),
+                Serializer::Json => return Ok(produce(convert, endpoint)),
                 // The API server would stream YAML's missing stream serializer into a 406.
                 Serializer::Yaml if matches!(endpoint, Endpoint::Watch(_)) => {
                     return Err(ApiError::not_acceptable_stream());

@@ -4,8 +4,10 @@
 //! GetSecret reads a Secret this way, so the value never leaves the store. Which form a request
 //! gets (or its 406) is decided in [`super::negotiate`].
 
-use super::object::{ObjectMeta, write_meta};
-use serde_json::{Map, Value};
+use super::negotiate::MetaVersion;
+use super::object::{ObjectMeta, encode_meta, write_meta};
+use super::status::{Reply, json_bytes_reply};
+use serde_json::{Map, Value, json};
 
 /// Writes one object's `PartialObjectMetadata`.
 pub fn write_object(out: &mut Vec<u8>, api_version: &str, meta: &ObjectMeta) {
@@ -16,13 +18,20 @@ pub fn write_object(out: &mut Vec<u8>, api_version: &str, meta: &ObjectMeta) {
     out.push(b'}');
 }
 
-/// Writes a `PartialObjectMetadataList` with the list's own metadata (resourceVersion,
-/// continue, remainingItemCount) and one `PartialObjectMetadata` per item.
-pub fn write_list<'a>(
-    api_version: &str,
+/// One object's `PartialObjectMetadata` as a JSON value (a Table row's object, a watch event's).
+pub fn value(version: MetaVersion, meta: &ObjectMeta) -> Value {
+    json!({"kind": "PartialObjectMetadata", "apiVersion": version.api_version(),
+        "metadata": encode_meta(meta)})
+}
+
+/// The answer to a list asked as `PartialObjectMetadataList`: the list's own metadata
+/// (resourceVersion, continue, remainingItemCount) and one `PartialObjectMetadata` per item.
+pub fn list_reply<'a>(
+    version: MetaVersion,
     list_meta: &Map<String, Value>,
     items: impl Iterator<Item = &'a ObjectMeta>,
-) -> Vec<u8> {
+) -> Reply {
+    let api_version = version.api_version();
     let mut out = Vec::with_capacity(256);
     out.extend_from_slice(br#"{"kind":"PartialObjectMetadataList","apiVersion":""#);
     out.extend_from_slice(api_version.as_bytes());
@@ -36,7 +45,7 @@ pub fn write_list<'a>(
         write_object(&mut out, api_version, meta);
     }
     out.extend_from_slice(b"]}");
-    out
+    json_bytes_reply(200, out, "application/json")
 }
 
 /// A write's answer in the form negotiated for it: the API server transforms what a create,

@@ -790,6 +790,10 @@ fn sync(
 /// or the write failed (its writes are then answered).
 fn write_queued(shared: &Shared, side: &LogSide) -> Option<Owed> {
     let mut guard = side.lock();
+    #[cfg(test)]
+    {
+        guard.wal.inject = shared.injection.lock().unwrap().clone();
+    }
     loop {
         let log = &mut *guard;
         let due = log.wal.records >= log.compact_at
@@ -805,7 +809,6 @@ fn write_queued(shared: &Shared, side: &LogSide) -> Option<Owed> {
             #[cfg(test)]
             {
                 log.rotations_tried += 1;
-                log.wal.inject = shared.injection.lock().unwrap().clone();
             }
             log.compactor = start_compaction(shared, &mut log.wal, side);
             if log.wal.path() != *log.path {
@@ -835,10 +838,6 @@ fn write_queued(shared: &Shared, side: &LogSide) -> Option<Owed> {
     log.buf.clear();
     for job in &batch {
         log.buf.extend_from_slice(&job.record);
-    }
-    #[cfg(test)]
-    {
-        log.wal.inject = shared.injection.lock().unwrap().clone();
     }
     shared.appends.fetch_add(1, Ordering::Relaxed);
     if let Err(failure) = log.wal.write(&log.buf, batch.len()) {
@@ -959,7 +958,8 @@ fn start_compaction(shared: &Shared, log: &mut wal::Wal, side: &LogSide) -> Opti
             return None;
         }
     };
-    // Only the writer publishes, so this is exactly the state at the end of `older`.
+    // Rotation waits until nothing written is unsynced or unpublished, so what readers see is
+    // exactly the state at the end of `older`.
     let view = shared.lock().view.clone();
     let (dir, cipher, spares) = (side.dir.clone(), side.cipher.clone(), side.spares.clone());
     let spawned = std::thread::Builder::new()

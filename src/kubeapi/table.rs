@@ -4,7 +4,7 @@
 //! `PartialObjectMetadata` carry the same.
 
 use super::negotiate::MetaVersion;
-use super::object::{Namespace, Secret, encode_meta};
+use super::object::{Namespace, Secret};
 use serde_json::{Value, json};
 
 /// Go's `duration.HumanDuration`, as kubectl's AGE column shows it.
@@ -87,7 +87,7 @@ fn list_meta(
 fn row(version: MetaVersion, cells: Value, meta: &super::object::ObjectMeta) -> Value {
     json!({
         "cells": cells,
-        "object": {"kind": "PartialObjectMetadata", "apiVersion": version.api_version(), "metadata": encode_meta(meta)},
+        "object": super::partial::value(version, meta),
     })
 }
 

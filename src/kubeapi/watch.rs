@@ -5,7 +5,8 @@
 
 use super::events::{Db, Event, EventType, Object};
 use super::negotiate::Representation;
-use super::object::{encode_meta, encode_namespace, encode_secret};
+use super::object::{encode_namespace, encode_secret};
+use super::partial;
 use super::selector::{FieldSelector, LabelSelector};
 use super::status::ApiError;
 use super::table;
@@ -186,9 +187,7 @@ impl Renderer {
         let version = match self.representation {
             Representation::Table(version) => version,
             Representation::Partial(version) => {
-                let partial = json!({"kind": "PartialObjectMetadata",
-                    "apiVersion": version.api_version(), "metadata": encode_meta(meta)});
-                return line(kind.as_str(), partial);
+                return line(kind.as_str(), partial::value(version, meta));
             }
             // Negotiation answers a watch with no other form.
             Representation::Json | Representation::PartialList(_) | Representation::Refused(_) => {
