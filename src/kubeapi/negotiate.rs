@@ -354,6 +354,26 @@ pub fn negotiate(accept: Option<&str>, endpoint: Endpoint) -> Result<Representat
         None | Some("") => return Ok(Representation::Json),
         Some(header) => header,
     };
+    if let Some(known) = common(header, endpoint) {
+        return Ok(known);
+    }
+    parsed(header, endpoint)
+}
+
+/// The Accept headers nearly every request carries (kube-rs and client-go: plain JSON, and a
+/// metadata-only read), decided without parsing. Each answer is the one [`parsed`] gives
+/// (a test compares them on every endpoint).
+fn common(header: &str, endpoint: Endpoint) -> Option<Representation> {
+    const PARTIAL_V1: &str = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1";
+    match (header, endpoint) {
+        ("application/json", Endpoint::Object(_) | Endpoint::List(_)) => Some(Representation::Json),
+        (PARTIAL_V1, Endpoint::Object(_)) => Some(Representation::Partial(MetaVersion::V1)),
+        _ => None,
+    }
+}
+
+/// [`negotiate`] of a header that is there, parsed range by range.
+fn parsed(header: &str, endpoint: Endpoint) -> Result<Representation, ApiError> {
     let mut in_place = [Range::default(); SORTED_IN_PLACE];
     let mut n = 0;
     let mut spilled: Vec<Range<'_>> = Vec::new();
@@ -405,6 +425,28 @@ mod tests {
         "only the following media types are accepted: application/json;stream=watch";
     const LIST_OF_ONE: &str = "you requested PartialObjectMetadataList, but the requested object is not a list (*core.Secret)";
     const ONE_OF_LIST: &str = "you requested PartialObjectMetadata, but the requested object is a list (*core.SecretList)";
+
+    #[test]
+    fn the_common_headers_get_what_parsing_them_gives() {
+        let endpoints = [Kind::Secret, Kind::Namespace]
+            .into_iter()
+            .flat_map(|k| [Endpoint::Object(k), Endpoint::List(k), Endpoint::Watch(k)])
+            .chain([Endpoint::Discovery]);
+        let mut decided = 0;
+        for endpoint in endpoints {
+            for header in [
+                "application/json",
+                "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1",
+            ] {
+                if let Some(known) = common(header, endpoint) {
+                    decided += 1;
+                    let by_parsing = parsed(header, endpoint).map_err(|_| "refused");
+                    assert_eq!(Ok(known), by_parsing, "{header} on {endpoint:?}");
+                }
+            }
+        }
+        assert_eq!(decided, 6, "the common headers decided on these endpoints");
+    }
 
     fn outcome(accept: Option<&str>, endpoint: Endpoint) -> Want {
         match negotiate(accept, endpoint) {
