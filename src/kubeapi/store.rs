@@ -8,8 +8,9 @@
 //! runtime worker while the fsync runs. A log worker (one of [`SYNCERS`] threads) takes every
 //! record queued so far, writes them with one write under the log lock (so the log keeps
 //! commit order), then fdatasyncs the segment itself (group commit: concurrent writers share
-//! an fsync; up to [`SYNCERS`] syncs overlap, and records arriving while every worker is busy
-//! share the next write). A sync that returns covers every batch written before it started, so
+//! an fsync). Records staged while a sync runs wait for it to end and share the next write,
+//! unless [`OVERLAP_AT`] of them are waiting: then another worker starts a sync alongside
+//! (up to [`SYNCERS`] overlap, for disks slow enough that a queue builds). A sync that returns covers every batch written before it started, so
 //! the worker that completes it publishes the resulting state to readers and acknowledges
 //! every covered commit, oldest first, however the overlapping syncs finish among themselves;
 //! the answer carries the commit's hook (the engine publishes its watch events there), which
@@ -40,7 +41,7 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -101,6 +102,8 @@ struct Inner {
     /// taken the queue yet (records staged meanwhile need no other worker woken).
     idle: usize,
     waking: bool,
+    /// Log workers between taking a batch and completing its sync.
+    syncing: usize,
     stopping: bool,
 }
 
@@ -110,6 +113,9 @@ struct Shared {
     work: Condvar,
     /// Log appends (each one write and one fsync), for tests and benchmarks.
     appends: AtomicU64,
+    /// How many staged records start a sync alongside a running one ([`OVERLAP_AT`]; tests
+    /// lower it to make syncs overlap).
+    overlap_at: AtomicUsize,
     #[cfg(test)]
     injection: Mutex<Option<Injection>>,
     /// Held by a test to stop the log workers before they gather a batch.
@@ -434,7 +440,10 @@ impl Store {
             done: answer,
         });
         inner.pending = view;
-        let wake = inner.idle > 0 && !inner.waking;
+        let wake = inner.idle > 0
+            && !inner.waking
+            && (inner.syncing == 0
+                || inner.queued.len() >= self.shared.overlap_at.load(Ordering::Relaxed));
         inner.waking |= wake;
         drop(inner);
         if wake {
@@ -545,10 +554,12 @@ impl Shared {
                 queued: Vec::new(),
                 idle: 0,
                 waking: false,
+                syncing: 0,
                 stopping: false,
             }),
             work: Condvar::new(),
             appends: AtomicU64::new(0),
+            overlap_at: AtomicUsize::new(OVERLAP_AT),
             #[cfg(test)]
             injection: Mutex::new(None),
             #[cfg(test)]
@@ -566,6 +577,17 @@ impl Shared {
 /// of the rest of the running one plus its own. UpdateSecret at 16 clients: 3 syncers
 /// 0.39-0.41x of memory, 8 and 16 syncers 0.46-0.51x.
 const SYNCERS: usize = 8;
+
+/// While a sync runs, records staged meanwhile wait for it and share the next write and sync
+/// (taken by the worker whose sync ends, with no wake-up) until this many are waiting; then an
+/// idle worker starts another sync alongside. Waking a worker for every record (the earlier
+/// rule) overlapped syncs of 2-3 records each: each fdatasync costs the VM some 70-100 us of
+/// CPU (its virtio requests), so at 16 clients that was ~0.5 syncs and ~100 us of server CPU
+/// per durable UpdateSecret. Now ~0.3 syncs and ~65-70 us (memory: ~48 us), and durable
+/// throughput rose from 13.5-15k to 17-20k req/s in the same runs (2026-12-01, BENCHMARKS.md).
+/// A disk slow enough that this many records queue behind one sync still gets overlapping
+/// syncs.
+pub(crate) const OVERLAP_AT: usize = 16;
 
 /// The log side of a durable store, shared by its workers.
 struct LogSide {
@@ -829,7 +851,9 @@ fn write_queued(shared: &Shared, side: &LogSide) -> Option<Owed> {
         inner.waking = false;
         // The emptied vectors of acknowledged batches are reused: no allocation per batch.
         let spare = guard.spare.pop().unwrap_or_default();
-        std::mem::replace(&mut inner.queued, spare)
+        let batch = std::mem::replace(&mut inner.queued, spare);
+        inner.syncing += usize::from(!batch.is_empty());
+        batch
     };
     if batch.is_empty() {
         return None;
@@ -853,6 +877,7 @@ fn write_queued(shared: &Shared, side: &LogSide) -> Option<Owed> {
             .back()
             .map(|(_, b)| b.last().expect("a job").view.clone());
         let failed = fail(shared, batch, &why, failure.poisoned, keep);
+        shared.lock().syncing -= 1;
         drop(guard);
         for job in failed {
             job.finish(Err(why.clone()), None);
@@ -877,6 +902,7 @@ fn write_queued(shared: &Shared, side: &LogSide) -> Option<Owed> {
 fn complete(shared: &Shared, side: &LogSide, owed: &Owed, result: io::Result<()>) {
     let mut log = side.lock();
     log.syncs -= 1;
+    shared.lock().syncing -= 1;
     let mut answered = Vec::new();
     let mut outcome = Ok(());
     let mut replaced = None;
@@ -1522,7 +1548,13 @@ mod tests {
     /// each with the result it should report (`Ok` then runs the real sync). Returns the
     /// index of each held sync as it starts, and the releases.
     fn hold_syncs(store: &Store, n: usize) -> (mpsc::Receiver<usize>, Vec<HeldSync>) {
-        use std::sync::atomic::AtomicUsize;
+        // Every write starts a sync of its own, so these tests can overlap them at will.
+        store.shared.overlap_at.store(1, Ordering::Relaxed);
+        hold_syncs_as_configured(store, n)
+    }
+
+    /// [`hold_syncs`] leaving the rule for starting overlapping syncs as it is.
+    fn hold_syncs_as_configured(store: &Store, n: usize) -> (mpsc::Receiver<usize>, Vec<HeldSync>) {
         let (started, starts) = mpsc::channel();
         let started = Mutex::new(started);
         let (releases, waits): (Vec<_>, Vec<_>) = (0..n)
@@ -1612,6 +1644,58 @@ mod tests {
         for name in ["a", "b", "c", "d"] {
             assert!(value(&view, name).is_some(), "{name} was lost");
         }
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// Writes staged while a sync runs wait for it and share the next sync; only once
+    /// [`OVERLAP_AT`] of them wait does another sync start alongside the running one. Either
+    /// way each write is acknowledged only by a sync that began after it was written.
+    #[test]
+    fn writes_behind_a_running_sync_share_the_next_one_until_enough_wait() {
+        let dir = temp_dir();
+        let store = Arc::new(Store::open(&Durability::Directory(dir.clone())).unwrap());
+        put(&store, "a", "v").unwrap();
+        let (starts, held) = hold_syncs_as_configured(&store, 2);
+        let first = put_in_background(&store, "first");
+        assert_eq!(starts.recv_timeout(ANSWER).unwrap(), 0);
+        let queued = |store: &Store| store.shared.lock().queued.len();
+        let mut waiting: Vec<_> = (1..OVERLAP_AT)
+            .map(|i| put_in_background(&store, &format!("w{i}")))
+            .collect();
+        let deadline = Instant::now() + ANSWER;
+        while queued(&store) < OVERLAP_AT - 1 {
+            assert!(Instant::now() < deadline, "the writes were not staged");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        assert!(
+            starts.recv_timeout(Duration::from_millis(200)).is_err(),
+            "a sync started alongside the running one for fewer than OVERLAP_AT waiting writes"
+        );
+        assert_eq!(syncs_in_flight(&store), 1);
+        waiting.push(put_in_background(&store, "last"));
+        assert_eq!(
+            starts.recv_timeout(ANSWER).unwrap(),
+            1,
+            "OVERLAP_AT waiting writes did not start a second sync"
+        );
+        assert_eq!(
+            queued(&store),
+            0,
+            "the second sync took every waiting write"
+        );
+        assert!(first.try_recv().is_err() && waiting.iter().all(|w| w.try_recv().is_err()));
+        // The second sync began after everything was written: it acknowledges all of it.
+        held[1].succeed();
+        for answer in waiting.iter().chain([&first]) {
+            answer.recv_timeout(ANSWER).unwrap().unwrap();
+        }
+        held[0].succeed();
+        until_syncs_in_flight(&store, 0);
+        assert_eq!(store.shared.lock().syncing, 0);
+        let view = store.read();
+        assert!(value(&view, "last").is_some() && value(&view, "w1").is_some());
+        drop(starts);
+        drop(Arc::into_inner(store).unwrap());
         fs::remove_dir_all(dir).unwrap();
     }
 
