@@ -202,11 +202,14 @@ pub async fn handle(
     // Deadlines (`connect-timeout-ms`) are enforced where requests enter, in `server::dispatch`.
     let result = work.await;
     match result {
-        Ok(bytes) => Response::builder()
-            .status(200)
-            .header(header::CONTENT_TYPE, codec.content_type())
-            .body(Body::new(http_body_util::Full::new(bytes)))
-            .expect("valid response"),
+        Ok(bytes) => {
+            let mut response = Response::new(Body::new(http_body_util::Full::new(bytes)));
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                http::HeaderValue::from_static(codec.content_type()),
+            );
+            response
+        }
         Err(e) => error_response(&e),
     }
 }

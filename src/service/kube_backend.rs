@@ -193,9 +193,10 @@ fn metadata_get(namespace: &str, name: &str) -> Result<http::Request<Vec<u8>>, K
         return Err(KubeError::Other("a non-empty name is required".into()));
     }
     let mut request = http::Request::new(Vec::new());
-    *request.uri_mut() = format!("/api/v1/namespaces/{namespace}/secrets/{name}")
-        .parse()
-        .map_err(|e: http::uri::InvalidUri| KubeError::Other(e.to_string()))?;
+    // From the String itself: `parse` would copy it first.
+    *request.uri_mut() =
+        http::Uri::try_from(format!("/api/v1/namespaces/{namespace}/secrets/{name}"))
+            .map_err(|e| KubeError::Other(e.to_string()))?;
     let headers = request.headers_mut();
     headers.insert(ACCEPT, HeaderValue::from_static(METADATA_ACCEPT));
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
