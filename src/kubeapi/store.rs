@@ -10,9 +10,9 @@
 //! commit order), then fdatasyncs the segment itself (group commit: concurrent writers share
 //! an fsync). Records staged while a sync runs wait for it to end and share the next write,
 //! unless [`OVERLAP_AT`] of them are waiting: then another worker starts a sync alongside
-//! (up to [`SYNCERS`] overlap, for disks slow enough that a queue builds). A sync that returns covers every batch written before it started, so
-//! the worker that completes it publishes the resulting state to readers and acknowledges
-//! every covered commit, oldest first, however the overlapping syncs finish among themselves;
+//! (up to [`SYNCERS`] overlap, for disks slow enough that a queue builds). A sync that
+//! returns covers every batch written before it started, so the worker that completes it
+//! publishes the resulting state to readers and acknowledges every covered commit, oldest first, however the overlapping syncs finish among themselves;
 //! the answer carries the commit's hook (the engine publishes its watch events there), which
 //! the request's task runs before it goes on, and what the commit allocated, freed there too. Readers only ever see fsynced
 //! state and never wait for an fsync. A failed append is rolled back and fails every write
@@ -581,13 +581,13 @@ const SYNCERS: usize = 8;
 /// While a sync runs, records staged meanwhile wait for it and share the next write and sync
 /// (taken by the worker whose sync ends, with no wake-up) until this many are waiting; then an
 /// idle worker starts another sync alongside. Waking a worker for every record (the earlier
-/// rule) overlapped syncs of 2-3 records each: each fdatasync costs the VM some 70-100 us of
-/// CPU (its virtio requests), so at 16 clients that was ~0.5 syncs and ~100 us of server CPU
+/// rule) overlapped syncs of 2-3 records each: each fdatasync costs the VM some 45-100 us of
+/// CPU (its virtio requests; more on a busy host), so at 16 clients that was ~0.5 syncs and ~100 us of server CPU
 /// per durable UpdateSecret. Now ~0.3 syncs and ~65-70 us (memory: ~48 us), and durable
 /// throughput rose from 13.5-15k to 17-20k req/s in the same runs (2026-12-01, BENCHMARKS.md).
 /// A disk slow enough that this many records queue behind one sync still gets overlapping
 /// syncs.
-pub(crate) const OVERLAP_AT: usize = 16;
+const OVERLAP_AT: usize = 16;
 
 /// The log side of a durable store, shared by its workers.
 struct LogSide {
