@@ -1,31 +1,31 @@
 //! The versioned object store behind the engine: one global, only-growing resourceVersion,
 //! persistent maps (cheap snapshots for consistent paged lists), and optional durability.
 //!
-//! Durability design. A commit validates against the newest state (including writes still on
-//! their way to disk), encodes its log record and queues it for the store's log workers, in
+//! Durability design. A commit validates against the newest state (including writes still on their
+//! way to disk), encodes its log record and queues it for the store's log workers, in
 //! resourceVersion order, under the state lock; it then waits, off the lock, for the answer:
-//! asynchronously ([`Pending::durable`], a oneshot channel), so a waiting request holds no
-//! runtime worker while the fsync runs. A log worker (one of [`SYNCERS`] threads) takes every
-//! record queued so far, writes them with one write under the log lock (so the log keeps
-//! commit order), then fdatasyncs the segment itself (group commit: concurrent writers share
-//! an fsync). Records staged while a sync runs wait for it to end and share the next write,
-//! unless [`OVERLAP_AT`] of them are waiting: then another worker starts a sync alongside
-//! (up to [`SYNCERS`] overlap, for disks slow enough that a queue builds). A sync that
-//! returns covers every batch written before it started, so the worker that completes it
-//! publishes the resulting state to readers and acknowledges every covered commit, oldest first, however the overlapping syncs finish among themselves;
-//! the answer carries the commit's hook (the engine publishes its watch events there), which
-//! the request's task runs before it goes on, and what the commit allocated, freed there too. Readers only ever see fsynced
-//! state and never wait for an fsync. A failed append is rolled back and fails every write
-//! queued on top of it (their state is discarded); a failed sync cuts the log back to its last
-//! durable byte and fails every write after it (results of syncs begun before the cut no longer
-//! count); if the rollback fails, the store refuses writes until restarted. When the newest log
-//! segment grows long, a worker waits until everything written is durable, starts a new segment,
-//! and a compaction thread streams a snapshot of the fsynced state, after which the older
-//! segments are deleted: no request waits for it. Segments are preallocated with written zeros
-//! (see `wal.rs`): the compaction thread (and a thread at open) prepares the next one, so appends
-//! do not change the file's size and fdatasync skips the inode. Files: `wal.rs` (the log),
-//! `snapshot.rs`, `codec.rs` (record forms), `crypto.rs` (encryption at rest), `files.rs`
-//! (permissions, directory fsync).
+//! asynchronously ([`Pending::durable`], a oneshot channel), so a waiting request holds no runtime
+//! worker while the fsync runs. A log worker (one of [`SYNCERS`] threads) takes every record queued
+//! so far, writes them with one write under the log lock (so the log keeps commit order), then
+//! fdatasyncs the segment itself (group commit: concurrent writers share an fsync). Records staged
+//! while a sync runs wait for it to end and share the next write, unless [`OVERLAP_AT`] of them are
+//! waiting: then another worker starts a sync alongside (up to [`SYNCERS`] overlap, for disks slow
+//! enough that a queue builds). A sync that returns covers every batch written before it started,
+//! so the worker that completes it publishes the resulting state to readers and acknowledges every
+//! covered commit, oldest first, however the overlapping syncs finish among themselves; the answer
+//! carries the commit's hook (the engine publishes its watch events there), which the request's
+//! task runs before it goes on, and what the commit allocated, freed there too. Readers only ever
+//! see fsynced state and never wait for an fsync. A failed append is rolled back and fails every
+//! write queued on top of it (their state is discarded); a failed sync cuts the log back to its
+//! last durable byte and fails every write after it (results of syncs begun before the cut no
+//! longer count); if the rollback fails, the store refuses writes until restarted. When the newest
+//! log segment grows long, a worker waits until everything written is durable, starts a new
+//! segment, and a compaction thread streams a snapshot of the fsynced state, after which the older
+//! segments are deleted: no request waits for it. Segments are preallocated with written zeros (see
+//! `wal.rs`): the compaction thread (and a thread at open) prepares the next one, so appends do not
+//! change the file's size and fdatasync skips the inode. Files: `wal.rs` (the log), `snapshot.rs`,
+//! `codec.rs` (record forms), `crypto.rs` (encryption at rest), `files.rs` (permissions, directory
+//! fsync).
 
 mod codec;
 mod crypto;
