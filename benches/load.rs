@@ -218,21 +218,37 @@ enum Conn {
 }
 
 /// A tonic client (its generated stub and codec) on an HTTP/2 connection of its own, opened
-/// with hyper's client as the HTTP/2 floor's is (TCP_NODELAY, as real gRPC clients set it).
+/// as the HTTP/2 floor's is.
 /// tonic's `Channel` is not used: its buffer task and reconnection layers cost the load
 /// generator more CPU per call than the server's whole GetSecret, on the cores the server
 /// shares (the original measurement used h2load, whose cost is smaller still).
 async fn grpc_client(service: &str) -> SecretServiceClient<H2Grpc> {
-    let stream = tokio::net::TcpStream::connect(service).await.unwrap();
-    stream.set_nodelay(true).unwrap();
-    let (send, conn) = hyper::client::conn::http2::handshake(
-        hyper_util::rt::TokioExecutor::new(),
-        hyper_util::rt::TokioIo::new(stream),
-    )
-    .await
-    .unwrap();
-    tokio::spawn(conn);
+    let send = h2_connect(tcp_connect(service).await).await;
     SecretServiceClient::with_origin(H2Grpc(send), format!("http://{service}").parse().unwrap())
+}
+
+/// A TCP connection to `addr` with TCP_NODELAY, as real clients set it.
+async fn tcp_connect(addr: &str) -> hyper_util::rt::TokioIo<tokio::net::TcpStream> {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.set_nodelay(true).unwrap();
+    hyper_util::rt::TokioIo::new(stream)
+}
+
+/// An HTTP/2 connection (prior knowledge, as tonic opens one) carrying bodies of type `B`.
+async fn h2_connect<B>(
+    io: hyper_util::rt::TokioIo<tokio::net::TcpStream>,
+) -> hyper::client::conn::http2::SendRequest<B>
+where
+    B: http_body::Body + Unpin + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let executor = hyper_util::rt::TokioExecutor::new();
+    let (send, conn) = hyper::client::conn::http2::handshake(executor, io)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    send
 }
 
 /// One HTTP/2 connection as the transport under a tonic client.
@@ -260,16 +276,9 @@ impl tower::Service<http::Request<tonic::body::Body>> for H2Grpc {
 
 /// A connection to `addr` (TCP_NODELAY, as real clients set it), over HTTP/2 when `h2`.
 async fn connect(addr: &str, h2: bool) -> Conn {
-    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    stream.set_nodelay(true).unwrap();
-    let io = hyper_util::rt::TokioIo::new(stream);
+    let io = tcp_connect(addr).await;
     if h2 {
-        let executor = hyper_util::rt::TokioExecutor::new();
-        let (send, conn) = hyper::client::conn::http2::handshake(executor, io)
-            .await
-            .unwrap();
-        tokio::spawn(conn);
-        Conn::H2(send)
+        Conn::H2(h2_connect(io).await)
     } else {
         let (send, conn) = hyper::client::conn::http1::handshake(io).await.unwrap();
         tokio::spawn(conn);

@@ -360,11 +360,13 @@ pub fn negotiate(accept: Option<&str>, endpoint: Endpoint) -> Result<Representat
     parsed(header, endpoint)
 }
 
+/// The Accept of kube's `get_metadata` (and client-go's metadata client).
+const PARTIAL_V1: &str = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1";
+
 /// The Accept headers nearly every request carries (kube-rs and client-go: plain JSON, and a
 /// metadata-only read), decided without parsing. Each answer is the one [`parsed`] gives
 /// (a test compares them on every endpoint).
 fn common(header: &str, endpoint: Endpoint) -> Option<Representation> {
-    const PARTIAL_V1: &str = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1";
     match (header, endpoint) {
         ("application/json", Endpoint::Object(_) | Endpoint::List(_)) => Some(Representation::Json),
         (PARTIAL_V1, Endpoint::Object(_)) => Some(Representation::Partial(MetaVersion::V1)),
@@ -434,10 +436,7 @@ mod tests {
             .chain([Endpoint::Discovery]);
         let mut decided = 0;
         for endpoint in endpoints {
-            for header in [
-                "application/json",
-                "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1",
-            ] {
+            for header in ["application/json", PARTIAL_V1] {
                 if let Some(known) = common(header, endpoint) {
                     decided += 1;
                     let by_parsing = parsed(header, endpoint).map_err(|_| "refused");

@@ -582,8 +582,8 @@ const SYNCERS: usize = 8;
 /// (taken by the worker whose sync ends, with no wake-up) until this many are waiting; then an
 /// idle worker starts another sync alongside. Waking a worker for every record (the earlier
 /// rule) overlapped syncs of 2-3 records each: each fdatasync costs the VM some 45-100 us of
-/// CPU (its virtio requests; more on a busy host), so at 16 clients that was ~0.5 syncs and ~100 us of server CPU
-/// per durable UpdateSecret. Now ~0.3 syncs and ~65-70 us (memory: ~48 us), and durable
+/// CPU (its virtio requests; more on a busy host), so at 16 clients that was ~0.5 syncs and
+/// ~100 us of server CPU per durable UpdateSecret. Now ~0.3 syncs and ~65-70 us (memory: ~48 us), and durable
 /// throughput rose from 13.5-15k to 17-20k req/s in the same runs (2026-12-01, BENCHMARKS.md).
 /// A disk slow enough that this many records queue behind one sync still gets overlapping
 /// syncs.
