@@ -8,6 +8,7 @@ pub mod connect;
 mod connect_stream;
 mod deadline;
 pub mod grpc;
+mod grpc_unary;
 pub mod pipeline;
 mod readiness;
 pub mod rest;
@@ -59,8 +60,8 @@ pub type Liveness = Box<dyn Fn() -> Option<String> + Send + Sync>;
 /// What a request needs, shared by every connection.
 pub struct App {
     pub service: Arc<SecretService>,
-    /// The SecretService's gRPC server on its own: its calls (the hot path) skip the route
-    /// table that `grpc` holds for every service.
+    /// The SecretService's tonic server on its own: `grpc_unary` hands it the requests it does
+    /// not serve directly, without the route table that `grpc` holds for every service.
     secret_grpc: SecretServiceServer<grpc::GrpcSecretService>,
     grpc: tonic::service::Routes,
     grpc_web: tonic_web::GrpcWebService<tonic::service::Routes>,

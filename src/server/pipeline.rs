@@ -20,7 +20,8 @@
 //!
 //! Limits that belong to connections rather than requests (connection count, header and idle
 //! timeouts, HTTP/2 keepalive) are in [`super::accept`]; body size limits are where bodies are
-//! read (tonic's `max_decoding_message_size` and the router's `collect_limited`, both
+//! read (the gRPC unary path, which hands larger bodies to tonic, tonic's
+//! `max_decoding_message_size` and the router's `collect_limited`, all
 //! [`super::MAX_REQUEST_BYTES`]).
 
 use super::router::{self, Protocol};

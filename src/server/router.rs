@@ -1,8 +1,9 @@
 //! The protocol router: the innermost service of the pipeline. It hands each request to its
-//! protocol's adapter (tonic for gRPC and gRPC-Web, the Connect streaming bridge, Connect unary,
-//! REST) or answers the plain endpoints (`/healthz`, `/readyz`, `/metrics`).
+//! protocol's adapter (the SecretService's unary gRPC path, tonic for other gRPC services and
+//! gRPC-Web, the Connect streaming bridge, Connect unary, REST) or answers the plain endpoints
+//! (`/healthz`, `/readyz`, `/metrics`).
 
-use super::{App, Body, MAX_REQUEST_BYTES, connect, connect_stream, plain, rest};
+use super::{App, Body, MAX_REQUEST_BYTES, connect, connect_stream, grpc_unary, plain, rest};
 use crate::service::RpcError;
 use bytes::Bytes;
 use http::{Request, Response, header};
@@ -114,9 +115,6 @@ async fn collect_limited(body: Incoming) -> Result<Bytes, RpcError> {
     }
 }
 
-/// The gRPC path prefix of the SecretService, whose calls go straight to its tonic server.
-const SECRET_SERVICE_PREFIX: &str = "/flyteidl2.secret.SecretService/";
-
 /// Routes one request to its protocol's adapter.
 pub async fn route(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
     let protocol = req
@@ -148,12 +146,11 @@ pub async fn route(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
                 // Connect are the HTTP/1.1 protocols).
                 return plain(505, "gRPC requires HTTP/2\n");
             }
-            let resp = if req.uri().path().starts_with(SECRET_SERVICE_PREFIX) {
-                tower::ServiceExt::oneshot(app.secret_grpc.clone(), req).await
-            } else {
-                tower::ServiceExt::oneshot(app.grpc.clone(), req).await
-            };
-            match resp {
+            if req.uri().path().starts_with(grpc_unary::PREFIX) {
+                let (resp, _) = grpc_unary::serve(&app.service, &app.secret_grpc, req).await;
+                return oversized_is_resource_exhausted(resp);
+            }
+            match tower::ServiceExt::oneshot(app.grpc.clone(), req).await {
                 Ok(resp) => oversized_is_resource_exhausted(resp),
                 Err(never) => match never {},
             }

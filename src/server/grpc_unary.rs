@@ -1,0 +1,722 @@
+//! The SecretService's unary gRPC calls in their usual form, served without tonic's generic
+//! machinery: one uncompressed message in a single envelope, answered with one envelope and
+//! the `grpc-status` trailer. Every answer is the one tonic gives for the same request (a test
+//! sends each kind of request both ways and compares status, headers, body and trailers), and
+//! a request in any other form (compressed, malformed, oversized, not POST, another content
+//! type, a message that does not decode) is handed to the tonic server with its body as read,
+//! so tonic remains the one source of gRPC's edge-case behaviour.
+//!
+//! Why: tonic's unary path (a boxed `async_trait` future, its streaming decoder and encoder
+//! and their header handling) costs about as much again as the RPC's own work here.
+
+use super::grpc::{COMPRESS_MIN_BYTES, GrpcSecretService, status};
+use super::{Body, MAX_REQUEST_BYTES};
+use crate::proto::flyteidl2::secret::secret_service_server::SecretServiceServer;
+use crate::service::{RpcError, SecretService};
+use bytes::{BufMut as _, Bytes, BytesMut};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, header};
+use http_body::{Body as HttpBody, Frame};
+use http_body_util::BodyExt as _;
+use std::io::Write as _;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+/// The path prefix of the SecretService's methods.
+pub const PREFIX: &str = "/flyteidl2.secret.SecretService/";
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The gRPC envelope's header: a compression flag and a big-endian length.
+const ENVELOPE: usize = 5;
+
+/// Which way a request went (the tests check that the usual form takes the direct one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Path {
+    Direct,
+    Tonic,
+}
+
+/// Serves one gRPC request to a SecretService path.
+pub async fn serve<B>(
+    svc: &std::sync::Arc<SecretService>,
+    tonic: &SecretServiceServer<GrpcSecretService>,
+    req: Request<B>,
+) -> (Response<Body>, Path)
+where
+    B: HttpBody<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: Into<BoxError> + Send,
+{
+    let Some(method) = usual_form(&req) else {
+        return (to_tonic(tonic, req).await, Path::Tonic);
+    };
+    let (parts, body) = req.into_parts();
+    let read = match read_whole(body).await {
+        Ok(read) => read,
+        Err(replay) => {
+            let req = Request::from_parts(parts, replay);
+            return (to_tonic(tonic, req).await, Path::Tonic);
+        }
+    };
+    let gzip = accepts_gzip(&parts.headers);
+    let answer = match message_of(&read.data) {
+        None => None,
+        Some(message) => match method {
+            Rpc::Create => run(message, gzip, |r| svc.create(r)).await,
+            Rpc::Update => run(message, gzip, |r| svc.update(r)).await,
+            Rpc::Get => run(message, gzip, |r| svc.get(r)).await,
+            Rpc::Delete => run(message, gzip, |r| svc.delete(r)).await,
+            Rpc::List => run(message, gzip, |r| svc.list(r)).await,
+        },
+    };
+    match answer {
+        Some(response) => (response, Path::Direct),
+        None => {
+            let replay = Replay::<B> {
+                data: Some(read.data),
+                trailers: read.trailers,
+                ..Replay::default()
+            };
+            let req = Request::from_parts(parts, replay);
+            (to_tonic(tonic, req).await, Path::Tonic)
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Rpc {
+    Create,
+    Update,
+    Get,
+    Delete,
+    List,
+}
+
+/// The method, when the request is in the form served directly: POST, `application/grpc` or
+/// `application/grpc+proto`, no `grpc-encoding`.
+fn usual_form<B>(req: &Request<B>) -> Option<Rpc> {
+    if req.method() != Method::POST {
+        return None;
+    }
+    let headers = req.headers();
+    let content_type = headers.get(header::CONTENT_TYPE)?.as_bytes();
+    if content_type != b"application/grpc" && content_type != b"application/grpc+proto" {
+        return None;
+    }
+    if headers.contains_key("grpc-encoding") {
+        return None;
+    }
+    match req.uri().path().strip_prefix(PREFIX)? {
+        "CreateSecret" => Some(Rpc::Create),
+        "UpdateSecret" => Some(Rpc::Update),
+        "GetSecret" => Some(Rpc::Get),
+        "DeleteSecret" => Some(Rpc::Delete),
+        "ListSecrets" => Some(Rpc::List),
+        _ => None,
+    }
+}
+
+/// Whether the client accepts gzip responses, read as tonic reads `grpc-accept-encoding`.
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get("grpc-accept-encoding")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|e| e.trim() == "gzip"))
+}
+
+/// The one uncompressed message of a body that is exactly one envelope.
+fn message_of(data: &[u8]) -> Option<&[u8]> {
+    let (head, message) = data.split_first_chunk::<ENVELOPE>()?;
+    let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
+    (head[0] == 0 && len == message.len()).then_some(message)
+}
+
+/// Decodes the request, runs the RPC and renders its answer; `None` when the message does not
+/// decode (tonic then gives its own error).
+async fn run<Req, Resp, F, Fut>(message: &[u8], gzip: bool, rpc: F) -> Option<Response<Body>>
+where
+    Req: prost::Message + Default,
+    Resp: prost::Message,
+    F: FnOnce(Req) -> Fut,
+    Fut: Future<Output = Result<Resp, RpcError>>,
+{
+    let req = Req::decode(message).ok()?;
+    Some(match rpc(req).await {
+        Ok(resp) => success(&resp, gzip),
+        Err(e) => status(e).into_http(),
+    })
+}
+
+/// A successful answer: the message in one envelope (gzip-compressed from
+/// [`COMPRESS_MIN_BYTES`] up when the client accepts it), then `grpc-status: 0`.
+fn success<M: prost::Message>(message: &M, gzip: bool) -> Response<Body> {
+    let len = message.encoded_len();
+    let data = if gzip && len >= COMPRESS_MIN_BYTES {
+        let mut out = BytesMut::with_capacity(ENVELOPE + len / 2);
+        out.put_slice(&[1, 0, 0, 0, 0]);
+        let mut encoder = flate2::write::GzEncoder::new(out.writer(), flate2::Compression::new(6));
+        encoder
+            .write_all(&message.encode_to_vec())
+            .expect("compressing into memory does not fail");
+        let mut data = encoder
+            .finish()
+            .expect("compressing into memory does not fail")
+            .into_inner();
+        let compressed = (data.len() - ENVELOPE) as u32;
+        data[1..ENVELOPE].copy_from_slice(&compressed.to_be_bytes());
+        data.freeze()
+    } else {
+        let mut data = BytesMut::with_capacity(ENVELOPE + len);
+        data.put_u8(0);
+        data.put_u32(len as u32);
+        message
+            .encode(&mut data)
+            .expect("the buffer has the message's length");
+        data.freeze()
+    };
+    let mut trailers = HeaderMap::with_capacity(1);
+    trailers.insert("grpc-status", HeaderValue::from_static("0"));
+    let mut response = Response::new(Body::new(Unary {
+        data: Some(data),
+        trailers: Some(trailers),
+    }));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/grpc"),
+    );
+    if gzip {
+        headers.insert("grpc-encoding", HeaderValue::from_static("gzip"));
+    }
+    response
+}
+
+async fn to_tonic<B>(
+    tonic: &SecretServiceServer<GrpcSecretService>,
+    req: Request<B>,
+) -> Response<Body>
+where
+    B: HttpBody<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError> + Send,
+{
+    match tower::ServiceExt::oneshot(tonic.clone(), req).await {
+        Ok(resp) => resp,
+        Err(never) => match never {},
+    }
+}
+
+/// A request body read to its end.
+struct Whole {
+    data: Bytes,
+    trailers: Option<HeaderMap>,
+}
+
+/// Reads the body to its end; past [`MAX_REQUEST_BYTES`] plus an envelope, or on a read error,
+/// gives back a body that replays what was read and then the rest, for tonic.
+async fn read_whole<B>(mut body: B) -> Result<Whole, Replay<B>>
+where
+    B: HttpBody<Data = Bytes> + Send + Unpin,
+    B::Error: Into<BoxError>,
+{
+    let mut data = Bytes::new();
+    let mut more = BytesMut::new();
+    let mut trailers = None;
+    loop {
+        match body.frame().await {
+            None => break,
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(chunk) => {
+                    if data.is_empty() && more.is_empty() {
+                        data = chunk;
+                    } else {
+                        if more.is_empty() {
+                            more.extend_from_slice(&data);
+                        }
+                        more.extend_from_slice(&chunk);
+                    }
+                    if data.len().max(more.len()) > MAX_REQUEST_BYTES + ENVELOPE {
+                        return Err(Replay {
+                            data: Some(joined(data, more)),
+                            rest: Some(body),
+                            ..Replay::default()
+                        });
+                    }
+                }
+                Err(frame) => trailers = frame.into_trailers().ok(),
+            },
+            Some(Err(e)) => {
+                return Err(Replay {
+                    data: Some(joined(data, more)),
+                    error: Some(e.into()),
+                    ..Replay::default()
+                });
+            }
+        }
+    }
+    Ok(Whole {
+        data: joined(data, more),
+        trailers,
+    })
+}
+
+fn joined(first: Bytes, more: BytesMut) -> Bytes {
+    if more.is_empty() {
+        first
+    } else {
+        more.freeze()
+    }
+}
+
+/// A request body given back for tonic: what was read, then the unread rest, the trailers or
+/// the read error.
+struct Replay<B> {
+    data: Option<Bytes>,
+    rest: Option<B>,
+    trailers: Option<HeaderMap>,
+    error: Option<BoxError>,
+}
+
+impl<B> Default for Replay<B> {
+    fn default() -> Self {
+        Replay {
+            data: None,
+            rest: None,
+            trailers: None,
+            error: None,
+        }
+    }
+}
+
+impl<B> HttpBody for Replay<B>
+where
+    B: HttpBody<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        if let Some(data) = this.data.take().filter(|d| !d.is_empty()) {
+            return Poll::Ready(Some(Ok(Frame::data(data))));
+        }
+        if let Some(rest) = this.rest.as_mut() {
+            match Pin::new(rest).poll_frame(cx) {
+                Poll::Ready(None) => this.rest = None,
+                Poll::Ready(Some(r)) => return Poll::Ready(Some(r.map_err(Into::into))),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        if let Some(e) = this.error.take() {
+            return Poll::Ready(Some(Err(e)));
+        }
+        Poll::Ready(this.trailers.take().map(|t| Ok(Frame::trailers(t))))
+    }
+}
+
+/// A unary answer's body: one data frame, then the trailers.
+struct Unary {
+    data: Option<Bytes>,
+    trailers: Option<HeaderMap>,
+}
+
+impl HttpBody for Unary {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let frame = match self.data.take() {
+            Some(data) => Frame::data(data),
+            None => match self.trailers.take() {
+                Some(trailers) => Frame::trailers(trailers),
+                None => return Poll::Ready(None),
+            },
+        };
+        Poll::Ready(Some(Ok(frame)))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.data.is_none() && self.trailers.is_none()
+    }
+    // No exact size hint: hyper would turn it into a `content-length` that tonic's answers do
+    // not carry.
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::flyteidl2::secret::*;
+    use futures_util::stream;
+    use http_body_util::StreamBody;
+    use prost::Message as _;
+    use std::convert::Infallible;
+    use std::sync::Arc;
+
+    type TestBody = StreamBody<stream::Iter<std::vec::IntoIter<Result<Frame<Bytes>, Infallible>>>>;
+
+    fn apps() -> (Arc<SecretService>, SecretServiceServer<GrpcSecretService>) {
+        let engine = crate::kubeapi::Engine::ephemeral();
+        engine.ensure_namespace("flyte");
+        let kube = crate::service::kube_backend::KubeBackend::new(
+            engine.kube_client("flyte"),
+            0.0,
+            0,
+            None,
+        );
+        let service = Arc::new(SecretService::new(kube, Default::default(), None));
+        let (tonic, _) = super::super::grpc_services(&service);
+        (service, tonic)
+    }
+
+    fn envelope(flag: u8, message: &[u8]) -> Bytes {
+        let mut b = BytesMut::new();
+        b.put_u8(flag);
+        b.put_u32(message.len() as u32);
+        b.put_slice(message);
+        b.freeze()
+    }
+
+    fn id(name: &str) -> Option<SecretIdentifier> {
+        Some(SecretIdentifier {
+            name: name.into(),
+            domain: "development".into(),
+            project: "flytesnacks".into(),
+            ..Default::default()
+        })
+    }
+
+    fn create(name: &str) -> Bytes {
+        let req = CreateSecretRequest {
+            id: id(name),
+            secret_spec: Some(SecretSpec {
+                value: Some(secret_spec::Value::StringValue(format!("value of {name}"))),
+                ..Default::default()
+            }),
+        };
+        envelope(0, &req.encode_to_vec())
+    }
+
+    fn get(name: &str) -> Bytes {
+        envelope(
+            0,
+            &GetSecretRequest {
+                id: id(name),
+                ..Default::default()
+            }
+            .encode_to_vec(),
+        )
+    }
+
+    /// A request as a client sends it: POST `method`, the given headers (gRPC's content type
+    /// unless one is given), the body in `chunks`, then optional trailers.
+    #[derive(Clone)]
+    struct Sent {
+        method: Method,
+        path: String,
+        headers: Vec<(&'static str, &'static str)>,
+        chunks: Vec<Bytes>,
+        trailers: Option<HeaderMap>,
+    }
+
+    fn sent(rpc: &str, body: Bytes) -> Sent {
+        Sent {
+            method: Method::POST,
+            path: format!("{PREFIX}{rpc}"),
+            headers: vec![("content-type", "application/grpc"), ("te", "trailers")],
+            chunks: vec![body],
+            trailers: None,
+        }
+    }
+
+    impl Sent {
+        fn header(mut self, name: &'static str, value: &'static str) -> Self {
+            self.headers.retain(|(n, _)| *n != name);
+            self.headers.push((name, value));
+            self
+        }
+
+        fn request(&self) -> Request<TestBody> {
+            let mut frames: Vec<_> = self
+                .chunks
+                .iter()
+                .cloned()
+                .map(Frame::data)
+                .map(Ok)
+                .collect();
+            if let Some(t) = &self.trailers {
+                frames.push(Ok(Frame::trailers(t.clone())));
+            }
+            let mut req = Request::builder()
+                .method(self.method.clone())
+                .uri(&self.path)
+                .version(http::Version::HTTP_2);
+            for (n, v) in &self.headers {
+                req = req.header(*n, *v);
+            }
+            req.body(StreamBody::new(stream::iter(frames))).unwrap()
+        }
+    }
+
+    /// Everything a client sees of an answer.
+    #[derive(Debug, PartialEq)]
+    struct Seen {
+        status: http::StatusCode,
+        headers: HeaderMap,
+        data: Vec<u8>,
+        trailers: Option<HeaderMap>,
+    }
+
+    async fn seen(resp: Response<Body>) -> Seen {
+        let (parts, body) = resp.into_parts();
+        let collected = body.collect().await.unwrap();
+        let trailers = collected.trailers().cloned();
+        Seen {
+            status: parts.status,
+            headers: parts.headers,
+            data: collected.to_bytes().to_vec(),
+            trailers,
+        }
+    }
+
+    /// Sends `direct` through [`serve`] and `reference` straight to tonic, on the same service,
+    /// and checks that the answers are equal and that `serve` took `path`. Returns the answer.
+    async fn same_as_tonic(
+        app: &(Arc<SecretService>, SecretServiceServer<GrpcSecretService>),
+        direct: Sent,
+        reference: Sent,
+        path: Path,
+    ) -> Seen {
+        let (resp, took) = serve(&app.0, &app.1, direct.request()).await;
+        let ours = seen(resp).await;
+        let theirs = seen(to_tonic(&app.1, reference.request()).await).await;
+        assert_eq!(ours, theirs, "{} {:?}", direct.path, direct.headers);
+        assert_eq!(took, path, "{} {:?}", direct.path, direct.headers);
+        ours
+    }
+
+    fn grpc_status(seen: &Seen) -> &str {
+        seen.trailers
+            .as_ref()
+            .and_then(|t| t.get("grpc-status"))
+            .or(seen.headers.get("grpc-status"))
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("none")
+    }
+
+    /// Every RPC, its errors, and every odd form of request: answered exactly as tonic answers
+    /// them, the usual form directly and the rest by tonic itself.
+    #[tokio::test]
+    async fn every_answer_is_the_one_tonic_gives() {
+        let app = apps();
+        use Path::{Direct, Tonic};
+        let check =
+            |direct: Sent, reference: Sent, path| same_as_tonic(&app, direct, reference, path);
+
+        // Not found, then created (each way creating its own secret), then already there.
+        let missing = check(
+            sent("GetSecret", get("a")),
+            sent("GetSecret", get("a")),
+            Direct,
+        )
+        .await;
+        assert_eq!(grpc_status(&missing), "5");
+        let made = check(
+            sent("CreateSecret", create("a")),
+            sent("CreateSecret", create("b")),
+            Direct,
+        )
+        .await;
+        assert_eq!(grpc_status(&made), "0");
+        let again = check(
+            sent("CreateSecret", create("a")),
+            sent("CreateSecret", create("a")),
+            Direct,
+        )
+        .await;
+        assert_eq!(grpc_status(&again), "6");
+        // Invalid arguments, with the service's message percent-encoded by tonic's rules.
+        let bad = check(
+            sent("CreateSecret", create("")),
+            sent("CreateSecret", create("")),
+            Direct,
+        )
+        .await;
+        assert_eq!(grpc_status(&bad), "3");
+        // A read, with and without gzip accepted (a small answer goes uncompressed either way).
+        let got = check(
+            sent("GetSecret", get("a")),
+            sent("GetSecret", get("a")),
+            Direct,
+        )
+        .await;
+        assert_eq!(grpc_status(&got), "0");
+        assert!(!got.data.is_empty());
+        let gz =
+            sent("GetSecret", get("a")).header("grpc-accept-encoding", "identity, deflate, gzip");
+        let got = check(gz.clone(), gz, Direct).await;
+        assert_eq!(got.headers["grpc-encoding"], "gzip");
+        assert_eq!(got.data[0], 0, "under the compression threshold");
+        // Updates and deletes.
+        let update = UpdateSecretRequest {
+            id: id("a"),
+            secret_spec: Some(SecretSpec {
+                value: Some(secret_spec::Value::StringValue("new".into())),
+                ..Default::default()
+            }),
+        };
+        let update = sent("UpdateSecret", envelope(0, &update.encode_to_vec()));
+        check(update.clone(), update, Direct).await;
+        let delete = |name| {
+            sent(
+                "DeleteSecret",
+                envelope(
+                    0,
+                    &DeleteSecretRequest {
+                        id: id(name),
+                        ..Default::default()
+                    }
+                    .encode_to_vec(),
+                ),
+            )
+        };
+        let gone = check(delete("a"), delete("b"), Direct).await;
+        assert_eq!(grpc_status(&gone), "0");
+        let gone = check(delete("a"), delete("a"), Direct).await;
+        assert_eq!(grpc_status(&gone), "5");
+        // A list over the compression threshold, gzip-compressed when the client accepts it.
+        for i in 0..40 {
+            let name = format!("listed-{i:02}");
+            let (resp, _) = serve(
+                &app.0,
+                &app.1,
+                sent("CreateSecret", create(&name)).request(),
+            )
+            .await;
+            assert_eq!(grpc_status(&seen(resp).await), "0");
+        }
+        let list = ListSecretsRequest {
+            domain: "development".into(),
+            project: "flytesnacks".into(),
+            ..Default::default()
+        };
+        let list = sent("ListSecrets", envelope(0, &list.encode_to_vec()));
+        let plain = check(list.clone(), list.clone(), Direct).await;
+        assert!(plain.data.len() > COMPRESS_MIN_BYTES && plain.data[0] == 0);
+        let list = list.header("grpc-accept-encoding", "gzip");
+        let packed = check(list.clone(), list, Direct).await;
+        assert_eq!(packed.data[0], 1, "compressed");
+        assert!(packed.data.len() < plain.data.len());
+        // The message split over frames, `application/grpc+proto`, and request trailers.
+        let mut split =
+            sent("GetSecret", Bytes::new()).header("content-type", "application/grpc+proto");
+        let whole = get("listed-01");
+        split.chunks = vec![whole.slice(..3), whole.slice(3..9), whole.slice(9..)];
+        split.trailers = Some(HeaderMap::from_iter([(
+            http::HeaderName::from_static("x-trailer"),
+            HeaderValue::from_static("1"),
+        )]));
+        let got = check(split.clone(), split, Direct).await;
+        assert_eq!(grpc_status(&got), "0");
+
+        // Everything else is tonic's to answer.
+        let message = GetSecretRequest {
+            id: id("listed-01"),
+            ..Default::default()
+        }
+        .encode_to_vec();
+        let mut gzipped = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gzipped.write_all(&message).unwrap();
+        let gzipped = gzipped.finish().unwrap();
+        let mut two = get("listed-01").to_vec();
+        two.extend_from_slice(&get("listed-02"));
+        let mut get_method = sent("GetSecret", get("listed-01"));
+        get_method.method = Method::GET;
+        let odd = [
+            (
+                "compressed",
+                sent("GetSecret", envelope(1, &gzipped)).header("grpc-encoding", "gzip"),
+                Some("0"),
+            ),
+            (
+                "compressed without an encoding",
+                sent("GetSecret", envelope(1, &gzipped)),
+                Some("13"),
+            ),
+            (
+                "an unknown encoding",
+                sent("GetSecret", get("listed-01")).header("grpc-encoding", "br"),
+                Some("12"),
+            ),
+            (
+                "truncated",
+                sent("GetSecret", get("listed-01").slice(..8)),
+                Some("13"),
+            ),
+            (
+                "two messages",
+                sent("GetSecret", Bytes::from(two)),
+                Some("0"),
+            ),
+            ("no message", sent("GetSecret", Bytes::new()), Some("13")),
+            (
+                "not protobuf",
+                sent("GetSecret", envelope(0, b"\xff\xff\xff")),
+                Some("13"),
+            ),
+            (
+                "oversized",
+                sent(
+                    "CreateSecret",
+                    envelope(0, &vec![0x0a; MAX_REQUEST_BYTES + 1]),
+                ),
+                Some("11"),
+            ),
+            // tonic decodes protobuf whatever the subtype says; not pinned here.
+            (
+                "another content type",
+                sent("GetSecret", get("listed-01")).header("content-type", "application/grpc+json"),
+                None,
+            ),
+            ("GET", get_method, Some("0")),
+            (
+                "an unknown method",
+                sent("NoSuchRpc", get("listed-01")),
+                Some("12"),
+            ),
+        ];
+        for (what, request, status) in odd {
+            let answer = check(request.clone(), request, Tonic).await;
+            if let Some(status) = status {
+                assert_eq!(grpc_status(&answer), status, "{what}: {answer:?}");
+            }
+        }
+    }
+
+    /// A body that fails mid-read is given to tonic with what was read and the error.
+    #[tokio::test]
+    async fn a_failing_body_goes_to_tonic_with_its_error() {
+        let (svc, tonic) = apps();
+        let whole = get("x");
+        let frames: Vec<Result<Frame<Bytes>, std::io::Error>> = vec![
+            Ok(Frame::data(whole.slice(..4))),
+            Err(std::io::Error::other("connection reset")),
+        ];
+        let req = Request::post(format!("{PREFIX}GetSecret"))
+            .header("content-type", "application/grpc")
+            .body(StreamBody::new(stream::iter(frames)))
+            .unwrap();
+        let (resp, took) = serve(&svc, &tonic, req).await;
+        assert_eq!(took, Path::Tonic);
+        let answer = seen(resp).await;
+        assert_ne!(grpc_status(&answer), "0");
+        assert_eq!(
+            answer.headers["grpc-message"], "connection%20reset",
+            "{answer:?}"
+        );
+    }
+}
