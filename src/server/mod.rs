@@ -211,6 +211,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
     tokio::spawn(readiness::prepare(app.clone()));
+    let _timers = pipeline::TimerWheelKeeper::start();
     let Guard { tls, auth, audit } = guard;
     let tls = tls.map(Arc::new);
     let edge = Arc::new(Guard {
