@@ -15,7 +15,6 @@ which accepts gzip, so its responses are compressed (as the Go service compresse
 """
 import glob
 import json
-import http.client
 import os
 import re
 import shutil
@@ -26,52 +25,20 @@ import time
 import grpc
 from flyteidl2.secret import definition_pb2, payload_pb2
 
-NAME, DOMAIN, PROJECT = "load_bench", "development", "flytesnacks"
+import bench_server
 
 
 def main() -> None:
-    binary = sys.argv[1]
+    binary = os.path.abspath(sys.argv[1])
     n = int(sys.argv[2]) if len(sys.argv) > 2 else 300
     out = f"/tmp/flytesecret-callgrind-{os.getpid()}"
-    env = dict(os.environ)  # RUST_LOG unset: the default configuration (info logs)
-    env.pop("KUBERNETES_SERVICE_HOST", None)
-    server = subprocess.Popen(
-        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}.%p", binary, "serve",
-         "--secret.server.port", "0", "--kube-api-listen", "127.0.0.1:0",
-         "--secret.webhookURL", "", "--ephemeral"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True, cwd="/tmp")
-    service = kube_api = None
-    while service is None or kube_api is None:
-        line = server.stdout.readline()
-        if not line:
-            sys.exit("the server exited")
-        if m := re.search(r"embedded Kubernetes API on http://(\S+)", line):
-            kube_api = m.group(1)
-        if m := re.search(r"SecretService on http://(\S+)", line):
-            service = m.group(1)
-
-    def connect(addr: str) -> http.client.HTTPConnection:
-        host, port = addr.rsplit(":", 1)
-        return http.client.HTTPConnection(host, int(port))
-
-    svc, kube = connect(service), connect(kube_api)
-    ident = {"name": NAME, "domain": DOMAIN, "project": PROJECT}
-    create = json.dumps({"id": ident, "secretSpec": {"stringValue": "v"}})
-    for _ in range(100):  # the namespace is created at startup, shortly after the port opens
-        svc.request("POST", "/flyteidl2.secret.SecretService/CreateSecret", create,
-                    {"content-type": "application/json"})
-        r = svc.getresponse()
-        r.read()
-        if r.status == 200:
-            break
-        time.sleep(0.2)
-    else:
-        sys.exit("could not create the secret")
-    kube.request("GET", "/api/v1/namespaces/flyte/secrets", headers={"accept": "application/json"})
-    obj = json.loads(kube.getresponse().read())["items"][0]["metadata"]["name"]
+    server, service, kube_api = bench_server.start(
+        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}.%p", binary])
+    svc, kube = bench_server.connect(service), bench_server.connect(kube_api)
+    obj = bench_server.create_secret(svc, kube)
+    ident = bench_server.IDENT
     proto = payload_pb2.GetSecretRequest(
-        id=definition_pb2.SecretIdentifier(name=NAME, domain=DOMAIN, project=PROJECT)
-    ).SerializeToString()
+        id=definition_pb2.SecretIdentifier(**ident)).SerializeToString()
     as_json = json.dumps({"id": ident})
     rpc = grpc.insecure_channel(service).unary_unary("/flyteidl2.secret.SecretService/GetSecret")
 

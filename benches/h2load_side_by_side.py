@@ -18,65 +18,37 @@ RPC's ratios to both floors (throughput, and CPU per request).
     cargo build --release
     target/clients/venv-clients/bin/python benches/h2load_side_by_side.py target/release/flytesecret [SECONDS] [CLIENTS]
 """
-import http.client
 import json
 import os
 import re
 import struct
 import subprocess
 import sys
-import time
 
 from flyteidl2.secret import definition_pb2, payload_pb2
 
-IDENT = {"name": "load_bench", "domain": "development", "project": "flytesnacks"}
-
+import bench_server
 
 def main() -> None:
     binary = os.path.abspath(sys.argv[1])
     seconds = sys.argv[2] if len(sys.argv) > 2 else "5"
     clients = sys.argv[3] if len(sys.argv) > 3 else "64"
-    server = subprocess.Popen(
-        [binary, "serve", "--secret.server.port", "0", "--kube-api-listen", "127.0.0.1:0",
-         "--secret.webhookURL", "", "--ephemeral"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd="/tmp")
+    server, service, kube_api = bench_server.start([binary])
     try:
-        run_all(server, seconds, clients)
+        run_all(server, service, kube_api, seconds, clients)
     finally:
         server.terminate()
         server.wait()
 
 
-def run_all(server: subprocess.Popen, seconds: str, clients: str) -> None:
-    service = kube_api = None
-    while service is None or kube_api is None:
-        line = server.stdout.readline()
-        if not line:
-            sys.exit("the server exited")
-        if m := re.search(r"embedded Kubernetes API on http://(\S+)", line):
-            kube_api = m.group(1)
-        if m := re.search(r"SecretService on http://(\S+)", line):
-            service = m.group(1)
-    svc, kube = connect(service), connect(kube_api)
-    create = json.dumps({"id": IDENT, "secretSpec": {"stringValue": "v"}})
-    for _ in range(100):  # the namespace is created shortly after the port opens
-        svc.request("POST", "/flyteidl2.secret.SecretService/CreateSecret", create,
-                    {"content-type": "application/json"})
-        r = svc.getresponse()
-        r.read()
-        if r.status == 200:
-            break
-        time.sleep(0.2)
-    else:
-        sys.exit("could not create the secret")
-    kube.request("GET", "/api/v1/namespaces/flyte/secrets", headers={"accept": "application/json"})
-    obj = json.loads(kube.getresponse().read())["items"][0]["metadata"]["name"]
-
+def run_all(server, service: str, kube_api: str, seconds: str, clients: str) -> None:
+    svc, kube = bench_server.connect(service), bench_server.connect(kube_api)
+    obj = bench_server.create_secret(svc, kube)
     proto = payload_pb2.GetSecretRequest(
-        id=definition_pb2.SecretIdentifier(**IDENT)).SerializeToString()
+        id=definition_pb2.SecretIdentifier(**bench_server.IDENT)).SerializeToString()
     bodies = {
         "proto": proto,
-        "json": json.dumps({"id": IDENT}).encode(),
+        "json": json.dumps({"id": bench_server.IDENT}).encode(),
         "grpc": b"\0" + struct.pack(">I", len(proto)) + proto,
     }
     for kind, body in bodies.items():
@@ -122,11 +94,6 @@ def run_all(server: subprocess.Popen, seconds: str, clients: str) -> None:
         print(f"{label:18s} {rate / h1[0]:10.2f} {per / h1[1]:7.2f} {rate / h2[0]:11.2f} {per / h2[1]:7.2f}")
     for kind in bodies:
         os.remove(body(kind))
-
-
-def connect(addr: str) -> http.client.HTTPConnection:
-    host, port = addr.rsplit(":", 1)
-    return http.client.HTTPConnection(host, int(port))
 
 
 if __name__ == "__main__":
