@@ -3,8 +3,11 @@
 //! the `grpc-status` trailer. Every answer is the one tonic gives for the same request (a test
 //! sends each kind of request both ways and compares status, headers, body and trailers), and
 //! a request in any other form (compressed, malformed, oversized, not POST, another content
-//! type, a message that does not decode) is handed to the tonic server with its body as read,
-//! so tonic remains the one source of gRPC's edge-case behaviour.
+//! type, a message that does not decode, a second message) is handed to the tonic server with
+//! its body as read so far and the rest unread, at the point where tonic would answer by
+//! itself (so a bad header is answered at once even while the client keeps the stream open):
+//! tonic remains the one source of gRPC's edge-case behaviour. Memory per request is bounded
+//! as tonic bounds it: at most the announced message, which is at most [`MAX_REQUEST_BYTES`].
 //!
 //! Why: tonic's unary path (a boxed `async_trait` future, its streaming decoder and encoder
 //! and their header handling) costs about as much again as the RPC's own work here.
@@ -12,6 +15,10 @@
 use super::grpc::{COMPRESS_MIN_BYTES, GrpcSecretService, status};
 use super::{Body, MAX_REQUEST_BYTES};
 use crate::proto::flyteidl2::secret::secret_service_server::SecretServiceServer;
+use crate::proto::flyteidl2::secret::{
+    CreateSecretRequest, DeleteSecretRequest, GetSecretRequest, ListSecretsRequest,
+    UpdateSecretRequest,
+};
 use crate::service::{RpcError, SecretService};
 use bytes::{BufMut as _, Bytes, BytesMut};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, header};
@@ -46,39 +53,66 @@ where
     B: HttpBody<Data = Bytes> + Send + Unpin + 'static,
     B::Error: Into<BoxError> + Send,
 {
-    let Some(method) = usual_form(&req) else {
+    let Some(rpc) = usual_form(&req) else {
         return (to_tonic(tonic, req).await, Path::Tonic);
     };
     let (parts, body) = req.into_parts();
-    let read = match read_whole(body).await {
+    // As tonic reads a unary request: the envelope's header, then its message, decoded as soon
+    // as it is complete; then the end of the body. A step that tonic would answer early (a
+    // bad header, a message that does not decode, a second message) is given to tonic there,
+    // with the body as read so far and the rest still unread.
+    let read = match read_envelope(body).await {
         Ok(read) => read,
-        Err(replay) => {
-            let req = Request::from_parts(parts, replay);
-            return (to_tonic(tonic, req).await, Path::Tonic);
-        }
+        Err(replay) => return (replayed(tonic, parts, replay).await, Path::Tonic),
     };
+    let Some(decoded) = Decoded::of(rpc, &read.data[ENVELOPE..]) else {
+        return (replayed(tonic, parts, read.replay()).await, Path::Tonic);
+    };
+    if let Err(replay) = read_end(read).await {
+        return (replayed(tonic, parts, replay).await, Path::Tonic);
+    }
     let gzip = accepts_gzip(&parts.headers);
-    let answer = match message_of(&read.data) {
-        None => None,
-        Some(message) => match method {
-            Rpc::Create => run(message, gzip, |r| svc.create(r)).await,
-            Rpc::Update => run(message, gzip, |r| svc.update(r)).await,
-            Rpc::Get => run(message, gzip, |r| svc.get(r)).await,
-            Rpc::Delete => run(message, gzip, |r| svc.delete(r)).await,
-            Rpc::List => run(message, gzip, |r| svc.list(r)).await,
-        },
+    let response = match decoded {
+        Decoded::Create(r) => answer(svc.create(r).await, gzip),
+        Decoded::Update(r) => answer(svc.update(r).await, gzip),
+        Decoded::Get(r) => answer(svc.get(r).await, gzip),
+        Decoded::Delete(r) => answer(svc.delete(r).await, gzip),
+        Decoded::List(r) => answer(svc.list(r).await, gzip),
     };
-    match answer {
-        Some(response) => (response, Path::Direct),
-        None => {
-            let replay = Replay::<B> {
-                data: Some(read.data),
-                trailers: read.trailers,
-                ..Replay::default()
-            };
-            let req = Request::from_parts(parts, replay);
-            (to_tonic(tonic, req).await, Path::Tonic)
-        }
+    (response, Path::Direct)
+}
+
+async fn replayed<B>(
+    tonic: &SecretServiceServer<GrpcSecretService>,
+    parts: http::request::Parts,
+    replay: Replay<B>,
+) -> Response<Body>
+where
+    B: HttpBody<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: Into<BoxError> + Send,
+{
+    to_tonic(tonic, Request::from_parts(parts, replay)).await
+}
+
+/// A request message, decoded.
+enum Decoded {
+    Create(CreateSecretRequest),
+    Update(UpdateSecretRequest),
+    Get(GetSecretRequest),
+    Delete(DeleteSecretRequest),
+    List(ListSecretsRequest),
+}
+
+impl Decoded {
+    fn of(rpc: Rpc, message: &[u8]) -> Option<Decoded> {
+        use prost::Message as _;
+        Some(match rpc {
+            Rpc::Create => Decoded::Create(CreateSecretRequest::decode(message).ok()?),
+            Rpc::Update => Decoded::Update(UpdateSecretRequest::decode(message).ok()?),
+            Rpc::Get => Decoded::Get(GetSecretRequest::decode(message).ok()?),
+            Rpc::Delete => Decoded::Delete(DeleteSecretRequest::decode(message).ok()?),
+            Rpc::List => Decoded::List(ListSecretsRequest::decode(message).ok()?),
+        })
     }
 }
 
@@ -123,27 +157,12 @@ fn accepts_gzip(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.split(',').any(|e| e.trim() == "gzip"))
 }
 
-/// The one uncompressed message of a body that is exactly one envelope.
-fn message_of(data: &[u8]) -> Option<&[u8]> {
-    let (head, message) = data.split_first_chunk::<ENVELOPE>()?;
-    let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
-    (head[0] == 0 && len == message.len()).then_some(message)
-}
-
-/// Decodes the request, runs the RPC and renders its answer; `None` when the message does not
-/// decode (tonic then gives its own error).
-async fn run<Req, Resp, F, Fut>(message: &[u8], gzip: bool, rpc: F) -> Option<Response<Body>>
-where
-    Req: prost::Message + Default,
-    Resp: prost::Message,
-    F: FnOnce(Req) -> Fut,
-    Fut: Future<Output = Result<Resp, RpcError>>,
-{
-    let req = Req::decode(message).ok()?;
-    Some(match rpc(req).await {
-        Ok(resp) => success(&resp, gzip),
+/// The RPC's answer: its message, or its error as tonic renders it (trailers only).
+fn answer<M: prost::Message>(result: Result<M, RpcError>, gzip: bool) -> Response<Body> {
+    match result {
+        Ok(message) => success(&message, gzip),
         Err(e) => status(e).into_http(),
-    })
+    }
 }
 
 /// A successful answer: the message in one envelope (gzip-compressed from
@@ -161,13 +180,13 @@ fn success<M: prost::Message>(message: &M, gzip: bool) -> Response<Body> {
             .finish()
             .expect("compressing into memory does not fail")
             .into_inner();
-        let compressed = (data.len() - ENVELOPE) as u32;
+        let compressed = u32::try_from(data.len() - ENVELOPE).expect("answers are far below 4 GiB");
         data[1..ENVELOPE].copy_from_slice(&compressed.to_be_bytes());
         data.freeze()
     } else {
         let mut data = BytesMut::with_capacity(ENVELOPE + len);
         data.put_u8(0);
-        data.put_u32(len as u32);
+        data.put_u32(u32::try_from(len).expect("answers are far below 4 GiB"));
         message
             .encode(&mut data)
             .expect("the buffer has the message's length");
@@ -204,65 +223,120 @@ where
     }
 }
 
-/// A request body read to its end.
-struct Whole {
+/// A request body's first envelope, complete, and the rest of the body.
+struct Envelope<B> {
+    /// The envelope: its header and exactly the message it announces.
     data: Bytes,
-    trailers: Option<HeaderMap>,
+    rest: B,
 }
 
-/// Reads the body to its end; past [`MAX_REQUEST_BYTES`] plus an envelope, or on a read error,
-/// gives back a body that replays what was read and then the rest, for tonic.
-async fn read_whole<B>(mut body: B) -> Result<Whole, Replay<B>>
+impl<B> Envelope<B> {
+    fn replay(self) -> Replay<B> {
+        Replay {
+            data: Some(self.data),
+            rest: Some(self.rest),
+            ..Replay::default()
+        }
+    }
+}
+
+/// Reads the first envelope. Gives the body back for tonic as soon as tonic would answer by
+/// itself: a header with the compression flag or a length over [`MAX_REQUEST_BYTES`] (tonic's
+/// `max_decoding_message_size`), bytes beyond the envelope, or a body that ends (or fails)
+/// before the envelope is complete.
+async fn read_envelope<B>(mut body: B) -> Result<Envelope<B>, Replay<B>>
 where
-    B: HttpBody<Data = Bytes> + Send + Unpin,
+    B: HttpBody<Data = Bytes> + Unpin,
     B::Error: Into<BoxError>,
 {
-    let mut data = Bytes::new();
-    let mut more = BytesMut::new();
-    let mut trailers = None;
+    let mut data = BytesMut::new();
+    let mut whole = None;
     loop {
+        if whole.is_some_and(|whole| data.len() >= whole) {
+            break;
+        }
         match body.frame().await {
-            None => break,
             Some(Ok(frame)) => match frame.into_data() {
-                Ok(chunk) => {
-                    if data.is_empty() && more.is_empty() {
-                        data = chunk;
-                    } else {
-                        if more.is_empty() {
-                            more.extend_from_slice(&data);
-                        }
-                        more.extend_from_slice(&chunk);
-                    }
-                    if data.len().max(more.len()) > MAX_REQUEST_BYTES + ENVELOPE {
-                        return Err(Replay {
-                            data: Some(joined(data, more)),
-                            rest: Some(body),
-                            ..Replay::default()
-                        });
-                    }
+                Ok(chunk) => data.extend_from_slice(&chunk),
+                Err(frame) => {
+                    return Err(Replay {
+                        data: Some(data.freeze()),
+                        trailers: frame.into_trailers().ok(),
+                        ..Replay::default()
+                    });
                 }
-                Err(frame) => trailers = frame.into_trailers().ok(),
             },
+            None => {
+                return Err(Replay {
+                    data: Some(data.freeze()),
+                    ..Replay::default()
+                });
+            }
             Some(Err(e)) => {
                 return Err(Replay {
-                    data: Some(joined(data, more)),
+                    data: Some(data.freeze()),
                     error: Some(e.into()),
                     ..Replay::default()
                 });
             }
         }
+        if whole.is_none() && data.len() >= ENVELOPE {
+            let len = u32::from_be_bytes([data[1], data[2], data[3], data[4]]) as usize;
+            if data[0] != 0 || len > MAX_REQUEST_BYTES {
+                return Err(Replay {
+                    data: Some(data.freeze()),
+                    rest: Some(body),
+                    ..Replay::default()
+                });
+            }
+            data.reserve((ENVELOPE + len).saturating_sub(data.len()));
+            whole = Some(ENVELOPE + len);
+        }
     }
-    Ok(Whole {
-        data: joined(data, more),
-        trailers,
+    if whole.is_some_and(|whole| data.len() > whole) {
+        return Err(Replay {
+            data: Some(data.freeze()),
+            rest: Some(body),
+            ..Replay::default()
+        });
+    }
+    Ok(Envelope {
+        data: data.freeze(),
+        rest: body,
     })
 }
 
-fn joined(first: Bytes, more: BytesMut) -> Bytes {
-    if more.is_empty() {
-        first
-    } else {
-        more.freeze()
+/// Waits for the end of the body after its one envelope (its trailers, if any, are read and
+/// dropped, as the service ignores request metadata). A second message goes to tonic.
+async fn read_end<B>(mut read: Envelope<B>) -> Result<(), Replay<B>>
+where
+    B: HttpBody<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    loop {
+        match read.rest.frame().await {
+            None => return Ok(()),
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(chunk) if chunk.is_empty() => {}
+                Ok(chunk) => {
+                    let mut data = BytesMut::from(read.data);
+                    data.extend_from_slice(&chunk);
+                    return Err(Replay {
+                        data: Some(data.freeze()),
+                        rest: Some(read.rest),
+                        ..Replay::default()
+                    });
+                }
+                Err(_trailers) => {}
+            },
+            Some(Err(e)) => {
+                return Err(Replay {
+                    data: Some(read.data),
+                    error: Some(e.into()),
+                    ..Replay::default()
+                });
+            }
+        }
     }
 }
 
@@ -351,13 +425,16 @@ impl HttpBody for Unary {
 mod tests {
     use super::*;
     use crate::proto::flyteidl2::secret::*;
+    use futures_util::StreamExt as _;
     use futures_util::stream;
     use http_body_util::StreamBody;
     use prost::Message as _;
     use std::convert::Infallible;
     use std::sync::Arc;
+    use std::time::Duration;
+    use tokio::time::timeout;
 
-    type TestBody = StreamBody<stream::Iter<std::vec::IntoIter<Result<Frame<Bytes>, Infallible>>>>;
+    type TestBody = StreamBody<stream::BoxStream<'static, Result<Frame<Bytes>, Infallible>>>;
 
     fn apps() -> (Arc<SecretService>, SecretServiceServer<GrpcSecretService>) {
         let engine = crate::kubeapi::Engine::ephemeral();
@@ -371,6 +448,13 @@ mod tests {
         let service = Arc::new(SecretService::new(kube, Default::default(), None));
         let (tonic, _) = super::super::grpc_services(&service);
         (service, tonic)
+    }
+
+    fn envelope_header(flag: u8, len: usize) -> Bytes {
+        let mut b = BytesMut::new();
+        b.put_u8(flag);
+        b.put_u32(len as u32);
+        b.freeze()
     }
 
     fn envelope(flag: u8, message: &[u8]) -> Bytes {
@@ -421,6 +505,8 @@ mod tests {
         headers: Vec<(&'static str, &'static str)>,
         chunks: Vec<Bytes>,
         trailers: Option<HeaderMap>,
+        /// The client never ends the body (no END_STREAM after the chunks).
+        open: bool,
     }
 
     fn sent(rpc: &str, body: Bytes) -> Sent {
@@ -430,10 +516,27 @@ mod tests {
             headers: vec![("content-type", "application/grpc"), ("te", "trailers")],
             chunks: vec![body],
             trailers: None,
+            open: false,
         }
     }
 
     impl Sent {
+        fn tap(mut self, f: impl FnOnce(&mut Self)) -> Self {
+            f(&mut self);
+            self
+        }
+
+        fn open(mut self) -> Self {
+            self.open = true;
+            self
+        }
+
+        fn in_chunks(mut self, size: usize) -> Self {
+            let whole: Vec<u8> = self.chunks.concat();
+            self.chunks = whole.chunks(size).map(Bytes::copy_from_slice).collect();
+            self
+        }
+
         fn header(mut self, name: &'static str, value: &'static str) -> Self {
             self.headers.retain(|(n, _)| *n != name);
             self.headers.push((name, value));
@@ -458,13 +561,23 @@ mod tests {
             for (n, v) in &self.headers {
                 req = req.header(*n, *v);
             }
-            req.body(StreamBody::new(stream::iter(frames))).unwrap()
+            let frames = stream::iter(frames);
+            let body = if self.open {
+                frames.chain(stream::pending()).boxed()
+            } else {
+                frames.boxed()
+            };
+            req.body(StreamBody::new(body)).unwrap()
         }
     }
 
     /// Everything a client sees of an answer.
     #[derive(Debug, PartialEq)]
     struct Seen {
+        /// What hyper reads of the body before sending the head: an exact size becomes a
+        /// `content-length`, an ended body a HEADERS frame with END_STREAM.
+        exact_size: Option<u64>,
+        ended: bool,
         status: http::StatusCode,
         headers: HeaderMap,
         data: Vec<u8>,
@@ -473,9 +586,12 @@ mod tests {
 
     async fn seen(resp: Response<Body>) -> Seen {
         let (parts, body) = resp.into_parts();
+        let (exact_size, ended) = (body.size_hint().exact(), body.is_end_stream());
         let collected = body.collect().await.unwrap();
         let trailers = collected.trailers().cloned();
         Seen {
+            exact_size,
+            ended,
             status: parts.status,
             headers: parts.headers,
             data: collected.to_bytes().to_vec(),
@@ -491,9 +607,16 @@ mod tests {
         reference: Sent,
         path: Path,
     ) -> Seen {
-        let (resp, took) = serve(&app.0, &app.1, direct.request()).await;
+        // A body left open must be answered without waiting for its end, both ways.
+        let limit = Duration::from_secs(10);
+        let (resp, took) = timeout(limit, serve(&app.0, &app.1, direct.request()))
+            .await
+            .expect("answered");
         let ours = seen(resp).await;
-        let theirs = seen(to_tonic(&app.1, reference.request()).await).await;
+        let theirs = timeout(limit, to_tonic(&app.1, reference.request()))
+            .await
+            .expect("answered");
+        let theirs = seen(theirs).await;
         assert_eq!(ours, theirs, "{} {:?}", direct.path, direct.headers);
         assert_eq!(took, path, "{} {:?}", direct.path, direct.headers);
         ours
@@ -561,6 +684,39 @@ mod tests {
         let got = check(gz.clone(), gz, Direct).await;
         assert_eq!(got.headers["grpc-encoding"], "gzip");
         assert_eq!(got.data[0], 0, "under the compression threshold");
+        // Codecs the server does not send are passed over, whatever their place in the list.
+        let zstd = sent("GetSecret", get("a")).header("grpc-accept-encoding", "zstd, gzip");
+        let got = check(zstd.clone(), zstd, Direct).await;
+        assert_eq!(got.headers["grpc-encoding"], "gzip");
+        // A message of no bytes decodes to the empty request: an id that names no secret.
+        let empty = sent("GetSecret", envelope(0, &[]));
+        let none = check(empty.clone(), empty, Direct).await;
+        assert_eq!(grpc_status(&none), "5");
+        // A message of exactly the largest size accepted is still read and decoded (the
+        // service then refuses a value that large).
+        let mut value = CreateSecretRequest {
+            id: id("largest"),
+            secret_spec: Some(SecretSpec {
+                value: Some(secret_spec::Value::BinaryValue(vec![
+                    7;
+                    MAX_REQUEST_BYTES - 100
+                ])),
+                ..Default::default()
+            }),
+        };
+        let fill = MAX_REQUEST_BYTES - value.encoded_len();
+        if let Some(SecretSpec {
+            value: Some(secret_spec::Value::BinaryValue(v)),
+            ..
+        }) = &mut value.secret_spec
+        {
+            v.extend(std::iter::repeat_n(7, fill));
+        }
+        assert_eq!(value.encoded_len(), MAX_REQUEST_BYTES);
+        let largest =
+            sent("CreateSecret", envelope(0, &value.encode_to_vec())).in_chunks(16 * 1024);
+        let refused = check(largest.clone(), largest, Direct).await;
+        assert_ne!(grpc_status(&refused), "0");
         // Updates and deletes.
         let update = UpdateSecretRequest {
             id: id("a"),
@@ -589,8 +745,15 @@ mod tests {
         let gone = check(delete("a"), delete("a"), Direct).await;
         assert_eq!(grpc_status(&gone), "5");
         // A list over the compression threshold, gzip-compressed when the client accepts it.
-        for i in 0..40 {
-            let name = format!("listed-{i:02}");
+        for i in 0..360 {
+            let name = format!(
+                "listed-{i:02}{}",
+                if i < 40 {
+                    String::new()
+                } else {
+                    "x".repeat(150)
+                }
+            );
             let (resp, _) = serve(
                 &app.0,
                 &app.1,
@@ -606,7 +769,12 @@ mod tests {
         };
         let list = sent("ListSecrets", envelope(0, &list.encode_to_vec()));
         let plain = check(list.clone(), list.clone(), Direct).await;
-        assert!(plain.data.len() > COMPRESS_MIN_BYTES && plain.data[0] == 0);
+        // Past 64 KiB: more than one of the gzip encoders' internal buffers.
+        assert!(
+            plain.data.len() > 64 * 1024 && plain.data[0] == 0,
+            "{}",
+            plain.data.len()
+        );
         let list = list.header("grpc-accept-encoding", "gzip");
         let packed = check(list.clone(), list, Direct).await;
         assert_eq!(packed.data[0], 1, "compressed");
@@ -683,6 +851,57 @@ mod tests {
                 None,
             ),
             ("GET", get_method, Some("0")),
+            // Answered by tonic before the body ends: the header alone decides, or the
+            // message as soon as it is complete.
+            (
+                "a length over the limit, the body left open",
+                sent("CreateSecret", envelope(0, &[0; 16]).slice(..5))
+                    .open()
+                    .tap(|s| s.chunks[0] = envelope_header(0, MAX_REQUEST_BYTES + 1)),
+                Some("11"),
+            ),
+            (
+                "compressed without an encoding, the body left open",
+                sent("GetSecret", envelope(1, &gzipped)).open(),
+                Some("13"),
+            ),
+            (
+                "not protobuf, the body left open",
+                sent("GetSecret", envelope(0, b"\xff\xff\xff")).open(),
+                Some("13"),
+            ),
+            (
+                "oversized, in many frames",
+                sent(
+                    "CreateSecret",
+                    envelope(0, &vec![0x0a; MAX_REQUEST_BYTES + 1]),
+                )
+                .in_chunks(16 * 1024),
+                Some("11"),
+            ),
+            (
+                "a second, large message after the first",
+                sent("GetSecret", {
+                    let mut two = get("listed-01").to_vec();
+                    let large = GetSecretRequest {
+                        id: id(&"n".repeat(300 * 1024)),
+                        ..Default::default()
+                    };
+                    two.extend_from_slice(&envelope(0, &large.encode_to_vec()));
+                    Bytes::from(two)
+                })
+                .in_chunks(get("listed-01").len()),
+                Some("0"),
+            ),
+            (
+                "the start of a second header in the envelope's frame",
+                sent("GetSecret", {
+                    let mut more = get("listed-01").to_vec();
+                    more.extend_from_slice(&[0, 0]);
+                    Bytes::from(more)
+                }),
+                Some("13"),
+            ),
             (
                 "an unknown method",
                 sent("NoSuchRpc", get("listed-01")),

@@ -67,7 +67,8 @@ pub type AuthLayer =
 /// request at 61k Connect requests/s (`perf stat -e syscalls:sys_enter_write`), none with this
 /// keeper. A timer due within [`Self::PERIOD`] keeps the planned wake-up at most that far
 /// ahead, so only deadlines shorter than that still wake the driver. It costs one wake-up per
-/// period while the process is idle.
+/// period while the process is idle. Under a paused test clock it makes time advance in steps
+/// of the period whenever the runtime idles, so tests with paused time do not start it.
 pub struct TimerWheelKeeper(tokio::task::JoinHandle<()>);
 
 impl TimerWheelKeeper {
