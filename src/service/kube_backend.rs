@@ -192,11 +192,16 @@ fn metadata_get(namespace: &str, name: &str) -> Result<http::Request<Vec<u8>>, K
     if name.is_empty() {
         return Err(KubeError::Other("a non-empty name is required".into()));
     }
+    const NAMESPACES: &str = "/api/v1/namespaces/";
+    const SECRETS: &str = "/secrets/";
+    let mut path =
+        String::with_capacity(NAMESPACES.len() + namespace.len() + SECRETS.len() + name.len());
+    for part in [NAMESPACES, namespace, SECRETS, name] {
+        path.push_str(part);
+    }
     let mut request = http::Request::new(Vec::new());
     // From the String itself: `parse` would copy it first.
-    *request.uri_mut() =
-        http::Uri::try_from(format!("/api/v1/namespaces/{namespace}/secrets/{name}"))
-            .map_err(|e| KubeError::Other(e.to_string()))?;
+    *request.uri_mut() = http::Uri::try_from(path).map_err(|e| KubeError::Other(e.to_string()))?;
     let headers = request.headers_mut();
     headers.insert(ACCEPT, HeaderValue::from_static(METADATA_ACCEPT));
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
