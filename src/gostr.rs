@@ -190,7 +190,12 @@ pub fn parse_go_duration(s: &str) -> Result<Duration, String> {
         total += n * scale;
         rest = &rest[unit_len..];
     }
-    Ok(Duration::from_secs_f64(total))
+    // Go's durations are int64 nanoseconds: anything longer (about 292 years) is invalid
+    // there, and a sum too large for `Duration` (or infinite) is no duration here either.
+    Duration::try_from_secs_f64(total)
+        .ok()
+        .filter(|d| d.as_nanos() <= i64::MAX as u128)
+        .ok_or_else(err)
 }
 
 #[cfg(test)]

@@ -746,5 +746,19 @@ mod tests {
             Duration::ZERO
         );
         assert!(crate::gostr::parse_go_duration("abc").is_err());
+        // Longer than Go's int64 nanoseconds, or than any Duration (found by fuzzing: it
+        // panicked in Duration::from_secs_f64): an invalid duration, as Go says.
+        assert_eq!(
+            crate::gostr::parse_go_duration("2562047h").unwrap(),
+            Duration::from_secs(2_562_047 * 3600)
+        );
+        let huge = format!("{}s", "9".repeat(400)); // infinite as a float
+        for long in ["2562048h", "1m304444444444444444444444444444444444s", &huge] {
+            assert_eq!(
+                crate::gostr::parse_go_duration(&long),
+                Err(format!("time: invalid duration \"{long}\"")),
+                "{long}"
+            );
+        }
     }
 }
