@@ -163,14 +163,33 @@ async fn drain(resp: http::Response<tonic::body::Body>) -> String {
 
 /// gRPC framing: the 5-byte message prefix, compression flag, gzip, the protobuf message.
 /// Connect streaming envelopes are the same bytes (the server bridges them onto these routes).
+/// SecretService calls go through the server's own gRPC entry (its direct unary path, which
+/// hands every other form to tonic), and the same request also goes to tonic alone on an
+/// identically seeded service: the two must give the same HTTP and gRPC status.
 pub fn grpc(data: &[u8]) -> String {
+    use flytesecret::server::grpc_unary;
     let (svc, _engine) = service();
-    let req = framed_request(data, &["application/grpc", "application/grpc+proto"]);
+    let (reference, _reference_engine) = service();
+    let content_types = ["application/grpc", "application/grpc+proto"];
+    let req = framed_request(data, &content_types);
+    let same = framed_request(data, &content_types);
     runtime().block_on(async {
-        match tower::ServiceExt::oneshot(grpc_routes(svc), req).await {
-            Ok(resp) => drain(resp).await,
+        let ours = if req.uri().path().starts_with(grpc_unary::PREFIX) {
+            let (secret, _) = flytesecret::server::grpc_services(&svc);
+            grpc_unary::serve(&svc, &secret, req).await.0
+        } else {
+            match tower::ServiceExt::oneshot(grpc_routes(svc), req).await {
+                Ok(resp) => resp,
+                Err(never) => match never {},
+            }
+        };
+        let theirs = match tower::ServiceExt::oneshot(grpc_routes(reference), same).await {
+            Ok(resp) => resp,
             Err(never) => match never {},
-        }
+        };
+        let (ours, theirs) = (drain(ours).await, drain(theirs).await);
+        assert_eq!(ours, theirs, "the direct gRPC path and tonic disagree");
+        ours
     })
 }
 

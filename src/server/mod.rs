@@ -8,7 +8,7 @@ pub mod connect;
 mod connect_stream;
 mod deadline;
 pub mod grpc;
-mod grpc_unary;
+pub mod grpc_unary;
 pub mod pipeline;
 mod readiness;
 pub mod rest;
