@@ -755,7 +755,7 @@ mod tests {
         let huge = format!("{}s", "9".repeat(400)); // infinite as a float
         for long in ["2562048h", "1m304444444444444444444444444444444444s", &huge] {
             assert_eq!(
-                crate::gostr::parse_go_duration(&long),
+                crate::gostr::parse_go_duration(long),
                 Err(format!("time: invalid duration \"{long}\"")),
                 "{long}"
             );
