@@ -183,13 +183,16 @@ pub async fn handle(
         Ok(b) => b,
         Err(e) => return error_response(&e),
     };
+    // The writes' and ListSecrets' futures are boxed: held inline, the largest (UpdateSecret,
+    // ~9 KB) would set the size of every request's future, GetSecret's too, and every move of
+    // it in the pipeline would copy that much.
     let work = async {
         match procedure {
-            "CreateSecret" => call(codec, &body, |r| svc.create(r)).await,
-            "UpdateSecret" => call(codec, &body, |r| svc.update(r)).await,
+            "CreateSecret" => call(codec, &body, |r| Box::pin(svc.create(r))).await,
+            "UpdateSecret" => call(codec, &body, |r| Box::pin(svc.update(r))).await,
             "GetSecret" => call(codec, &body, |r| svc.get(r)).await,
-            "DeleteSecret" => call(codec, &body, |r| svc.delete(r)).await,
-            "ListSecrets" => call(codec, &body, |r| svc.list(r)).await,
+            "DeleteSecret" => call(codec, &body, |r| Box::pin(svc.delete(r))).await,
+            "ListSecrets" => call(codec, &body, |r| Box::pin(svc.list(r))).await,
             _ => {
                 let cluster = svc.settings().cluster_name.clone();
                 call(codec, &body, |r| async move {

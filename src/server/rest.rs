@@ -89,7 +89,7 @@ pub async fn handle(
         match (method, name) {
             (&Method::POST, None) => {
                 let req: CreateSecretRequest = parse_body(&body)?;
-                Ok(Some(json_response(200, &svc.create(req).await?)))
+                Ok(Some(json_response(200, &Box::pin(svc.create(req)).await?)))
             }
             (&Method::GET, None) => {
                 let get = |k: &str| q.get(k).cloned().unwrap_or_default();
@@ -110,14 +110,14 @@ pub async fn handle(
                     token: get("token"),
                     ..Default::default()
                 };
-                Ok(Some(json_response(200, &svc.list(req).await?)))
+                Ok(Some(json_response(200, &Box::pin(svc.list(req)).await?)))
             }
             (&Method::PUT, Some(name)) => {
                 let mut req: UpdateSecretRequest = parse_body(&body)?;
                 let mut id = req.id.take().unwrap_or_default();
                 id.name = name;
                 req.id = Some(id);
-                Ok(Some(json_response(200, &svc.update(req).await?)))
+                Ok(Some(json_response(200, &Box::pin(svc.update(req)).await?)))
             }
             (&Method::GET, Some(name)) => {
                 let req = GetSecretRequest {
@@ -131,7 +131,7 @@ pub async fn handle(
                     id: Some(id_from(&name, &q)),
                     include_system_secrets: false,
                 };
-                Ok(Some(json_response(200, &svc.delete(req).await?)))
+                Ok(Some(json_response(200, &Box::pin(svc.delete(req)).await?)))
             }
             _ => Ok(None),
         }
