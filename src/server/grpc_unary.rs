@@ -641,14 +641,11 @@ mod tests {
         use Path::{Direct, Tonic};
         let check =
             |direct: Sent, reference: Sent, path| same_as_tonic(&app, direct, reference, path);
+        // The same request both ways, answered directly.
+        let direct = |sent: Sent| same_as_tonic(&app, sent.clone(), sent, Direct);
 
         // Not found, then created (each way creating its own secret), then already there.
-        let missing = check(
-            sent("GetSecret", get("a")),
-            sent("GetSecret", get("a")),
-            Direct,
-        )
-        .await;
+        let missing = direct(sent("GetSecret", get("a"))).await;
         assert_eq!(grpc_status(&missing), "5");
         let made = check(
             sent("CreateSecret", create("a")),
@@ -657,42 +654,27 @@ mod tests {
         )
         .await;
         assert_eq!(grpc_status(&made), "0");
-        let again = check(
-            sent("CreateSecret", create("a")),
-            sent("CreateSecret", create("a")),
-            Direct,
-        )
-        .await;
+        let again = direct(sent("CreateSecret", create("a"))).await;
         assert_eq!(grpc_status(&again), "6");
         // Invalid arguments, with the service's message percent-encoded by tonic's rules.
-        let bad = check(
-            sent("CreateSecret", create("")),
-            sent("CreateSecret", create("")),
-            Direct,
-        )
-        .await;
+        let bad = direct(sent("CreateSecret", create(""))).await;
         assert_eq!(grpc_status(&bad), "3");
         // A read, with and without gzip accepted (a small answer goes uncompressed either way).
-        let got = check(
-            sent("GetSecret", get("a")),
-            sent("GetSecret", get("a")),
-            Direct,
-        )
-        .await;
+        let got = direct(sent("GetSecret", get("a"))).await;
         assert_eq!(grpc_status(&got), "0");
         assert!(!got.data.is_empty());
         let gz =
             sent("GetSecret", get("a")).header("grpc-accept-encoding", "identity, deflate, gzip");
-        let got = check(gz.clone(), gz, Direct).await;
+        let got = direct(gz).await;
         assert_eq!(got.headers["grpc-encoding"], "gzip");
         assert_eq!(got.data[0], 0, "under the compression threshold");
         // Codecs the server does not send are passed over, whatever their place in the list.
         let zstd = sent("GetSecret", get("a")).header("grpc-accept-encoding", "zstd, gzip");
-        let got = check(zstd.clone(), zstd, Direct).await;
+        let got = direct(zstd).await;
         assert_eq!(got.headers["grpc-encoding"], "gzip");
         // A message of no bytes decodes to the empty request: an id that names no secret.
         let empty = sent("GetSecret", envelope(0, &[]));
-        let none = check(empty.clone(), empty, Direct).await;
+        let none = direct(empty).await;
         assert_eq!(grpc_status(&none), "5");
         // A message of exactly the largest size accepted is still read and decoded (the
         // service then refuses a value that large).
@@ -717,7 +699,7 @@ mod tests {
         assert_eq!(value.encoded_len(), MAX_REQUEST_BYTES);
         let largest =
             sent("CreateSecret", envelope(0, &value.encode_to_vec())).in_chunks(16 * 1024);
-        let refused = check(largest.clone(), largest, Direct).await;
+        let refused = direct(largest).await;
         assert_ne!(grpc_status(&refused), "0");
         // Updates and deletes.
         let update = UpdateSecretRequest {
@@ -728,7 +710,7 @@ mod tests {
             }),
         };
         let update = sent("UpdateSecret", envelope(0, &update.encode_to_vec()));
-        check(update.clone(), update, Direct).await;
+        direct(update).await;
         let delete = |name| {
             sent(
                 "DeleteSecret",
@@ -744,7 +726,7 @@ mod tests {
         };
         let gone = check(delete("a"), delete("b"), Direct).await;
         assert_eq!(grpc_status(&gone), "0");
-        let gone = check(delete("a"), delete("a"), Direct).await;
+        let gone = direct(delete("a")).await;
         assert_eq!(grpc_status(&gone), "5");
         // A list over the compression threshold, gzip-compressed when the client accepts it.
         for i in 0..360 {
@@ -770,7 +752,7 @@ mod tests {
             ..Default::default()
         };
         let list = sent("ListSecrets", envelope(0, &list.encode_to_vec()));
-        let plain = check(list.clone(), list.clone(), Direct).await;
+        let plain = direct(list.clone()).await;
         // Past 64 KiB: more than one of the gzip encoders' internal buffers.
         assert!(
             plain.data.len() > 64 * 1024 && plain.data[0] == 0,
@@ -778,7 +760,7 @@ mod tests {
             plain.data.len()
         );
         let list = list.header("grpc-accept-encoding", "gzip");
-        let packed = check(list.clone(), list, Direct).await;
+        let packed = direct(list).await;
         assert_eq!(packed.data[0], 1, "compressed");
         assert!(packed.data.len() < plain.data.len());
         // The message split over frames, `application/grpc+proto`, and request trailers.
@@ -790,7 +772,7 @@ mod tests {
             http::HeaderName::from_static("x-trailer"),
             HeaderValue::from_static("1"),
         )]));
-        let got = check(split.clone(), split, Direct).await;
+        let got = direct(split).await;
         assert_eq!(grpc_status(&got), "0");
 
         // Everything else is tonic's to answer.
