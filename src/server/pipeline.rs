@@ -439,6 +439,11 @@ mod tests {
             .with_writer(move || writer.clone())
             .finish();
         let _default = tracing::subscriber::set_default(subscriber);
+        // Other tests build pipelines on other threads with no subscriber; a callsite they
+        // registered while this subscriber was being set can keep the interest "never"
+        // (tracing computes it from the subscribers it saw at registration). Recompute it now
+        // that this one exists.
+        tracing::callsite::rebuild_interest_cache();
         let mut served = Served::start(build(app(None), 8, None)).await;
         let (status, _) = served.get("/healthz").await;
         assert_eq!(status, 200);
