@@ -1658,6 +1658,16 @@ mod tests {
         let (starts, held) = hold_syncs_as_configured(&store, 2);
         let first = put_in_background(&store, "first");
         assert_eq!(starts.recv_timeout(ANSWER).unwrap(), 0);
+        // A worker woken for "first" may arrive after another already took it; it must be back
+        // asleep before the next writes are staged, or it would (rightly) take them itself.
+        let deadline = Instant::now() + ANSWER;
+        while store.shared.lock().idle < SYNCERS - 1 {
+            assert!(
+                Instant::now() < deadline,
+                "the other log workers did not go idle"
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
         let queued = |store: &Store| store.shared.lock().queued.len();
         let mut waiting: Vec<_> = (1..OVERLAP_AT)
             .map(|i| put_in_background(&store, &format!("w{i}")))
