@@ -439,15 +439,20 @@ mod tests {
             .with_writer(move || writer.clone())
             .finish();
         let _default = tracing::subscriber::set_default(subscriber);
-        // Other tests build pipelines on other threads with no subscriber; a callsite they
-        // registered while this subscriber was being set can keep the interest "never"
-        // (tracing computes it from the subscribers it saw at registration). Recompute it now
-        // that this one exists.
-        tracing::callsite::rebuild_interest_cache();
-        let mut served = Served::start(build(app(None), 8, None)).await;
-        let (status, _) = served.get("/healthz").await;
-        assert_eq!(status, 200);
-        served.close().await;
+        // Other tests build pipelines on other threads with no subscriber. A callsite whose
+        // registration there straddles this subscriber's arrival keeps the interest "never"
+        // (tracing computes it from the subscribers it saw, then publishes the callsite), even
+        // past a rebuild made before it was published. So: one request registers every
+        // callsite on the path, a rebuild then sees them all, and the second request is the
+        // one whose logs count.
+        for _ in 0..2 {
+            tracing::callsite::rebuild_interest_cache();
+            captured.0.lock().unwrap().clear();
+            let mut served = Served::start(build(app(None), 8, None)).await;
+            let (status, _) = served.get("/healthz").await;
+            assert_eq!(status, 200);
+            served.close().await;
+        }
         String::from_utf8(captured.0.lock().unwrap().clone()).unwrap()
     }
 
