@@ -8,6 +8,7 @@ pub mod consumption;
 pub mod gostr;
 pub mod invalidation;
 pub mod k8s_rules;
+pub mod k8s_wire;
 pub mod kubeapi;
 pub mod kubeconfig;
 pub mod listener;

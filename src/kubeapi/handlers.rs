@@ -227,6 +227,10 @@ pub fn get_secret(
         Representation::Partial(version) => {
             partial::write_object(&mut body, version.api_version(), &s.meta)
         }
+        Representation::PartialProtobuf(version) => {
+            super::protobuf::write_partial(&mut body, version.api_version(), &s.meta);
+            return Ok(super::status::protobuf_reply(body));
+        }
         // The list form never reaches a single object (negotiation refuses it).
         Representation::Json | Representation::PartialList(_) => {
             object::write_secret(&mut body, s, true)

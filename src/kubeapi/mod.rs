@@ -115,9 +115,11 @@ fn endpoint(route: &Route<'_>, method: &Method) -> Option<Endpoint> {
     match route {
         Route::Secrets(_) if method == Method::GET => Some(Endpoint::List(Kind::Secret)),
         Route::Secrets(Some(_)) if method == Method::POST => Some(Endpoint::Object(Kind::Secret)),
+        Route::Secret(..) if method == Method::GET => Some(Endpoint::Get(Kind::Secret)),
         Route::Secret(..) if object => Some(Endpoint::Object(Kind::Secret)),
         Route::Namespaces if method == Method::GET => Some(Endpoint::List(Kind::Namespace)),
         Route::Namespaces if method == Method::POST => Some(Endpoint::Object(Kind::Namespace)),
+        Route::Namespace(_) if method == Method::GET => Some(Endpoint::Get(Kind::Namespace)),
         Route::Namespace(_) if object => Some(Endpoint::Object(Kind::Namespace)),
         Route::Discovery(_) if method == Method::GET => Some(Endpoint::Discovery),
         _ => None,

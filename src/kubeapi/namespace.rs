@@ -113,6 +113,11 @@ pub fn get(db: &Db, name: &str, representation: Representation) -> Result<Reply,
                 "application/json",
             ))
         }
+        Representation::PartialProtobuf(version) => {
+            let mut body = Vec::with_capacity(256);
+            super::protobuf::write_partial(&mut body, version.api_version(), &ns.meta);
+            Ok(super::status::protobuf_reply(body))
+        }
         // The list form never reaches a single object (negotiation refuses it).
         Representation::Json | Representation::PartialList(_) => {
             Ok(json_reply(200, &encode_namespace(&ns, true)))
@@ -152,7 +157,8 @@ pub fn list(db: &Db, call: &Call<'_>) -> Result<Reply, ApiError> {
                 items.iter().map(|n| &n.meta),
             ));
         }
-        Representation::Json | Representation::Partial(_) => {}
+        // A list is never answered in a single object's form (negotiation sees to it).
+        Representation::Json | Representation::Partial(_) | Representation::PartialProtobuf(_) => {}
     }
     Ok(json_reply(
         200,

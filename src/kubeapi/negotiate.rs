@@ -59,7 +59,10 @@ impl Kind {
 /// What answers the request, which decides the transformations it allows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Endpoint {
-    /// A verb whose answer is one object (get, create, update, patch, delete).
+    /// A read of one object (get): like [`Endpoint::Object`], and its metadata-only form may be
+    /// answered in protobuf.
+    Get(Kind),
+    /// Another verb whose answer is one object (create, update, patch, delete).
     Object(Kind),
     /// A list.
     List(Kind),
@@ -78,6 +81,8 @@ pub enum Representation {
     Table(MetaVersion),
     /// `PartialObjectMetadata`: of the object, or of each watched object.
     Partial(MetaVersion),
+    /// One object's `PartialObjectMetadata` in protobuf (a get only).
+    PartialProtobuf(MetaVersion),
     /// `PartialObjectMetadataList` of a list.
     PartialList(MetaVersion),
     /// A metadata-only form of the wrong shape. The API server finds out only when it transforms
@@ -304,7 +309,7 @@ fn produce(convert: Option<Convert<'_>>, endpoint: Endpoint) -> Representation {
         .expect("only meta.k8s.io/v1 and v1beta1 transformations are allowed");
     match (c.kind, endpoint) {
         ("Table", _) => Representation::Table(version),
-        ("PartialObjectMetadata", Endpoint::Object(_) | Endpoint::Watch(_)) => {
+        ("PartialObjectMetadata", Endpoint::Get(_) | Endpoint::Object(_) | Endpoint::Watch(_)) => {
             Representation::Partial(version)
         }
         ("PartialObjectMetadata", Endpoint::List(kind)) => Representation::Refused(Refusal {
@@ -314,12 +319,13 @@ fn produce(convert: Option<Convert<'_>>, endpoint: Endpoint) -> Representation {
         ("PartialObjectMetadataList", Endpoint::List(_)) => Representation::PartialList(version),
         // On a watch the API server opens the stream and ends it at the first event it cannot
         // encode; the engine refuses it up front instead.
-        ("PartialObjectMetadataList", Endpoint::Object(kind) | Endpoint::Watch(kind)) => {
-            Representation::Refused(Refusal {
-                asked_list: true,
-                go_type: kind.go_type(),
-            })
-        }
+        (
+            "PartialObjectMetadataList",
+            Endpoint::Get(kind) | Endpoint::Object(kind) | Endpoint::Watch(kind),
+        ) => Representation::Refused(Refusal {
+            asked_list: true,
+            go_type: kind.go_type(),
+        }),
         _ => unreachable!("options allows no other transformation"),
     }
 }
@@ -338,6 +344,12 @@ fn decide(ranges: &[Range<'_>], endpoint: Endpoint) -> Result<Representation, Ap
                 // The API server would stream YAML's missing stream serializer into a 406.
                 Serializer::Yaml if matches!(endpoint, Endpoint::Watch(_)) => {
                     return Err(ApiError::not_acceptable_stream());
+                }
+                // One object's metadata is written in protobuf too.
+                Serializer::Protobuf if matches!(endpoint, Endpoint::Get(_)) => {
+                    if let Representation::Partial(version) = produce(convert, endpoint) {
+                        return Ok(Representation::PartialProtobuf(version));
+                    }
                 }
                 // Answered in YAML or protobuf by the API server; not written here.
                 Serializer::Yaml | Serializer::Protobuf => {}
@@ -360,16 +372,26 @@ pub fn negotiate(accept: Option<&str>, endpoint: Endpoint) -> Result<Representat
     parsed(header, endpoint)
 }
 
-/// The Accept of kube's `get_metadata` (and client-go's metadata client).
+/// The Accept of kube's `get_metadata`.
 const PARTIAL_V1: &str = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1";
+
+/// The Accept of client-go's metadata client on a get (and the service's GetSecret).
+const PARTIAL_PROTOBUF_V1: &str = crate::k8s_wire::PARTIAL_OBJECT_METADATA_ACCEPT;
 
 /// The Accept headers nearly every request carries (kube-rs and client-go: plain JSON, and a
 /// metadata-only read), decided without parsing. Each answer is the one [`parsed`] gives
 /// (a test compares them on every endpoint).
 fn common(header: &str, endpoint: Endpoint) -> Option<Representation> {
     match (header, endpoint) {
-        ("application/json", Endpoint::Object(_) | Endpoint::List(_)) => Some(Representation::Json),
-        (PARTIAL_V1, Endpoint::Object(_)) => Some(Representation::Partial(MetaVersion::V1)),
+        ("application/json", Endpoint::Get(_) | Endpoint::Object(_) | Endpoint::List(_)) => {
+            Some(Representation::Json)
+        }
+        (PARTIAL_V1, Endpoint::Get(_) | Endpoint::Object(_)) => {
+            Some(Representation::Partial(MetaVersion::V1))
+        }
+        (PARTIAL_PROTOBUF_V1, Endpoint::Get(_)) => {
+            Some(Representation::PartialProtobuf(MetaVersion::V1))
+        }
         _ => None,
     }
 }
@@ -408,7 +430,7 @@ fn parsed(header: &str, endpoint: Endpoint) -> Result<Representation, ApiError> 
 mod tests {
     use super::*;
     use MetaVersion::{V1, V1beta1};
-    use Representation::{Json, Partial, PartialList, Table};
+    use Representation::{Json, Partial, PartialList, PartialProtobuf, Table};
 
     const SECRET: Endpoint = Endpoint::Object(Kind::Secret);
     const SECRETS: Endpoint = Endpoint::List(Kind::Secret);
@@ -432,11 +454,18 @@ mod tests {
     fn the_common_headers_get_what_parsing_them_gives() {
         let endpoints = [Kind::Secret, Kind::Namespace]
             .into_iter()
-            .flat_map(|k| [Endpoint::Object(k), Endpoint::List(k), Endpoint::Watch(k)])
+            .flat_map(|k| {
+                [
+                    Endpoint::Get(k),
+                    Endpoint::Object(k),
+                    Endpoint::List(k),
+                    Endpoint::Watch(k),
+                ]
+            })
             .chain([Endpoint::Discovery]);
         let mut decided = 0;
         for endpoint in endpoints {
-            for header in ["application/json", PARTIAL_V1] {
+            for header in ["application/json", PARTIAL_V1, PARTIAL_PROTOBUF_V1] {
                 if let Some(known) = common(header, endpoint) {
                     decided += 1;
                     let by_parsing = parsed(header, endpoint).map_err(|_| "refused");
@@ -444,7 +473,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(decided, 6, "the common headers decided on these endpoints");
+        assert_eq!(decided, 12, "the common headers decided on these endpoints");
     }
 
     fn outcome(accept: Option<&str>, endpoint: Endpoint) -> Want {
@@ -566,6 +595,69 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// A get is answered like the other single-object verbs, except that one object's
+    /// metadata-only form asked for in protobuf is written in protobuf (client-go's metadata
+    /// client and the service's GetSecret list it first). Every other protobuf range is still
+    /// passed over, and the other verbs and the watch still get the JSON form listed next.
+    #[test]
+    fn a_get_alone_gets_its_metadata_in_protobuf() {
+        const PB_PARTIAL: &str =
+            "application/vnd.kubernetes.protobuf;as=PartialObjectMetadata;g=meta.k8s.io;v=v1";
+        let cases: &[(&str, Want)] = &[
+            (PARTIAL_PROTOBUF_V1, Is(PartialProtobuf(V1))),
+            (PB_PARTIAL, Is(PartialProtobuf(V1))),
+            (
+                "application/vnd.kubernetes.protobuf;as=PartialObjectMetadata;g=meta.k8s.io;v=v1beta1",
+                Is(PartialProtobuf(V1beta1)),
+            ),
+            (
+                "application/json;q=0.5,application/vnd.kubernetes.protobuf;as=PartialObjectMetadata;g=meta.k8s.io;v=v1",
+                Is(PartialProtobuf(V1)),
+            ),
+            (
+                "application/json,application/vnd.kubernetes.protobuf;as=PartialObjectMetadata;g=meta.k8s.io;v=v1",
+                Is(Json),
+            ),
+            (
+                "application/vnd.kubernetes.protobuf;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json",
+                Is(Json),
+            ),
+            (
+                "application/vnd.kubernetes.protobuf;as=Table;v=v1;g=meta.k8s.io,application/json",
+                Is(Json),
+            ),
+            (
+                "application/vnd.kubernetes.protobuf;as=PartialObjectMetadata;g=other.io;v=v1,application/json",
+                Is(Json),
+            ),
+            (
+                "application/vnd.kubernetes.protobuf,application/json",
+                Is(Json),
+            ),
+            ("application/vnd.kubernetes.protobuf", NotAcceptable(ANY)),
+        ];
+        for kind in [Kind::Secret, Kind::Namespace] {
+            for (accept, want) in cases {
+                assert_eq!(
+                    &outcome(Some(accept), Endpoint::Get(kind)),
+                    want,
+                    "{accept} on a get of {kind:?}"
+                );
+            }
+        }
+        for endpoint in [SECRET, WATCH] {
+            assert_eq!(
+                outcome(Some(PARTIAL_PROTOBUF_V1), endpoint),
+                Is(Partial(V1))
+            );
+            assert_eq!(outcome(Some(PB_PARTIAL), endpoint), NotAcceptable(ANY));
+        }
+        assert_eq!(
+            outcome(Some(PARTIAL_PROTOBUF_V1), SECRETS),
+            NotAcceptable(ONE_OF_LIST)
+        );
     }
 
     #[test]

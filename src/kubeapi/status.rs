@@ -474,6 +474,17 @@ pub fn json_bytes_reply(code: u16, mut bytes: Vec<u8>, content_type: &'static st
         .expect("static headers are valid")
 }
 
+/// A 200 with a protobuf body (`application/vnd.kubernetes.protobuf`), as written: unlike JSON,
+/// no newline follows the message.
+pub fn protobuf_reply(bytes: Vec<u8>) -> Reply {
+    let mut reply = Response::new(Bytes::from(bytes));
+    reply.headers_mut().insert(
+        header::CONTENT_TYPE,
+        http::HeaderValue::from_static(super::protobuf::CONTENT_TYPE),
+    );
+    reply
+}
+
 /// Plain-text replies (the unrouted 404, APF's 429).
 pub fn text_reply(code: u16, text: &'static str) -> Reply {
     Response::builder()

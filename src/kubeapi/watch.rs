@@ -190,7 +190,10 @@ impl Renderer {
                 return line(kind.as_str(), partial::value(version, meta));
             }
             // Negotiation answers a watch with no other form.
-            Representation::Json | Representation::PartialList(_) | Representation::Refused(_) => {
+            Representation::Json
+            | Representation::PartialList(_)
+            | Representation::PartialProtobuf(_)
+            | Representation::Refused(_) => {
                 return line(kind.as_str(), object_json(object));
             }
         };

@@ -182,11 +182,9 @@ impl TokenBucket {
     }
 }
 
-/// The Accept of a metadata-only read (kube's `get_metadata`, client-go's metadata client).
-const METADATA_ACCEPT: &str = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1";
-
 /// `GET /api/v1/namespaces/{namespace}/secrets/{name}` for the object's metadata alone: the
-/// same method, path and headers as kube's `Api::get_metadata`.
+/// method and path of kube's `Api::get_metadata`, with client-go's metadata client's Accept
+/// (protobuf first; [`read_head`] reads either form).
 fn metadata_get(namespace: &str, name: &str) -> Result<http::Request<Vec<u8>>, KubeError> {
     use http::header::{ACCEPT, CONTENT_TYPE, HeaderValue};
     if name.is_empty() {
@@ -203,9 +201,89 @@ fn metadata_get(namespace: &str, name: &str) -> Result<http::Request<Vec<u8>>, K
     // From the String itself: `parse` would copy it first.
     *request.uri_mut() = http::Uri::try_from(path).map_err(|e| KubeError::Other(e.to_string()))?;
     let headers = request.headers_mut();
-    headers.insert(ACCEPT, HeaderValue::from_static(METADATA_ACCEPT));
+    headers.insert(
+        ACCEPT,
+        HeaderValue::from_static(crate::k8s_wire::PARTIAL_OBJECT_METADATA_ACCEPT),
+    );
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     Ok(request)
+}
+
+/// Sends a metadata read and decodes the answer in the form the API server chose, by its
+/// Content-Type: protobuf, or JSON as kube's `Client::request` decodes it. An error answer
+/// becomes `kube::Error::Api` as kube makes it (the `Status` it carries, in either form; any
+/// other body, trimmed, as the message of a failure with the HTTP code).
+async fn read_head(
+    client: &kube::Client,
+    request: http::Request<Vec<u8>>,
+) -> Result<SecretHead, kube::Error> {
+    use http_body_util::BodyExt as _;
+    let response = client.send(request.map(kube::client::Body::from)).await?;
+    let (parts, body) = response.into_parts();
+    let bytes = body.collect().await?.to_bytes();
+    let protobuf = parts
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| c.starts_with(crate::k8s_wire::CONTENT_TYPE));
+    if parts.status.is_client_error() || parts.status.is_server_error() {
+        return Err(kube::Error::Api(
+            api_status(parts.status, protobuf, &bytes).boxed(),
+        ));
+    }
+    if protobuf {
+        SecretHead::from_protobuf(&bytes).map_err(|e| {
+            kube::Error::Service(
+                format!("decoding the API server's PartialObjectMetadata: {e}").into(),
+            )
+        })
+    } else {
+        serde_json::from_slice(&bytes).map_err(kube::Error::SerdeError)
+    }
+}
+
+/// The `Status` of an error answer.
+fn api_status(code: http::StatusCode, protobuf: bool, body: &[u8]) -> kube::core::Status {
+    use kube::core::Status;
+    use kube::core::response::{StatusCause, StatusDetails, StatusSummary};
+    use prost::Message as _;
+    if protobuf
+        && let Ok(envelope) = crate::k8s_wire::open(body)
+        && let Ok(s) = crate::k8s_wire::Status::decode(&envelope.raw[..])
+    {
+        return Status {
+            status: match s.status.as_str() {
+                "Success" => Some(StatusSummary::Success),
+                "Failure" => Some(StatusSummary::Failure),
+                _ => None,
+            },
+            code: u16::try_from(s.code).unwrap_or(0),
+            message: s.message,
+            metadata: None,
+            reason: s.reason,
+            details: s.details.map(|d| StatusDetails {
+                name: d.name,
+                group: d.group,
+                kind: d.kind,
+                uid: d.uid,
+                causes: d
+                    .causes
+                    .into_iter()
+                    .map(|c| StatusCause {
+                        reason: c.reason,
+                        message: c.message,
+                        field: c.field,
+                    })
+                    .collect(),
+                retry_after_seconds: u32::try_from(d.retry_after_seconds).unwrap_or(0),
+            }),
+        };
+    }
+    if !protobuf && let Ok(status) = serde_json::from_slice::<kube::core::Status>(body) {
+        return status;
+    }
+    let text = String::from_utf8_lossy(body);
+    Status::failure(text.trim(), "Failed to parse error data").with_code(code.as_u16())
 }
 
 pub struct KubeBackend {
@@ -280,7 +358,7 @@ impl KubeBackend {
     /// directly (kube's builder costs more than the rest of the request's preparation).
     pub async fn get_head(&self, namespace: &str, name: &str) -> Result<SecretHead, KubeError> {
         let request = metadata_get(namespace, name)?;
-        self.call(self.client.request::<SecretHead>(request)).await
+        self.call(read_head(&self.client, request)).await
     }
 
     pub async fn replace(
@@ -402,32 +480,47 @@ mod tests {
         );
     }
 
-    /// GetSecret's read is the request kube's `Api::get_metadata` sends (method, path, every
-    /// header), so the API server answers metadata alone and the value never leaves it.
-    #[tokio::test]
-    async fn get_head_sends_what_kubes_get_metadata_sends() {
-        use kube::Resource as _;
-        use std::sync::Arc;
-        type Seen = Arc<Mutex<Vec<(http::Method, String, http::HeaderMap)>>>;
-        let seen: Seen = Arc::default();
+    /// A kube client over one canned answer (status, content type, body), recording the
+    /// method, URI and headers of every request it gets.
+    #[allow(clippy::type_complexity)]
+    fn answering(
+        status: u16,
+        content_type: &'static str,
+        body: Vec<u8>,
+    ) -> (
+        kube::Client,
+        std::sync::Arc<Mutex<Vec<(http::Method, String, http::HeaderMap)>>>,
+    ) {
+        let seen: std::sync::Arc<Mutex<Vec<_>>> = Default::default();
         let recorder = seen.clone();
+        let body = bytes::Bytes::from(body);
         let service = tower::service_fn(move |req: http::Request<kube::client::Body>| {
-            let recorder = recorder.clone();
-            async move {
-                recorder.lock().unwrap().push((
-                    req.method().clone(),
-                    req.uri().to_string(),
-                    req.headers().clone(),
-                ));
-                let body = r#"{"kind":"PartialObjectMetadata","apiVersion":"meta.k8s.io/v1",
-                    "metadata":{"name":"abc","creationTimestamp":"2026-01-02T03:04:05Z",
-                    "labels":{"app.flyte.org/secret-type":"image-pull"}}}"#;
-                Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::new(
-                    bytes::Bytes::from(body),
-                )))
-            }
+            recorder.lock().unwrap().push((
+                req.method().clone(),
+                req.uri().to_string(),
+                req.headers().clone(),
+            ));
+            let answer = http::Response::builder()
+                .status(status)
+                .header(http::header::CONTENT_TYPE, content_type)
+                .body(http_body_util::Full::new(body.clone()))
+                .unwrap();
+            async move { Ok::<_, std::convert::Infallible>(answer) }
         });
-        let client = kube::Client::new(service, "flyte");
+        (kube::Client::new(service, "flyte"), seen)
+    }
+
+    /// GetSecret's read is the request kube's `Api::get_metadata` sends (method, path, every
+    /// header) but for its Accept, which is client-go's metadata client's (protobuf first, then
+    /// the same JSON form), so the API server answers metadata alone and the value never leaves
+    /// it. A JSON answer is read as kube reads it.
+    #[tokio::test]
+    async fn get_head_sends_kubes_metadata_get_asking_for_protobuf_first() {
+        use kube::Resource as _;
+        let body = r#"{"kind":"PartialObjectMetadata","apiVersion":"meta.k8s.io/v1",
+            "metadata":{"name":"abc","creationTimestamp":"2026-01-02T03:04:05Z",
+            "labels":{"app.flyte.org/secret-type":"image-pull"}}}"#;
+        let (client, seen) = answering(200, "application/json", body.into());
         let kube = KubeBackend::new(client.clone(), 0.0, 1, None);
         let head = kube.get_head("flyte", "abc").await.unwrap();
         assert_eq!(
@@ -443,17 +536,151 @@ mod tests {
             .get_metadata("abc")
             .await
             .unwrap();
-        let seen = seen.lock().unwrap();
+        let mut seen = seen.lock().unwrap();
         assert_eq!(seen.len(), 2);
+        let ours = seen[0].2.remove(http::header::ACCEPT).unwrap();
+        let kubes = seen[1].2.remove(http::header::ACCEPT).unwrap();
         assert_eq!(seen[0], seen[1], "ours, then kube's get_metadata");
         assert_eq!(seen[0].1, "/api/v1/namespaces/flyte/secrets/abc");
+        assert_eq!(ours, crate::k8s_wire::PARTIAL_OBJECT_METADATA_ACCEPT);
+        assert_eq!(
+            ours.to_str().unwrap().split(',').nth(1),
+            kubes.to_str().ok(),
+            "the JSON form kube asks for comes right after protobuf"
+        );
+    }
+
+    /// A protobuf answer (as the API server writes it: envelope, every string, the labels in
+    /// key order) gives the creation time and the interpreted labels, nothing else; an unset
+    /// time (an empty message) is none.
+    #[tokio::test]
+    async fn get_head_reads_a_protobuf_answer() {
+        use crate::k8s_wire::{put_bytes, put_envelope, put_map_entry, put_time, put_varint};
+        use kube::Resource as _;
+        let answer = |seconds: i64| {
+            let mut meta = Vec::new();
+            for (tag, s) in [
+                (1, "abc"),
+                (2, ""),
+                (3, "flyte"),
+                (4, ""),
+                (5, "u-1"),
+                (6, "7"),
+            ] {
+                put_bytes(&mut meta, tag, s.as_bytes());
+            }
+            put_varint(&mut meta, 7, 0);
+            put_time(&mut meta, 8, seconds);
+            put_map_entry(&mut meta, 11, "app.flyte.org/managed", "true");
+            put_map_entry(&mut meta, 11, "app.flyte.org/secret-type", "image-pull");
+            put_map_entry(&mut meta, 12, "note", "x");
+            let mut raw = Vec::new();
+            put_bytes(&mut raw, 1, &meta);
+            let mut body = Vec::new();
+            put_envelope(&mut body, "meta.k8s.io/v1", "PartialObjectMetadata", &raw);
+            body
+        };
+        let (client, _) = answering(
+            200,
+            "application/vnd.kubernetes.protobuf",
+            answer(1_767_323_045),
+        );
+        let head = KubeBackend::new(client, 0.0, 1, None)
+            .get_head("flyte", "abc")
+            .await
+            .unwrap();
+        let meta = head.meta();
+        assert_eq!(
+            meta.creation_timestamp.as_ref().unwrap().0.to_string(),
+            "2026-01-02T03:04:05Z"
+        );
+        let labels = meta.labels.as_ref().unwrap();
+        assert_eq!(
+            labels.iter().collect::<Vec<_>>(),
+            [(
+                &"app.flyte.org/secret-type".to_owned(),
+                &"image-pull".to_owned()
+            )]
+        );
+        let (client, _) = answering(200, "application/vnd.kubernetes.protobuf", answer(0));
+        let head = KubeBackend::new(client, 0.0, 1, None)
+            .get_head("flyte", "abc")
+            .await
+            .unwrap();
+        assert!(head.meta().creation_timestamp.is_none());
+    }
+
+    /// An error answer is the error kube's own `get_metadata` makes of it (a JSON Status, a
+    /// body that is no Status), and a protobuf Status gives the same error as its JSON form.
+    #[tokio::test]
+    async fn get_head_errors_are_kubes() {
+        let json_status = br#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"secrets \"abc\" not found","reason":"NotFound","details":{"name":"abc","kind":"secrets"},"code":404}"#.to_vec();
+        let answers: [(u16, &'static str, Vec<u8>); 4] = [
+            (404, "application/json", json_status.clone()),
+            (503, "text/plain", b"  upstream connect error \n".to_vec()),
+            (500, "application/json", Vec::new()),
+            (429, "application/json", br#"{"kind":"Status","code":429,"reason":"TooManyRequests","message":"slow down","details":{"retryAfterSeconds":1}}"#.to_vec()),
+        ];
+        for (code, content_type, body) in answers {
+            let (client, _) = answering(code, content_type, body.clone());
+            let ours = KubeBackend::new(client.clone(), 0.0, 1, None)
+                .get_head("flyte", "abc")
+                .await
+                .unwrap_err();
+            let kubes = KubeError::from(
+                Api::<Secret>::namespaced(client, "flyte")
+                    .get_metadata("abc")
+                    .await
+                    .unwrap_err(),
+            );
+            assert_eq!(format!("{ours:?}"), format!("{kubes:?}"), "{code} {body:?}");
+        }
+        // The protobuf form of the 404 above.
+        let mut status = Vec::new();
+        {
+            use crate::k8s_wire::{put_bytes, put_envelope, put_varint};
+            put_bytes(&mut status, 1, b"");
+            put_bytes(&mut status, 2, b"Failure");
+            put_bytes(&mut status, 3, br#"secrets "abc" not found"#);
+            put_bytes(&mut status, 4, b"NotFound");
+            let mut details = Vec::new();
+            put_bytes(&mut details, 1, b"abc");
+            put_bytes(&mut details, 2, b"");
+            put_bytes(&mut details, 3, b"secrets");
+            put_bytes(&mut status, 5, &details);
+            put_varint(&mut status, 6, 404);
+            let raw = status;
+            status = Vec::new();
+            put_envelope(&mut status, "v1", "Status", &raw);
+        }
+        let (client, _) = answering(404, "application/vnd.kubernetes.protobuf", status);
+        let from_protobuf = KubeBackend::new(client, 0.0, 1, None)
+            .get_head("flyte", "abc")
+            .await
+            .unwrap_err();
+        let (client, _) = answering(404, "application/json", json_status);
+        let from_json = KubeBackend::new(client, 0.0, 1, None)
+            .get_head("flyte", "abc")
+            .await
+            .unwrap_err();
+        assert_eq!(format!("{from_protobuf:?}"), format!("{from_json:?}"));
         assert!(
-            seen[0].2[http::header::ACCEPT]
-                .to_str()
-                .unwrap()
-                .contains("as=PartialObjectMetadata"),
-            "{:?}",
-            seen[0].2
+            matches!(&from_protobuf, KubeError::Api { code: 404, reason, .. } if reason == "NotFound"),
+            "{from_protobuf:?}"
+        );
+        // A success that does not decode is an error that says what failed.
+        let (client, _) = answering(
+            200,
+            "application/vnd.kubernetes.protobuf",
+            b"k8s\0\x0a\xff".to_vec(),
+        );
+        let broken = KubeBackend::new(client, 0.0, 1, None)
+            .get_head("flyte", "abc")
+            .await
+            .unwrap_err();
+        assert!(
+            broken.to_string().contains("PartialObjectMetadata"),
+            "{broken}"
         );
     }
 

@@ -1,8 +1,8 @@
 //! [`SecretHead`]: what GetSecret reads of a stored Secret. The service interprets two labels
 //! and the creation time, nothing else, so it asks the API server for the object's metadata
-//! alone (`PartialObjectMetadata`, like kube's `Api::get_metadata`: the value never leaves the
-//! API server) and keeps only those three fields while decoding, skipping the rest of the JSON
-//! without allocating for it.
+//! alone (`PartialObjectMetadata`, like client-go's metadata client: the value never leaves the
+//! API server), in protobuf or JSON as the server answers, and keeps only those three fields:
+//! the rest of the JSON is skipped without allocating for it.
 
 use super::image_pull::{LABEL_SECRET_TYPE, LABEL_SYSTEM};
 use k8s_openapi::api::core::v1::Secret;
@@ -75,6 +75,53 @@ impl<'de> Deserialize<'de> for SecretHead {
     }
 }
 
+impl SecretHead {
+    /// A `PartialObjectMetadata` answer in protobuf (`application/vnd.kubernetes.protobuf`),
+    /// read in place: only the creation time and the interpreted labels are copied out. A zero
+    /// creation time is how protobuf writes an unset one.
+    pub fn from_protobuf(body: &[u8]) -> Result<SecretHead, String> {
+        use crate::k8s_wire::{Field, fields, map_entry, raw_of, time_seconds};
+        let mut created = 0;
+        let mut labels = BTreeMap::new();
+        for field in fields(raw_of(body)?) {
+            let (1, Field::Bytes(meta)) = field? else {
+                continue;
+            };
+            for field in fields(meta) {
+                match field? {
+                    (8, Field::Bytes(time)) => created = time_seconds(time)?,
+                    (11, Field::Bytes(entry)) => {
+                        let (key, value) = map_entry(entry)?;
+                        if let Some(key) = [LABEL_SYSTEM, LABEL_SECRET_TYPE]
+                            .into_iter()
+                            .find(|k| k.as_bytes() == key)
+                        {
+                            let value = std::str::from_utf8(value)
+                                .map_err(|e| format!("label {key}: {e}"))?;
+                            labels.insert(key.to_owned(), value.to_owned());
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let creation_timestamp = match created {
+            0 => None,
+            seconds => Some(Time(
+                k8s_openapi::jiff::Timestamp::from_second(seconds)
+                    .map_err(|e| format!("creationTimestamp: {e}"))?,
+            )),
+        };
+        Ok(SecretHead {
+            metadata: ObjectMeta {
+                creation_timestamp,
+                labels: Some(labels),
+                ..ObjectMeta::default()
+            },
+        })
+    }
+}
+
 /// The labels the service interprets; the others are skipped unread.
 struct InterpretedLabels(BTreeMap<String, String>);
 
@@ -136,6 +183,42 @@ mod tests {
     use crate::proto::flyteidl2::secret::SecretType;
     use crate::service::image_pull;
     use serde_json::json;
+
+    proptest::proptest! {
+        /// Any bytes, and any cut of a well-formed answer, decode or fail without a panic; a
+        /// well-formed answer keeps its creation time and interpreted labels.
+        #[test]
+        fn a_protobuf_answer_of_any_bytes_decodes_or_fails_cleanly(
+            junk in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200),
+            seconds in 1i64..4_000_000_000,
+            cut in 0usize..400,
+        ) {
+            use crate::k8s_wire::{put_bytes, put_envelope, put_map_entry, put_time};
+            let _ = SecretHead::from_protobuf(&junk);
+            let mut prefixed = crate::k8s_wire::MAGIC.to_vec();
+            prefixed.extend_from_slice(&junk);
+            let _ = SecretHead::from_protobuf(&prefixed);
+            let mut meta = Vec::new();
+            put_bytes(&mut meta, 1, b"name");
+            put_time(&mut meta, 8, seconds);
+            put_map_entry(&mut meta, 11, LABEL_SYSTEM, "true");
+            put_map_entry(&mut meta, 11, "other", "x");
+            let mut raw = Vec::new();
+            put_bytes(&mut raw, 1, &meta);
+            let mut body = Vec::new();
+            put_envelope(&mut body, "meta.k8s.io/v1", "PartialObjectMetadata", &raw);
+            let head = SecretHead::from_protobuf(&body).unwrap();
+            proptest::prop_assert_eq!(
+                head.metadata.creation_timestamp.map(|t| t.0.as_second()),
+                Some(seconds)
+            );
+            proptest::prop_assert_eq!(
+                head.metadata.labels,
+                Some(BTreeMap::from([(LABEL_SYSTEM.to_owned(), "true".to_owned())]))
+            );
+            let _ = SecretHead::from_protobuf(&body[..cut.min(body.len())]);
+        }
+    }
 
     fn head(v: serde_json::Value) -> SecretHead {
         serde_json::from_str(&v.to_string()).unwrap()
