@@ -65,18 +65,34 @@ enum Route<'a> {
     Unrouted,
 }
 
-fn route(path: &str) -> Route<'_> {
-    // At most six segments are ever routed; a longer path is unrouted (no allocation: every
-    // request is routed).
+/// The segments after the first '/' of `path` without its trailing slashes, as
+/// `trim_end_matches('/').split('/').skip(1)` gives them, and how many; `None` past six (no path
+/// with more is routed). No allocation (every request is routed), and found byte by byte: a
+/// `char` pattern's searcher costs more than these short segments.
+fn segments(path: &str) -> Option<([&str; 6], usize)> {
     let mut segments = [""; 6];
     let mut n = 0;
-    for segment in path.trim_end_matches('/').split('/').skip(1) {
-        if n == segments.len() {
-            return Route::Unrouted;
+    let path = path.trim_end_matches('/');
+    let slash = |from: usize| path.as_bytes()[from..].iter().position(|b| *b == b'/');
+    if let Some(first) = slash(0) {
+        let mut start = first + 1;
+        loop {
+            let end = slash(start).map_or(path.len(), |i| start + i);
+            *segments.get_mut(n)? = &path[start..end];
+            n += 1;
+            if end == path.len() {
+                break;
+            }
+            start = end + 1;
         }
-        segments[n] = segment;
-        n += 1;
     }
+    Some((segments, n))
+}
+
+fn route(path: &str) -> Route<'_> {
+    let Some((segments, n)) = segments(path) else {
+        return Route::Unrouted;
+    };
     if n <= 2
         && let Some(probe) = health::Probe::from_segment(segments[0])
     {
@@ -392,7 +408,48 @@ fn fault_verb(route: &Route<'_>, method: &Method) -> Option<Verb> {
 
 #[cfg(test)]
 mod tests {
-    use super::{Route, route};
+    use super::{Route, route, segments};
+
+    #[test]
+    fn segments_are_what_splitting_on_slashes_gives() {
+        fn reference(path: &str) -> Option<([&str; 6], usize)> {
+            let all: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
+            (all.len() <= 6).then(|| {
+                let mut fixed = [""; 6];
+                fixed[..all.len()].copy_from_slice(&all);
+                (fixed, all.len())
+            })
+        }
+        let mut paths: Vec<String> = [
+            "",
+            "/",
+            "//",
+            "a",
+            "a/b",
+            "/a//b/",
+            "/api/v1/namespaces/flyte/secrets/abc",
+            "/a/b/c/d/e/f",
+            "/a/b/c/d/e/f/g",
+            "/a/b/c/d/e/f//",
+            "/ä/ö/",
+            "///x///",
+            "x//",
+        ]
+        .map(String::from)
+        .to_vec();
+        // Every string of up to five characters over '/', 'a' and 'é'.
+        let mut layer = vec![String::new()];
+        for _ in 0..5 {
+            layer = layer
+                .iter()
+                .flat_map(|p| ["/", "a", "é"].map(|c| format!("{p}{c}")))
+                .collect();
+            paths.extend(layer.iter().cloned());
+        }
+        for path in &paths {
+            assert_eq!(segments(path), reference(path), "{path:?}");
+        }
+    }
 
     #[test]
     fn routes_by_whole_segments_and_nothing_longer() {

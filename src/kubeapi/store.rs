@@ -51,7 +51,13 @@ use tokio::sync::oneshot;
 pub type Key = String;
 
 pub fn key(namespace: &str, name: &str) -> Key {
-    format!("{namespace}/{name}")
+    // Not `format!`: every read builds one, and the formatting machinery costs several times
+    // the copy.
+    let mut key = String::with_capacity(namespace.len() + 1 + name.len());
+    key.push_str(namespace);
+    key.push('/');
+    key.push_str(name);
+    key
 }
 
 pub type SecretMap = OrdMap<Key, Arc<Secret>>;
