@@ -10,6 +10,7 @@ configuration apart from the ports), one secret, then for each protocol `h2load 
   gRPC             POST of one GetSecret envelope over HTTP/2
   Connect proto    POST over HTTP/1.1, application/proto
   Connect JSON     POST over HTTP/1.1, application/json
+  Connect proto h2 the Connect proto POST over HTTP/2 (h2c), for the HTTP/2 floor
 
 Prints req/s, the server's CPU per request (user + system from /proc/<pid>/stat), and each
 RPC's ratios to both floors (throughput, and CPU per request).
@@ -88,6 +89,9 @@ def run_all(server, service: str, kube_api: str, seconds: str, clients: str) -> 
                                                "-H", "content-type: application/proto", rpc]),
         "Connect JSON": run("Connect JSON", ["--h1", "-d", body("json"),
                                              "-H", "content-type: application/json", rpc]),
+        # Connect over HTTP/2 (h2c), against the floor on the same transport.
+        "Connect proto h2": run("Connect proto h2", ["-d", body("proto"),
+                                                     "-H", "content-type: application/proto", rpc]),
     }
     print(f"{'':18s} {'x h1 floor':>10s} {'cpu x':>7s} {'x h2 floor':>11s} {'cpu x':>7s}")
     for label, (rate, per) in rows.items():
