@@ -21,7 +21,7 @@ use crate::proto::flyteidl2::secret::{
 };
 use crate::service::{RpcError, SecretService};
 use bytes::{BufMut as _, Bytes, BytesMut};
-use http::{HeaderMap, HeaderValue, Method, Request, Response, header};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, header};
 use http_body::{Body as HttpBody, Frame};
 use http_body_util::BodyExt as _;
 use std::io::Write as _;
@@ -32,6 +32,11 @@ use std::task::{Context, Poll};
 pub const PREFIX: &str = "/flyteidl2.secret.SecretService/";
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+// Header names made once: a `&str` name is parsed and hashed again at every lookup.
+const GRPC_ENCODING: HeaderName = HeaderName::from_static("grpc-encoding");
+const GRPC_ACCEPT_ENCODING: HeaderName = HeaderName::from_static("grpc-accept-encoding");
+const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
 
 /// The gRPC envelope's header: a compression flag and a big-endian length.
 const ENVELOPE: usize = 5;
@@ -138,7 +143,7 @@ fn usual_form<B>(req: &Request<B>) -> Option<Rpc> {
     if content_type != b"application/grpc" && content_type != b"application/grpc+proto" {
         return None;
     }
-    if headers.contains_key("grpc-encoding") {
+    if headers.contains_key(GRPC_ENCODING) {
         return None;
     }
     match req.uri().path().strip_prefix(PREFIX)? {
@@ -154,7 +159,7 @@ fn usual_form<B>(req: &Request<B>) -> Option<Rpc> {
 /// Whether the client accepts gzip responses, read as tonic reads `grpc-accept-encoding`.
 fn accepts_gzip(headers: &HeaderMap) -> bool {
     headers
-        .get("grpc-accept-encoding")
+        .get(GRPC_ACCEPT_ENCODING)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.split(',').any(|e| e.trim() == "gzip"))
 }
@@ -195,7 +200,7 @@ fn success<M: prost::Message>(message: &M, gzip: bool) -> Response<Body> {
         data.freeze()
     };
     let mut trailers = HeaderMap::with_capacity(1);
-    trailers.insert("grpc-status", HeaderValue::from_static("0"));
+    trailers.insert(GRPC_STATUS, HeaderValue::from_static("0"));
     let mut response = Response::new(Body::new(Unary {
         data: Some(data),
         trailers: Some(trailers),
@@ -206,7 +211,7 @@ fn success<M: prost::Message>(message: &M, gzip: bool) -> Response<Body> {
         HeaderValue::from_static("application/grpc"),
     );
     if gzip {
-        headers.insert("grpc-encoding", HeaderValue::from_static("gzip"));
+        headers.insert(GRPC_ENCODING, HeaderValue::from_static("gzip"));
     }
     response
 }
