@@ -263,6 +263,14 @@ pub fn put_envelope(out: &mut Vec<u8>, api_version: &str, kind: &str, raw: &[u8]
     put_bytes(out, 4, b"");
 }
 
+/// Writes a whole `PartialObjectMetadata` body of `api_version` (`meta.k8s.io/v1` or
+/// `v1beta1`) around `object_meta`, an encoded `ObjectMeta`.
+pub fn put_partial_object_metadata(out: &mut Vec<u8>, api_version: &str, object_meta: &[u8]) {
+    let mut raw = Vec::with_capacity(object_meta.len() + 4);
+    put_bytes(&mut raw, 1, object_meta);
+    put_envelope(out, api_version, "PartialObjectMetadata", &raw);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -279,7 +287,7 @@ mod tests {
         let mut meta = Vec::new();
         put_bytes(&mut meta, 1, &raw);
         let mut body = Vec::new();
-        put_envelope(&mut body, "meta.k8s.io/v1", "PartialObjectMetadata", &meta);
+        put_partial_object_metadata(&mut body, "meta.k8s.io/v1", &raw);
 
         let unknown = open(&body).unwrap();
         assert_eq!(

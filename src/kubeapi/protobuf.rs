@@ -196,9 +196,7 @@ pub fn write_partial(out: &mut Vec<u8>, api_version: &str, meta: &super::object:
     for entry in &meta.managed_fields {
         put_bytes(&mut fields, 17, &managed_fields_entry(entry));
     }
-    let mut raw = Vec::with_capacity(fields.len() + 4);
-    put_bytes(&mut raw, 1, &fields);
-    crate::k8s_wire::put_envelope(out, api_version, "PartialObjectMetadata", &raw);
+    crate::k8s_wire::put_partial_object_metadata(out, api_version, &fields);
 }
 
 fn str_of<'a>(object: &'a Value, key: &str) -> &'a str {

@@ -555,7 +555,9 @@ mod tests {
     /// time (an empty message) is none.
     #[tokio::test]
     async fn get_head_reads_a_protobuf_answer() {
-        use crate::k8s_wire::{put_bytes, put_envelope, put_map_entry, put_time, put_varint};
+        use crate::k8s_wire::{
+            put_bytes, put_map_entry, put_partial_object_metadata, put_time, put_varint,
+        };
         use kube::Resource as _;
         let answer = |seconds: i64| {
             let mut meta = Vec::new();
@@ -574,10 +576,8 @@ mod tests {
             put_map_entry(&mut meta, 11, "app.flyte.org/managed", "true");
             put_map_entry(&mut meta, 11, "app.flyte.org/secret-type", "image-pull");
             put_map_entry(&mut meta, 12, "note", "x");
-            let mut raw = Vec::new();
-            put_bytes(&mut raw, 1, &meta);
             let mut body = Vec::new();
-            put_envelope(&mut body, "meta.k8s.io/v1", "PartialObjectMetadata", &raw);
+            put_partial_object_metadata(&mut body, "meta.k8s.io/v1", &meta);
             body
         };
         let (client, _) = answering(

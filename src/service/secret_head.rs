@@ -193,7 +193,7 @@ mod tests {
             seconds in 1i64..4_000_000_000,
             cut in 0usize..400,
         ) {
-            use crate::k8s_wire::{put_bytes, put_envelope, put_map_entry, put_time};
+            use crate::k8s_wire::{put_bytes, put_map_entry, put_partial_object_metadata, put_time};
             let _ = SecretHead::from_protobuf(&junk);
             let mut prefixed = crate::k8s_wire::MAGIC.to_vec();
             prefixed.extend_from_slice(&junk);
@@ -203,10 +203,8 @@ mod tests {
             put_time(&mut meta, 8, seconds);
             put_map_entry(&mut meta, 11, LABEL_SYSTEM, "true");
             put_map_entry(&mut meta, 11, "other", "x");
-            let mut raw = Vec::new();
-            put_bytes(&mut raw, 1, &meta);
             let mut body = Vec::new();
-            put_envelope(&mut body, "meta.k8s.io/v1", "PartialObjectMetadata", &raw);
+            put_partial_object_metadata(&mut body, "meta.k8s.io/v1", &meta);
             let head = SecretHead::from_protobuf(&body).unwrap();
             proptest::prop_assert_eq!(
                 head.metadata.creation_timestamp.map(|t| t.0.as_second()),
