@@ -142,15 +142,19 @@ pub fn raw_of(body: &[u8]) -> Result<&[u8], String> {
     Ok(raw)
 }
 
-/// A `Time` message's seconds (its nanos are never set by the API server and are dropped).
-pub fn time_seconds(message: &[u8]) -> Result<i64, String> {
+/// A `Time` message: `None` when empty (Go's zero time, an unset timestamp), else its seconds
+/// (its nanos are always zero from the API server and are dropped).
+pub fn time_seconds(message: &[u8]) -> Result<Option<i64>, String> {
+    if message.is_empty() {
+        return Ok(None);
+    }
     let mut seconds = 0;
     for field in fields(message) {
         if let (1, Field::Varint(v)) = field? {
             seconds = v as i64;
         }
     }
-    Ok(seconds)
+    Ok(Some(seconds))
 }
 
 /// A `map<string, string>` entry: its key and value, borrowed and not yet checked as UTF-8
@@ -229,14 +233,17 @@ pub fn bytes_field_len(tag: u32, len: usize) -> usize {
     prost::encoding::key_len(tag) + encoded_len_varint(len as u64) + len
 }
 
-/// Writes a `Time` field: the seconds when not zero (a zero time is an empty message).
-pub fn put_time(out: &mut Vec<u8>, tag: u32, seconds: i64) {
+/// Writes a `Time` field as Go writes one: an unset (zero) time as an empty message, any other
+/// as its seconds and a zero nanos.
+pub fn put_time(out: &mut Vec<u8>, tag: u32, seconds: Option<i64>) {
     encode_key(tag, WireType::LengthDelimited, out);
-    if seconds == 0 {
-        encode_varint(0, out);
-    } else {
-        encode_varint((1 + encoded_len_varint(seconds as u64)) as u64, out);
-        put_varint(out, 1, seconds as u64);
+    match seconds {
+        None => encode_varint(0, out),
+        Some(seconds) => {
+            encode_varint((3 + encoded_len_varint(seconds as u64)) as u64, out);
+            put_varint(out, 1, seconds as u64);
+            put_varint(out, 2, 0);
+        }
     }
 }
 
@@ -281,7 +288,7 @@ mod tests {
     #[test]
     fn written_fields_decode_as_the_messages_they_stand_for() {
         let mut raw = Vec::new();
-        put_time(&mut raw, 8, 1_767_322_245);
+        put_time(&mut raw, 8, Some(1_767_322_245));
         put_map_entry(&mut raw, 11, "b", "2");
         put_map_entry(&mut raw, 11, "a", "");
         let mut meta = Vec::new();
@@ -316,12 +323,18 @@ mod tests {
         else {
             panic!("{read:?}");
         };
-        assert_eq!(time_seconds(time).unwrap(), 1_767_322_245);
+        assert_eq!(time_seconds(time).unwrap(), Some(1_767_322_245));
+        assert_eq!(
+            time_seconds(&[0x08, 0]).unwrap(),
+            Some(0),
+            "the epoch is a time"
+        );
+        assert_eq!(time_seconds(&[]).unwrap(), None);
         assert_eq!(map_entry(b).unwrap(), (&b"b"[..], &b"2"[..]));
         assert_eq!(map_entry(a).unwrap(), (&b"a"[..], &b""[..]));
         let zero = {
             let mut b = Vec::new();
-            put_time(&mut b, 8, 0);
+            put_time(&mut b, 8, None);
             b
         };
         assert_eq!(zero, [0x42, 0], "a zero time is an empty message");

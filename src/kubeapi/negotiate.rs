@@ -345,10 +345,17 @@ fn decide(ranges: &[Range<'_>], endpoint: Endpoint) -> Result<Representation, Ap
                 Serializer::Yaml if matches!(endpoint, Endpoint::Watch(_)) => {
                     return Err(ApiError::not_acceptable_stream());
                 }
-                // One object's metadata is written in protobuf too.
-                Serializer::Protobuf if matches!(endpoint, Endpoint::Get(_)) => {
-                    if let Representation::Partial(version) = produce(convert, endpoint) {
-                        return Ok(Representation::PartialProtobuf(version));
+                // The metadata-only forms: the API server allows them on every serializer, so
+                // one of the wrong shape is refused here too; a get's PartialObjectMetadata is
+                // written in protobuf. The API server answers the other forms in protobuf;
+                // they are passed over.
+                Serializer::Protobuf if convert.is_some() => {
+                    match (produce(convert, endpoint), endpoint) {
+                        (refused @ Representation::Refused(_), _) => return Ok(refused),
+                        (Representation::Partial(version), Endpoint::Get(_)) => {
+                            return Ok(Representation::PartialProtobuf(version));
+                        }
+                        _ => {}
                     }
                 }
                 // Answered in YAML or protobuf by the API server; not written here.
@@ -621,10 +628,6 @@ mod tests {
                 Is(Json),
             ),
             (
-                "application/vnd.kubernetes.protobuf;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json",
-                Is(Json),
-            ),
-            (
                 "application/vnd.kubernetes.protobuf;as=Table;v=v1;g=meta.k8s.io,application/json",
                 Is(Json),
             ),
@@ -654,9 +657,24 @@ mod tests {
             );
             assert_eq!(outcome(Some(PB_PARTIAL), endpoint), NotAcceptable(ANY));
         }
+        // A metadata-only form of the wrong shape is refused under protobuf as under JSON,
+        // before any range after it is tried.
+        const PB_LIST: &str =
+            "application/vnd.kubernetes.protobuf;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1";
+        for endpoint in [Endpoint::Get(Kind::Secret), SECRET, WATCH] {
+            assert_eq!(
+                outcome(Some(&format!("{PB_LIST},application/json")), endpoint),
+                NotAcceptable(LIST_OF_ONE),
+                "{endpoint:?}"
+            );
+        }
+        for accept in [PARTIAL_PROTOBUF_V1, PB_PARTIAL] {
+            assert_eq!(outcome(Some(accept), SECRETS), NotAcceptable(ONE_OF_LIST));
+        }
+        // The list form of a list is the API server's to write in protobuf: passed over.
         assert_eq!(
-            outcome(Some(PARTIAL_PROTOBUF_V1), SECRETS),
-            NotAcceptable(ONE_OF_LIST)
+            outcome(Some(&format!("{PB_LIST},application/json")), SECRETS),
+            Is(Json)
         );
     }
 

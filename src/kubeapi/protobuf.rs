@@ -174,9 +174,9 @@ pub fn write_partial(out: &mut Vec<u8>, api_version: &str, meta: &super::object:
     put_bytes(&mut fields, 5, meta.uid.as_bytes());
     put_bytes(&mut fields, 6, meta.resource_version.as_bytes());
     put_varint(&mut fields, 7, meta.generation.unwrap_or(0) as u64);
-    put_time(&mut fields, 8, meta.creation_timestamp.unwrap_or(0));
+    put_time(&mut fields, 8, meta.creation_timestamp);
     if let Some(t) = meta.deletion_timestamp {
-        put_time(&mut fields, 9, t);
+        put_time(&mut fields, 9, Some(t));
     }
     if let Some(g) = meta.deletion_grace_period_seconds {
         put_varint(&mut fields, 10, g as u64);
@@ -230,7 +230,7 @@ fn managed_fields_entry(entry: &Value) -> Vec<u8> {
         .and_then(Value::as_str)
         .and_then(super::object::parse_time)
     {
-        put_time(&mut out, 4, t);
+        put_time(&mut out, 4, Some(t));
     }
     put_bytes(&mut out, 6, str_of(entry, "fieldsType").as_bytes());
     if let Some(fields) = entry.get("fieldsV1") {

@@ -211,8 +211,10 @@ fn metadata_get(namespace: &str, name: &str) -> Result<http::Request<Vec<u8>>, K
 
 /// Sends a metadata read and decodes the answer in the form the API server chose, by its
 /// Content-Type: protobuf, or JSON as kube's `Client::request` decodes it. An error answer
-/// becomes `kube::Error::Api` as kube makes it (the `Status` it carries, in either form; any
-/// other body, trimmed, as the message of a failure with the HTTP code).
+/// becomes `kube::Error::Api` as kube makes it: the JSON `Status` it carries (the form the API
+/// server writes errors in, whatever the Accept), or any other body, trimmed, as the message of
+/// a failure with the HTTP code. Unlike kube, a body that is not UTF-8 is read lossily, not
+/// refused, and a protobuf `Status` is read too, should a server send one.
 async fn read_head(
     client: &kube::Client,
     request: http::Request<Vec<u8>>,
@@ -559,7 +561,7 @@ mod tests {
             put_bytes, put_map_entry, put_partial_object_metadata, put_time, put_varint,
         };
         use kube::Resource as _;
-        let answer = |seconds: i64| {
+        let answer = |seconds: Option<i64>| {
             let mut meta = Vec::new();
             for (tag, s) in [
                 (1, "abc"),
@@ -583,7 +585,7 @@ mod tests {
         let (client, _) = answering(
             200,
             "application/vnd.kubernetes.protobuf",
-            answer(1_767_323_045),
+            answer(Some(1_767_323_045)),
         );
         let head = KubeBackend::new(client, 0.0, 1, None)
             .get_head("flyte", "abc")
@@ -602,12 +604,27 @@ mod tests {
                 &"image-pull".to_owned()
             )]
         );
-        let (client, _) = answering(200, "application/vnd.kubernetes.protobuf", answer(0));
+        let (client, _) = answering(200, "application/vnd.kubernetes.protobuf", answer(None));
         let head = KubeBackend::new(client, 0.0, 1, None)
             .get_head("flyte", "abc")
             .await
             .unwrap();
         assert!(head.meta().creation_timestamp.is_none());
+        // The epoch is a time like any other (Go writes only the zero time as an empty message).
+        let (client, _) = answering(200, "application/vnd.kubernetes.protobuf", answer(Some(0)));
+        let head = KubeBackend::new(client, 0.0, 1, None)
+            .get_head("flyte", "abc")
+            .await
+            .unwrap();
+        assert_eq!(
+            head.meta()
+                .creation_timestamp
+                .as_ref()
+                .unwrap()
+                .0
+                .to_string(),
+            "1970-01-01T00:00:00Z"
+        );
     }
 
     /// An error answer is the error kube's own `get_metadata` makes of it (a JSON Status, a

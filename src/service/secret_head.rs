@@ -77,11 +77,11 @@ impl<'de> Deserialize<'de> for SecretHead {
 
 impl SecretHead {
     /// A `PartialObjectMetadata` answer in protobuf (`application/vnd.kubernetes.protobuf`),
-    /// read in place: only the creation time and the interpreted labels are copied out. A zero
-    /// creation time is how protobuf writes an unset one.
+    /// read in place: only the creation time and the interpreted labels are copied out. An
+    /// empty `Time` message is how Go writes an unset one.
     pub fn from_protobuf(body: &[u8]) -> Result<SecretHead, String> {
         use crate::k8s_wire::{Field, fields, map_entry, raw_of, time_seconds};
-        let mut created = 0;
+        let mut created = None;
         let mut labels = BTreeMap::new();
         for field in fields(raw_of(body)?) {
             let (1, Field::Bytes(meta)) = field? else {
@@ -105,13 +105,13 @@ impl SecretHead {
                 }
             }
         }
-        let creation_timestamp = match created {
-            0 => None,
-            seconds => Some(Time(
+        let creation_timestamp = created
+            .map(|seconds| {
                 k8s_openapi::jiff::Timestamp::from_second(seconds)
-                    .map_err(|e| format!("creationTimestamp: {e}"))?,
-            )),
-        };
+                    .map(Time)
+                    .map_err(|e| format!("creationTimestamp: {e}"))
+            })
+            .transpose()?;
         Ok(SecretHead {
             metadata: ObjectMeta {
                 creation_timestamp,
@@ -200,7 +200,7 @@ mod tests {
             let _ = SecretHead::from_protobuf(&prefixed);
             let mut meta = Vec::new();
             put_bytes(&mut meta, 1, b"name");
-            put_time(&mut meta, 8, seconds);
+            put_time(&mut meta, 8, Some(seconds));
             put_map_entry(&mut meta, 11, LABEL_SYSTEM, "true");
             put_map_entry(&mut meta, 11, "other", "x");
             let mut body = Vec::new();
