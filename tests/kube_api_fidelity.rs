@@ -2220,6 +2220,101 @@ async fn case_62_metadata_only_answers() {
     );
 }
 
+/// docs/kubernetes-api.md §1.7: a get with client-go's metadata Accept (protobuf first) is
+/// answered in protobuf, for a Secret and a Namespace alike, carrying what the JSON form
+/// carries; errors stay JSON, as the API server writes them.
+#[tokio::test]
+async fn case_62b_metadata_only_answers_in_protobuf() {
+    use flytesecret::k8s_wire::{
+        CONTENT_TYPE, Field, PARTIAL_OBJECT_METADATA_ACCEPT, fields, map_entry, raw_of,
+        time_seconds,
+    };
+    /// What a protobuf `PartialObjectMetadata` says: its strings 1-6, creation time, labels.
+    fn read(body: &[u8]) -> Value {
+        let mut out = serde_json::Map::new();
+        let mut labels = serde_json::Map::new();
+        for field in fields(raw_of(body).unwrap()) {
+            let (1, Field::Bytes(meta)) = field.unwrap() else {
+                panic!("PartialObjectMetadata has only its metadata");
+            };
+            for field in fields(meta) {
+                match field.unwrap() {
+                    (n @ 1..=6, Field::Bytes(s)) if !s.is_empty() => {
+                        let key = ["name", "generateName", "namespace", "selfLink", "uid"]
+                            .get(n as usize - 1)
+                            .copied()
+                            .unwrap_or("resourceVersion");
+                        out.insert(key.into(), json!(std::str::from_utf8(s).unwrap()));
+                    }
+                    (8, Field::Bytes(t)) => {
+                        out.insert("created".into(), json!(time_seconds(t).unwrap()));
+                    }
+                    (11, Field::Bytes(entry)) => {
+                        let (k, v) = map_entry(entry).unwrap();
+                        labels.insert(
+                            String::from_utf8(k.to_vec()).unwrap(),
+                            json!(std::str::from_utf8(v).unwrap()),
+                        );
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if !labels.is_empty() {
+            out.insert("labels".into(), Value::Object(labels));
+        }
+        Value::Object(out)
+    }
+    /// The same fields of the JSON form.
+    fn expected(meta: &Value) -> Value {
+        let mut out = serde_json::Map::new();
+        for key in ["name", "namespace", "uid", "resourceVersion", "labels"] {
+            if let Some(v) = meta.get(key) {
+                out.insert(key.into(), v.clone());
+            }
+        }
+        let created = meta["creationTimestamp"].as_str().unwrap();
+        let seconds =
+            time::OffsetDateTime::parse(created, &time::format_description::well_known::Rfc3339)
+                .unwrap()
+                .unix_timestamp();
+        out.insert("created".into(), json!(seconds));
+        Value::Object(out)
+    }
+
+    let api = Api::new();
+    let mut body = s("a", json!({"k": "dmFsdWU="}));
+    body["metadata"]["labels"] = json!({"team": "x", "app.flyte.org/managed": "true"});
+    api.create(body).await;
+    for path in [
+        format!("{SECRETS}/a"),
+        "/api/v1/namespaces/default".to_owned(),
+    ] {
+        let json_form = api.get_accepting(&path, PARTIAL).await;
+        let answer = api
+            .get_accepting(&path, PARTIAL_OBJECT_METADATA_ACCEPT)
+            .await;
+        assert_eq!(answer.code, 200, "{path}");
+        assert_eq!(answer.headers["content-type"], CONTENT_TYPE, "{path}");
+        assert!(answer.raw.starts_with(b"k8s\0"), "{path}");
+        assert!(!answer.raw.ends_with(b"\n"), "no newline after a message");
+        assert_eq!(
+            read(&answer.raw),
+            expected(&json_form.body["metadata"]),
+            "{path}"
+        );
+        assert!(
+            !answer.raw.windows(5).any(|w| w == b"value"),
+            "a metadata-only answer carries no value"
+        );
+    }
+    let missing = api
+        .get_accepting(&format!("{SECRETS}/nope"), PARTIAL_OBJECT_METADATA_ACCEPT)
+        .await;
+    assert_status(&missing, 404, "NotFound", "secrets \"nope\" not found");
+    assert_eq!(missing.headers["content-type"], "application/json");
+}
+
 #[tokio::test]
 async fn kube_metadata_calls_through_the_in_process_client() {
     use k8s_openapi::api::core::v1::Secret;
