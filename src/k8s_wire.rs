@@ -47,10 +47,13 @@ pub struct TypeMeta {
 
 /// The envelope of a protobuf body; the error says what is wrong with it.
 pub fn open(body: &[u8]) -> Result<Unknown, String> {
-    let rest = body
-        .strip_prefix(MAGIC)
-        .ok_or("missing the protobuf magic prefix")?;
-    prost::Message::decode(rest).map_err(|e| e.to_string())
+    prost::Message::decode(envelope_of(body)?).map_err(|e| e.to_string())
+}
+
+/// The envelope's bytes: the body after its prefix.
+fn envelope_of(body: &[u8]) -> Result<&[u8], String> {
+    body.strip_prefix(MAGIC)
+        .ok_or_else(|| "missing the protobuf magic prefix".to_owned())
 }
 
 /// `meta.k8s.io/v1` `Time`: seconds since the epoch (the API server keeps no fraction).
@@ -130,11 +133,8 @@ fn take<'a>(message: &mut &'a [u8], n: usize) -> Result<&'a [u8], String> {
 
 /// The object's message inside a protobuf body (the envelope's `raw`), without copying it.
 pub fn raw_of(body: &[u8]) -> Result<&[u8], String> {
-    let rest = body
-        .strip_prefix(MAGIC)
-        .ok_or("missing the protobuf magic prefix")?;
     let mut raw: &[u8] = &[];
-    for field in fields(rest) {
+    for field in fields(envelope_of(body)?) {
         if let (2, Field::Bytes(bytes)) = field? {
             raw = bytes;
         }

@@ -228,8 +228,7 @@ pub fn get_secret(
             partial::write_object(&mut body, version.api_version(), &s.meta)
         }
         Representation::PartialProtobuf(version) => {
-            super::protobuf::write_partial(&mut body, version.api_version(), &s.meta);
-            return Ok(super::status::protobuf_reply(body));
+            return Ok(super::protobuf::partial_reply(version, &s.meta));
         }
         // The list form never reaches a single object (negotiation refuses it).
         Representation::Json | Representation::PartialList(_) => {

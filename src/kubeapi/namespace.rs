@@ -114,9 +114,7 @@ pub fn get(db: &Db, name: &str, representation: Representation) -> Result<Reply,
             ))
         }
         Representation::PartialProtobuf(version) => {
-            let mut body = Vec::with_capacity(256);
-            super::protobuf::write_partial(&mut body, version.api_version(), &ns.meta);
-            Ok(super::status::protobuf_reply(body))
+            Ok(super::protobuf::partial_reply(version, &ns.meta))
         }
         // The list form never reaches a single object (negotiation refuses it).
         Representation::Json | Representation::PartialList(_) => {

@@ -199,6 +199,16 @@ pub fn write_partial(out: &mut Vec<u8>, api_version: &str, meta: &super::object:
     crate::k8s_wire::put_partial_object_metadata(out, api_version, &fields);
 }
 
+/// The answer to a get asked as `PartialObjectMetadata` in protobuf.
+pub fn partial_reply(
+    version: super::negotiate::MetaVersion,
+    meta: &super::object::ObjectMeta,
+) -> super::status::Reply {
+    let mut body = Vec::with_capacity(256);
+    write_partial(&mut body, version.api_version(), meta);
+    super::status::protobuf_reply(body)
+}
+
 fn str_of<'a>(object: &'a Value, key: &str) -> &'a str {
     object.get(key).and_then(Value::as_str).unwrap_or("")
 }

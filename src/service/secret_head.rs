@@ -92,10 +92,7 @@ impl SecretHead {
                     (8, Field::Bytes(time)) => created = time_seconds(time)?,
                     (11, Field::Bytes(entry)) => {
                         let (key, value) = map_entry(entry)?;
-                        if let Some(key) = [LABEL_SYSTEM, LABEL_SECRET_TYPE]
-                            .into_iter()
-                            .find(|k| k.as_bytes() == key)
-                        {
+                        if let Some(key) = interpreted(key) {
                             let value = std::str::from_utf8(value)
                                 .map_err(|e| format!("label {key}: {e}"))?;
                             labels.insert(key.to_owned(), value.to_owned());
@@ -122,6 +119,13 @@ impl SecretHead {
     }
 }
 
+/// The label `key` names, when it is one the service interprets (in either form of answer).
+fn interpreted(key: &[u8]) -> Option<&'static str> {
+    [LABEL_SYSTEM, LABEL_SECRET_TYPE]
+        .into_iter()
+        .find(|k| k.as_bytes() == key)
+}
+
 /// The labels the service interprets; the others are skipped unread.
 struct InterpretedLabels(BTreeMap<String, String>);
 
@@ -140,10 +144,7 @@ impl<'de> Deserialize<'de> for LabelKey {
                 f.write_str("a label key")
             }
             fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<LabelKey, E> {
-                Ok([LABEL_SYSTEM, LABEL_SECRET_TYPE]
-                    .into_iter()
-                    .find(|k| *k == key)
-                    .map_or(LabelKey::Other, LabelKey::Interpreted))
+                Ok(interpreted(key.as_bytes()).map_or(LabelKey::Other, LabelKey::Interpreted))
             }
         }
         d.deserialize_str(KeyVisitor)
