@@ -51,9 +51,39 @@ pub fn open(body: &[u8]) -> Result<Unknown, String> {
 }
 
 /// The envelope's bytes: the body after its prefix.
-fn envelope_of(body: &[u8]) -> Result<&[u8], String> {
-    body.strip_prefix(MAGIC)
-        .ok_or_else(|| "missing the protobuf magic prefix".to_owned())
+fn envelope_of(body: &[u8]) -> Result<&[u8], WireError> {
+    body.strip_prefix(MAGIC).ok_or(WireError::MissingMagic)
+}
+
+/// What makes a body or message unreadable: small and `Copy`, so the field walk's results stay
+/// two words and its happy path never builds a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WireError {
+    MissingMagic,
+    FieldNumber,
+    WireType(u8),
+    Varint,
+    PastEnd,
+}
+
+impl std::fmt::Display for WireError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WireError::MissingMagic => f.write_str("missing the protobuf magic prefix"),
+            WireError::FieldNumber => f.write_str("invalid field number"),
+            WireError::WireType(t) => write!(f, "unsupported wire type {t}"),
+            WireError::Varint => f.write_str("invalid varint"),
+            WireError::PastEnd => f.write_str("a field runs past the end of its message"),
+        }
+    }
+}
+
+impl std::error::Error for WireError {}
+
+impl From<WireError> for String {
+    fn from(e: WireError) -> String {
+        e.to_string()
+    }
 }
 
 /// `meta.k8s.io/v1` `Time`: seconds since the epoch (the API server keeps no fraction).
@@ -77,7 +107,7 @@ pub enum Field<'a> {
 
 /// The fields of an encoded message, in order, borrowed from it: `(number, field)`, then an
 /// error (and the end) at the first malformed one.
-pub fn fields(mut message: &[u8]) -> impl Iterator<Item = Result<(u32, Field<'_>), String>> {
+pub fn fields(mut message: &[u8]) -> impl Iterator<Item = Result<(u32, Field<'_>), WireError>> {
     let mut failed = false;
     std::iter::from_fn(move || {
         if message.is_empty() || failed {
@@ -89,12 +119,13 @@ pub fn fields(mut message: &[u8]) -> impl Iterator<Item = Result<(u32, Field<'_>
     })
 }
 
-fn next_field<'a>(message: &mut &'a [u8]) -> Result<(u32, Field<'a>), String> {
+#[inline]
+fn next_field<'a>(message: &mut &'a [u8]) -> Result<(u32, Field<'a>), WireError> {
     let key = decode_varint(message)?;
     let number = u32::try_from(key >> 3)
         .ok()
         .filter(|n| *n != 0)
-        .ok_or("invalid field number")?;
+        .ok_or(WireError::FieldNumber)?;
     let field = match key & 7 {
         0 => Field::Varint(decode_varint(message)?),
         1 => take(message, 8).map(|_| Field::Fixed)?,
@@ -103,28 +134,30 @@ fn next_field<'a>(message: &mut &'a [u8]) -> Result<(u32, Field<'a>), String> {
             let len = decode_varint(message)?;
             Field::Bytes(take(
                 message,
-                usize::try_from(len).map_err(|e| e.to_string())?,
+                usize::try_from(len).map_err(|_| WireError::PastEnd)?,
             )?)
         }
-        other => return Err(format!("unsupported wire type {other}")),
+        other => return Err(WireError::WireType(other as u8)),
     };
     Ok((number, field))
 }
 
 /// A varint; the one-byte form (every key and short length here) without the general loop.
-fn decode_varint(message: &mut &[u8]) -> Result<u64, String> {
+#[inline]
+fn decode_varint(message: &mut &[u8]) -> Result<u64, WireError> {
     match message.split_first() {
         Some((&byte, rest)) if byte < 0x80 => {
             *message = rest;
             Ok(u64::from(byte))
         }
-        _ => prost::encoding::decode_varint(message).map_err(|e| e.to_string()),
+        _ => prost::encoding::decode_varint(message).map_err(|_| WireError::Varint),
     }
 }
 
-fn take<'a>(message: &mut &'a [u8], n: usize) -> Result<&'a [u8], String> {
+#[inline]
+fn take<'a>(message: &mut &'a [u8], n: usize) -> Result<&'a [u8], WireError> {
     if n > message.len() {
-        return Err("a field runs past the end of its message".into());
+        return Err(WireError::PastEnd);
     }
     let (taken, rest) = message.split_at(n);
     *message = rest;
@@ -132,7 +165,7 @@ fn take<'a>(message: &mut &'a [u8], n: usize) -> Result<&'a [u8], String> {
 }
 
 /// The object's message inside a protobuf body (the envelope's `raw`), without copying it.
-pub fn raw_of(body: &[u8]) -> Result<&[u8], String> {
+pub fn raw_of(body: &[u8]) -> Result<&[u8], WireError> {
     let mut raw: &[u8] = &[];
     for field in fields(envelope_of(body)?) {
         if let (2, Field::Bytes(bytes)) = field? {
@@ -144,7 +177,7 @@ pub fn raw_of(body: &[u8]) -> Result<&[u8], String> {
 
 /// A `Time` message: `None` when empty (Go's zero time, an unset timestamp), else its seconds
 /// (its nanos are always zero from the API server and are dropped).
-pub fn time_seconds(message: &[u8]) -> Result<Option<i64>, String> {
+pub fn time_seconds(message: &[u8]) -> Result<Option<i64>, WireError> {
     if message.is_empty() {
         return Ok(None);
     }
@@ -159,7 +192,7 @@ pub fn time_seconds(message: &[u8]) -> Result<Option<i64>, String> {
 
 /// A `map<string, string>` entry: its key and value, borrowed and not yet checked as UTF-8
 /// (the reader checks what it keeps).
-pub fn map_entry(entry: &[u8]) -> Result<(&[u8], &[u8]), String> {
+pub fn map_entry(entry: &[u8]) -> Result<(&[u8], &[u8]), WireError> {
     let (mut key, mut value): (&[u8], &[u8]) = (&[], &[]);
     for field in fields(entry) {
         match field? {
@@ -348,15 +381,13 @@ mod tests {
                 .contains("magic")
         );
         assert!(open(b"k8s\0\x0a\xff").is_err());
-        assert!(
-            raw_of(b"{\"kind\":\"Status\"}")
-                .unwrap_err()
-                .contains("magic")
+        assert_eq!(
+            raw_of(b"{\"kind\":\"Status\"}").unwrap_err(),
+            WireError::MissingMagic
         );
-        assert!(
-            raw_of(b"k8s\0\x12\x05abc")
-                .unwrap_err()
-                .contains("past the end")
+        assert_eq!(
+            raw_of(b"k8s\0\x12\x05abc").unwrap_err(),
+            WireError::PastEnd
         );
     }
 
@@ -377,21 +408,21 @@ mod tests {
                 (4, Field::Bytes(b"xy"))
             ]
         );
-        for broken in [
-            &[0x00, 1][..],
-            &[0x0b],
-            &[0x08, 0x80],
-            &[0x12, 3, b'a'],
-            &[0x0d, 1],
+        for (broken, error, message) in [
+            (&[0x00, 1][..], WireError::FieldNumber, "invalid field number"),
+            (&[0x0b], WireError::WireType(3), "unsupported wire type 3"),
+            (&[0x08, 0x80], WireError::Varint, "invalid varint"),
+            (&[0x12, 3, b'a'], WireError::PastEnd, "past the end"),
+            (&[0x0d, 1], WireError::PastEnd, "past the end"),
         ] {
             let mut walk = fields(broken);
-            assert!(walk.next().unwrap().is_err(), "{broken:?}");
+            assert_eq!(walk.next(), Some(Err(error)), "{broken:?}");
             assert!(walk.next().is_none(), "{broken:?}");
+            assert!(String::from(error).contains(message), "{error}");
         }
-        assert!(
-            map_entry(&[0x0a, 5, b'k'])
-                .unwrap_err()
-                .contains("past the end")
+        assert_eq!(
+            map_entry(&[0x0a, 5, b'k']).unwrap_err(),
+            WireError::PastEnd
         );
     }
 }
