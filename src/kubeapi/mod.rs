@@ -329,6 +329,8 @@ impl Engine {
             return e.into_reply();
         }
         let db = &self.db;
+        // The writes' futures are boxed: held inline, the largest would set the size of every
+        // request's future, a GET's too, and each move of it would copy that much.
         let result: Result<Reply, ApiError> = match (route, &parts.method) {
             (Route::Discovery(doc), &Method::GET) => Ok(json_reply(200, &doc)),
             (Route::Version, &Method::GET) => Ok(json_reply(200, &discovery::version())),
@@ -340,27 +342,36 @@ impl Engine {
             )),
             (Route::OpenApiV2, &Method::GET) => Ok(discovery::openapi_v2()),
             (Route::Secrets(Some(ns)), &Method::POST) => {
-                handlers::create_secret(db, ns, &call).await
+                Box::pin(handlers::create_secret(db, ns, &call)).await
             }
             (Route::Secrets(ns), &Method::GET) => handlers::list_secrets(db, ns, &call),
             (Route::Secret(ns, name), &Method::GET) => {
                 handlers::get_secret(db, ns, name, call.representation)
             }
             (Route::Secret(ns, name), &Method::PUT) => {
-                finalizing(db, ns, handlers::replace_secret(db, ns, name, &call).await).await
+                let written = Box::pin(handlers::replace_secret(db, ns, name, &call)).await;
+                Box::pin(finalizing(db, ns, written)).await
             }
             (Route::Secret(ns, name), &Method::PATCH) => {
-                finalizing(db, ns, handlers::patch_secret(db, ns, name, &call).await).await
+                let written = Box::pin(handlers::patch_secret(db, ns, name, &call)).await;
+                Box::pin(finalizing(db, ns, written)).await
             }
             (Route::Secret(ns, name), &Method::DELETE) => {
-                finalizing(db, ns, handlers::delete_secret(db, ns, name, &call).await).await
+                let written = Box::pin(handlers::delete_secret(db, ns, name, &call)).await;
+                Box::pin(finalizing(db, ns, written)).await
             }
-            (Route::Namespaces, &Method::POST) => namespace::create(db, &call).await,
+            (Route::Namespaces, &Method::POST) => Box::pin(namespace::create(db, &call)).await,
             (Route::Namespaces, &Method::GET) => namespace::list(db, &call),
             (Route::Namespace(name), &Method::GET) => namespace::get(db, name, call.representation),
-            (Route::Namespace(name), &Method::PATCH) => namespace::patch(db, name, &call).await,
-            (Route::Namespace(name), &Method::PUT) => namespace::replace(db, name, &call).await,
-            (Route::Namespace(name), &Method::DELETE) => namespace::delete(db, name, &call).await,
+            (Route::Namespace(name), &Method::PATCH) => {
+                Box::pin(namespace::patch(db, name, &call)).await
+            }
+            (Route::Namespace(name), &Method::PUT) => {
+                Box::pin(namespace::replace(db, name, &call)).await
+            }
+            (Route::Namespace(name), &Method::DELETE) => {
+                Box::pin(namespace::delete(db, name, &call)).await
+            }
             (Route::Unrouted | Route::Discovery(_) | Route::Version | Route::OpenApiV2, _) => {
                 Ok(text_reply(404, "404 page not found"))
             }

@@ -282,11 +282,11 @@ impl SecretService {
     /// Runs one RPC in its span (named like the Go service's OpenTelemetry interceptor names it)
     /// if the policy allows the caller, records its outcome and latency, and audits it before
     /// the response leaves.
-    async fn observed<T>(
+    async fn observed<T, F: Future<Output = Result<T, RpcError>>>(
         &self,
         method: &'static str,
         target: Target,
-        rpc: impl Future<Output = Result<T, RpcError>>,
+        rpc: impl FnOnce() -> F,
     ) -> Result<T, RpcError> {
         use tracing::Instrument as _;
         let span = tracing::info_span!(
@@ -309,9 +309,9 @@ impl SecretService {
                 Err(target.denied(caller))
             } else if span.is_disabled() {
                 // Nothing records it (no OTLP, no debug logs): no span to enter on every poll.
-                rpc.await
+                rpc().await
             } else {
-                rpc.instrument(span).await
+                rpc().instrument(span).await
             };
         let code = match &result {
             Ok(_) => "ok",
@@ -367,7 +367,7 @@ impl SecretService {
 
     pub async fn create(&self, req: CreateSecretRequest) -> Result<CreateSecretResponse, RpcError> {
         let target = self.target(Verb::Create, req.id.as_ref());
-        self.observed("CreateSecret", target, self.create_rpc(req))
+        self.observed("CreateSecret", target, || self.create_rpc(req))
             .await
     }
 
@@ -559,7 +559,7 @@ impl SecretService {
 
     pub async fn get(&self, req: GetSecretRequest) -> Result<GetSecretResponse, RpcError> {
         let target = self.target(Verb::Get, req.id.as_ref());
-        self.observed("GetSecret", target, self.get_rpc(req)).await
+        self.observed("GetSecret", target, || self.get_rpc(req)).await
     }
 
     async fn get_rpc(&self, req: GetSecretRequest) -> Result<GetSecretResponse, RpcError> {
@@ -591,7 +591,7 @@ impl SecretService {
     /// previous value is put back.
     pub async fn update(&self, req: UpdateSecretRequest) -> Result<UpdateSecretResponse, RpcError> {
         let target = self.target(Verb::Update, req.id.as_ref());
-        self.observed("UpdateSecret", target, self.update_rpc(req))
+        self.observed("UpdateSecret", target, || self.update_rpc(req))
             .await
     }
 
@@ -661,7 +661,7 @@ impl SecretService {
 
     pub async fn delete(&self, req: DeleteSecretRequest) -> Result<DeleteSecretResponse, RpcError> {
         let target = self.target(Verb::Delete, req.id.as_ref());
-        self.observed("DeleteSecret", target, self.delete_rpc(req))
+        self.observed("DeleteSecret", target, || self.delete_rpc(req))
             .await
     }
 
@@ -699,7 +699,7 @@ impl SecretService {
     }
 
     pub async fn list(&self, req: ListSecretsRequest) -> Result<ListSecretsResponse, RpcError> {
-        self.observed("ListSecrets", Target::list(&req), self.list_rpc(req))
+        self.observed("ListSecrets", Target::list(&req), || self.list_rpc(req))
             .await
     }
 
