@@ -284,18 +284,18 @@ impl SecretService {
     /// the response leaves.
     async fn observed<T, F: Future<Output = Result<T, RpcError>>>(
         &self,
-        method: &'static str,
+        method: metrics::Method,
         target: Target,
         rpc: impl FnOnce() -> F,
     ) -> Result<T, RpcError> {
         use tracing::Instrument as _;
         let span = tracing::info_span!(
             RPC_SPAN,
-            otel.name = %format_args!("flyteidl2.secret.SecretService/{method}"),
+            otel.name = %format_args!("flyteidl2.secret.SecretService/{}", method.name()),
             otel.kind = "server",
             rpc.system = transport::current_name(),
             rpc.service = "flyteidl2.secret.SecretService",
-            rpc.method = method,
+            rpc.method = method.name(),
             rpc.connect_rpc.error_code = tracing::field::Empty,
         );
         // Recorded by a guard, so an RPC whose future is dropped (client reset, deadline) is
@@ -313,23 +313,20 @@ impl SecretService {
             } else {
                 rpc().instrument(span).await
             };
-        let code = match &result {
-            Ok(_) => "ok",
-            Err(e) => e.code.connect_name(),
-        };
+        let code = result.as_ref().err().map(|e| e.code);
         outcome.finish(code);
         if let Some(audit) = &self.audit {
             audit.write(&crate::audit::AuditRecord {
                 caller,
                 peer: ctx.as_ref().and_then(|c| c.peer),
-                method: &format!("flyteidl2.secret.SecretService/{method}"),
+                method: &format!("flyteidl2.secret.SecretService/{}", method.name()),
                 secret: Some(crate::audit::SecretRef {
                     organization: &target.organization,
                     domain: &target.domain,
                     project: &target.project,
                     name: &target.name,
                 }),
-                code,
+                code: code.map_or("ok", Code::connect_name),
                 request_id: ctx.as_ref().map_or("", |c| c.request_id.as_str()),
             });
         }
@@ -367,8 +364,10 @@ impl SecretService {
 
     pub async fn create(&self, req: CreateSecretRequest) -> Result<CreateSecretResponse, RpcError> {
         let target = self.target(Verb::Create, req.id.as_ref());
-        self.observed("CreateSecret", target, || self.create_rpc(req))
-            .await
+        self.observed(metrics::Method::CreateSecret, target, || {
+            self.create_rpc(req)
+        })
+        .await
     }
 
     async fn create_rpc(&self, req: CreateSecretRequest) -> Result<CreateSecretResponse, RpcError> {
@@ -559,7 +558,8 @@ impl SecretService {
 
     pub async fn get(&self, req: GetSecretRequest) -> Result<GetSecretResponse, RpcError> {
         let target = self.target(Verb::Get, req.id.as_ref());
-        self.observed("GetSecret", target, || self.get_rpc(req)).await
+        self.observed(metrics::Method::GetSecret, target, || self.get_rpc(req))
+            .await
     }
 
     async fn get_rpc(&self, req: GetSecretRequest) -> Result<GetSecretResponse, RpcError> {
@@ -591,8 +591,10 @@ impl SecretService {
     /// previous value is put back.
     pub async fn update(&self, req: UpdateSecretRequest) -> Result<UpdateSecretResponse, RpcError> {
         let target = self.target(Verb::Update, req.id.as_ref());
-        self.observed("UpdateSecret", target, || self.update_rpc(req))
-            .await
+        self.observed(metrics::Method::UpdateSecret, target, || {
+            self.update_rpc(req)
+        })
+        .await
     }
 
     async fn update_rpc(&self, req: UpdateSecretRequest) -> Result<UpdateSecretResponse, RpcError> {
@@ -661,8 +663,10 @@ impl SecretService {
 
     pub async fn delete(&self, req: DeleteSecretRequest) -> Result<DeleteSecretResponse, RpcError> {
         let target = self.target(Verb::Delete, req.id.as_ref());
-        self.observed("DeleteSecret", target, || self.delete_rpc(req))
-            .await
+        self.observed(metrics::Method::DeleteSecret, target, || {
+            self.delete_rpc(req)
+        })
+        .await
     }
 
     async fn delete_rpc(&self, req: DeleteSecretRequest) -> Result<DeleteSecretResponse, RpcError> {
@@ -699,8 +703,10 @@ impl SecretService {
     }
 
     pub async fn list(&self, req: ListSecretsRequest) -> Result<ListSecretsResponse, RpcError> {
-        self.observed("ListSecrets", Target::list(&req), || self.list_rpc(req))
-            .await
+        self.observed(metrics::Method::ListSecrets, Target::list(&req), || {
+            self.list_rpc(req)
+        })
+        .await
     }
 
     async fn list_rpc(&self, req: ListSecretsRequest) -> Result<ListSecretsResponse, RpcError> {
