@@ -385,10 +385,7 @@ mod tests {
             raw_of(b"{\"kind\":\"Status\"}").unwrap_err(),
             WireError::MissingMagic
         );
-        assert_eq!(
-            raw_of(b"k8s\0\x12\x05abc").unwrap_err(),
-            WireError::PastEnd
-        );
+        assert_eq!(raw_of(b"k8s\0\x12\x05abc").unwrap_err(), WireError::PastEnd);
     }
 
     /// Fixed-size fields are skipped; a field number 0, an unknown wire type, a truncated
@@ -409,7 +406,11 @@ mod tests {
             ]
         );
         for (broken, error, message) in [
-            (&[0x00, 1][..], WireError::FieldNumber, "invalid field number"),
+            (
+                &[0x00, 1][..],
+                WireError::FieldNumber,
+                "invalid field number",
+            ),
             (&[0x0b], WireError::WireType(3), "unsupported wire type 3"),
             (&[0x08, 0x80], WireError::Varint, "invalid varint"),
             (&[0x12, 3, b'a'], WireError::PastEnd, "past the end"),
@@ -420,9 +421,6 @@ mod tests {
             assert!(walk.next().is_none(), "{broken:?}");
             assert!(String::from(error).contains(message), "{error}");
         }
-        assert_eq!(
-            map_entry(&[0x0a, 5, b'k']).unwrap_err(),
-            WireError::PastEnd
-        );
+        assert_eq!(map_entry(&[0x0a, 5, b'k']).unwrap_err(), WireError::PastEnd);
     }
 }

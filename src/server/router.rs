@@ -133,13 +133,15 @@ pub async fn route(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
                 Err(never) => match never {},
             }
         }
-        Protocol::GrpcWeb => match Box::pin(tower::ServiceExt::oneshot(app.grpc_web.clone(), req)).await {
-            Ok(resp) => oversized_is_resource_exhausted(resp),
-            Err(e) => {
-                tracing::warn!(error = %e, "gRPC-Web transport error");
-                plain(500, "internal error")
+        Protocol::GrpcWeb => {
+            match Box::pin(tower::ServiceExt::oneshot(app.grpc_web.clone(), req)).await {
+                Ok(resp) => oversized_is_resource_exhausted(resp),
+                Err(e) => {
+                    tracing::warn!(error = %e, "gRPC-Web transport error");
+                    plain(500, "internal error")
+                }
             }
-        },
+        }
         Protocol::Grpc => {
             if req.version() < http::Version::HTTP_2 {
                 // gRPC needs HTTP/2 trailers; refuse before running anything (gRPC-Web and

@@ -35,22 +35,37 @@ const LABEL_UNION_NAME: &str = "union.ai/secret-name";
 pub const DOCKER_CONFIG_JSON_TYPE: &str = "kubernetes.io/dockerconfigjson";
 pub const DOCKER_CONFIG_JSON_KEY: &str = ".dockerconfigjson";
 
-/// A label of a stored Secret, or of its metadata alone (GetSecret reads only that).
-fn label<'a>(secret: &'a impl kube::Resource, key: &str) -> Option<&'a str> {
-    secret.meta().labels.as_ref()?.get(key).map(String::as_str)
+/// A label of a stored Secret.
+fn label<'a>(secret: &'a K8sSecret, key: &str) -> Option<&'a str> {
+    secret
+        .metadata
+        .labels
+        .as_ref()?
+        .get(key)
+        .map(String::as_str)
 }
 
 /// The type a stored generic Secret records.
-pub fn stored_type(secret: &impl kube::Resource) -> SecretType {
-    match label(secret, LABEL_SECRET_TYPE) {
+pub fn stored_type(secret: &K8sSecret) -> SecretType {
+    type_labelled(label(secret, LABEL_SECRET_TYPE))
+}
+
+/// The type recorded by a [`LABEL_SECRET_TYPE`] of `value` (or none).
+pub fn type_labelled(value: Option<&str>) -> SecretType {
+    match value {
         Some(TYPE_IMAGE_PULL) => SecretType::ImagePullSecret,
         _ => SecretType::Generic,
     }
 }
 
 /// True for a Secret an operator labelled `app.flyte.org/system: "true"`.
-pub fn is_system(secret: &impl kube::Resource) -> bool {
-    label(secret, LABEL_SYSTEM) == Some("true")
+pub fn is_system(secret: &K8sSecret) -> bool {
+    system_labelled(label(secret, LABEL_SYSTEM))
+}
+
+/// True for a [`LABEL_SYSTEM`] of `value`.
+pub fn system_labelled(value: Option<&str>) -> bool {
+    value == Some("true")
 }
 
 /// The companion's name: `ToImagePullK8sName` over the components the data key is encoded from

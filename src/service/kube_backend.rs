@@ -518,7 +518,7 @@ mod tests {
     /// it. A JSON answer is read as kube reads it.
     #[tokio::test]
     async fn get_head_sends_kubes_metadata_get_asking_for_protobuf_first() {
-        use kube::Resource as _;
+        use crate::proto::flyteidl2::secret::SecretType;
         let body = r#"{"kind":"PartialObjectMetadata","apiVersion":"meta.k8s.io/v1",
             "metadata":{"name":"abc","creationTimestamp":"2026-01-02T03:04:05Z",
             "labels":{"app.flyte.org/secret-type":"image-pull"}}}"#;
@@ -526,13 +526,12 @@ mod tests {
         let kube = KubeBackend::new(client.clone(), 0.0, 1, None);
         let head = kube.get_head("flyte", "abc").await.unwrap();
         assert_eq!(
-            head.meta()
-                .creation_timestamp
-                .as_ref()
-                .unwrap()
-                .0
-                .to_string(),
-            "2026-01-02T03:04:05Z"
+            head,
+            SecretHead {
+                created: Some(1_767_323_045),
+                system: false,
+                secret_type: SecretType::ImagePullSecret
+            }
         );
         Api::<Secret>::namespaced(client, "flyte")
             .get_metadata("abc")
@@ -560,7 +559,7 @@ mod tests {
         use crate::k8s_wire::{
             put_bytes, put_map_entry, put_partial_object_metadata, put_time, put_varint,
         };
-        use kube::Resource as _;
+        use crate::proto::flyteidl2::secret::SecretType;
         let answer = |seconds: Option<i64>| {
             let mut meta = Vec::new();
             for (tag, s) in [
@@ -591,40 +590,28 @@ mod tests {
             .get_head("flyte", "abc")
             .await
             .unwrap();
-        let meta = head.meta();
         assert_eq!(
-            meta.creation_timestamp.as_ref().unwrap().0.to_string(),
-            "2026-01-02T03:04:05Z"
-        );
-        let labels = meta.labels.as_ref().unwrap();
-        assert_eq!(
-            labels.iter().collect::<Vec<_>>(),
-            [(
-                &"app.flyte.org/secret-type".to_owned(),
-                &"image-pull".to_owned()
-            )]
+            head,
+            SecretHead {
+                created: Some(1_767_323_045),
+                system: false,
+                secret_type: SecretType::ImagePullSecret
+            },
+            "2026-01-02T03:04:05Z, and only the interpreted label"
         );
         let (client, _) = answering(200, "application/vnd.kubernetes.protobuf", answer(None));
         let head = KubeBackend::new(client, 0.0, 1, None)
             .get_head("flyte", "abc")
             .await
             .unwrap();
-        assert!(head.meta().creation_timestamp.is_none());
+        assert_eq!(head.created, None);
         // The epoch is a time like any other (Go writes only the zero time as an empty message).
         let (client, _) = answering(200, "application/vnd.kubernetes.protobuf", answer(Some(0)));
         let head = KubeBackend::new(client, 0.0, 1, None)
             .get_head("flyte", "abc")
             .await
             .unwrap();
-        assert_eq!(
-            head.meta()
-                .creation_timestamp
-                .as_ref()
-                .unwrap()
-                .0
-                .to_string(),
-            "1970-01-01T00:00:00Z"
-        );
+        assert_eq!(head.created, Some(0));
     }
 
     /// An error answer is the error kube's own `get_metadata` makes of it (a JSON Status, a

@@ -29,6 +29,7 @@ use crate::proto::flyteidl2::secret::{
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret as K8sSecret;
 use kube::api::{ListParams, ObjectMeta};
+use secret_head::SecretHead;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -214,33 +215,24 @@ fn requested_type(number: i32) -> Result<SecretType, RpcError> {
     })
 }
 
-/// A Secret as read (whole, or its [`SecretHead`](secret_head::SecretHead)), if the RPC may see
-/// it: a system secret is not found unless the request asks for system secrets.
-fn visible<S: kube::Resource>(secret: S, name: &str, include_system: bool) -> Result<S, RpcError> {
-    if !include_system && image_pull::is_system(&secret) {
+/// Whether the RPC may see a stored Secret: a system secret is not found unless the request
+/// asks for system secrets.
+fn visible(system: bool, name: &str, include_system: bool) -> Result<(), RpcError> {
+    if system && !include_system {
         Err(not_found(name))
     } else {
-        Ok(secret)
+        Ok(())
     }
 }
 
-fn metadata(secret: &impl kube::Resource, status: SecretStatus) -> SecretMetadata {
+fn metadata(head: &SecretHead, status: SecretStatus) -> SecretMetadata {
     SecretMetadata {
-        created_time: created_time(secret),
+        created_time: head
+            .created
+            .map(|seconds| crate::proto::Timestamp { seconds, nanos: 0 }),
         secret_status: Some(status),
-        r#type: image_pull::stored_type(secret) as i32,
+        r#type: head.secret_type as i32,
     }
-}
-
-fn created_time(secret: &impl kube::Resource) -> Option<crate::proto::Timestamp> {
-    secret
-        .meta()
-        .creation_timestamp
-        .as_ref()
-        .map(|t| crate::proto::Timestamp {
-            seconds: t.0.as_second(),
-            nanos: 0,
-        })
 }
 
 impl SecretService {
@@ -553,7 +545,8 @@ impl SecretService {
             .get(&self.settings.namespace, object)
             .await
             .map_err(on_secret(&id.name))?;
-        visible(secret, &id.name, include_system)
+        visible(image_pull::is_system(&secret), &id.name, include_system)?;
+        Ok(secret)
     }
 
     pub async fn get(&self, req: GetSecretRequest) -> Result<GetSecretResponse, RpcError> {
@@ -569,16 +562,16 @@ impl SecretService {
         let (_, object) = names(id);
         // The response is the object's metadata (creation time, type label): ask the API server
         // for that alone, so the value never leaves it and nothing decodes it.
-        let secret = self
+        let head = self
             .kube
             .get_head(&self.settings.namespace, &object)
             .await
             .map_err(on_secret(&id.name))?;
-        let secret = visible(secret, &id.name, req.include_system_secrets)?;
+        visible(head.system, &id.name, req.include_system_secrets)?;
         Ok(GetSecretResponse {
             secret: Some(Secret {
                 id: req.id,
-                secret_metadata: Some(metadata(&secret, self.status())),
+                secret_metadata: Some(metadata(&head, self.status())),
             }),
         })
     }
@@ -791,7 +784,7 @@ impl SecretService {
                 domain: decoded.domain.to_owned(),
                 project: decoded.project.to_owned(),
             }),
-            secret_metadata: Some(metadata(item, self.status())),
+            secret_metadata: Some(metadata(&SecretHead::of_secret(item), self.status())),
         })
     }
 }

@@ -1,51 +1,93 @@
 //! [`SecretHead`]: what GetSecret reads of a stored Secret. The service interprets two labels
 //! and the creation time, nothing else, so it asks the API server for the object's metadata
 //! alone (`PartialObjectMetadata`, like client-go's metadata client: the value never leaves the
-//! API server), in protobuf or JSON as the server answers, and keeps only those three fields:
-//! the rest of the JSON is skipped without allocating for it.
+//! API server), in protobuf or JSON as the server answers, and keeps only what those say: the
+//! rest is skipped without allocating for it.
 
-use super::image_pull::{LABEL_SECRET_TYPE, LABEL_SYSTEM};
-use k8s_openapi::api::core::v1::Secret;
+use super::image_pull::{self, LABEL_SECRET_TYPE, LABEL_SYSTEM};
+use crate::proto::flyteidl2::secret::SecretType;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::ObjectMeta;
 use serde::Deserialize;
 use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
-use std::borrow::Cow;
-use std::collections::BTreeMap;
 use std::fmt;
 
-/// A stored Secret's metadata as far as the service reads it: `creationTimestamp` and the
-/// labels it interprets (every other field and label is dropped while decoding).
-#[derive(Clone, Debug, Default)]
+/// A stored Secret's metadata as far as the service reads it. Small (it is moved through every
+/// layer of a GetSecret) and with nothing to free.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SecretHead {
-    metadata: ObjectMeta,
+    /// `creationTimestamp`, in seconds since the epoch; `None` when unset.
+    pub created: Option<i64>,
+    /// Labelled `app.flyte.org/system: "true"`.
+    pub system: bool,
+    /// The type its `app.flyte.org/secret-type` label records.
+    pub secret_type: SecretType,
 }
 
-impl kube::Resource for SecretHead {
-    type DynamicType = ();
-    type Scope = <Secret as kube::Resource>::Scope;
+impl SecretHead {
+    /// The head of a Secret with these interpreted labels' values (`None`: not labelled).
+    fn of(created: Option<i64>, system: Option<&str>, secret_type: Option<&str>) -> SecretHead {
+        SecretHead {
+            created,
+            system: image_pull::system_labelled(system),
+            secret_type: image_pull::type_labelled(secret_type),
+        }
+    }
 
-    fn metadata_api() -> bool {
-        true
+    /// The head of a whole stored Secret (ListSecrets reads whole Secrets).
+    pub fn of_secret(secret: &k8s_openapi::api::core::v1::Secret) -> SecretHead {
+        SecretHead {
+            created: secret
+                .metadata
+                .creation_timestamp
+                .as_ref()
+                .map(|t| t.0.as_second()),
+            system: image_pull::is_system(secret),
+            secret_type: image_pull::stored_type(secret),
+        }
     }
-    fn kind(dt: &()) -> Cow<'_, str> {
-        Secret::kind(dt)
+
+    /// A `PartialObjectMetadata` answer in protobuf (`application/vnd.kubernetes.protobuf`),
+    /// read in place, nothing copied out. An empty `Time` message is how Go writes an unset one.
+    pub fn from_protobuf(body: &[u8]) -> Result<SecretHead, String> {
+        use crate::k8s_wire::{Field, fields, map_entry, raw_of, time_seconds};
+        let mut created = None;
+        let (mut system, mut secret_type) = (None, None);
+        for field in fields(raw_of(body)?) {
+            let (1, Field::Bytes(meta)) = field? else {
+                continue;
+            };
+            for field in fields(meta) {
+                match field? {
+                    (8, Field::Bytes(time)) => created = time_seconds(time)?,
+                    (11, Field::Bytes(entry)) => {
+                        let (key, value) = map_entry(entry)?;
+                        if let Some(key) = interpreted(key) {
+                            let value = std::str::from_utf8(value)
+                                .map_err(|e| format!("label {key}: {e}"))?;
+                            match key {
+                                LABEL_SYSTEM => system = Some(value),
+                                _ => secret_type = Some(value),
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        // What the JSON form accepts as a creationTimestamp, so both forms refuse alike.
+        if let Some(seconds) = created {
+            k8s_openapi::jiff::Timestamp::from_second(seconds)
+                .map_err(|e| format!("creationTimestamp: {e}"))?;
+        }
+        Ok(SecretHead::of(created, system, secret_type))
     }
-    fn group(dt: &()) -> Cow<'_, str> {
-        Secret::group(dt)
-    }
-    fn version(dt: &()) -> Cow<'_, str> {
-        Secret::version(dt)
-    }
-    fn plural(dt: &()) -> Cow<'_, str> {
-        Secret::plural(dt)
-    }
-    fn meta(&self) -> &ObjectMeta {
-        &self.metadata
-    }
-    fn meta_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
-    }
+}
+
+/// The label `key` names, when it is one the service interprets (in either form of answer).
+fn interpreted(key: &[u8]) -> Option<&'static str> {
+    [LABEL_SYSTEM, LABEL_SECRET_TYPE]
+        .into_iter()
+        .find(|k| k.as_bytes() == key)
 }
 
 #[derive(Deserialize)]
@@ -65,69 +107,21 @@ struct WireMeta {
 impl<'de> Deserialize<'de> for SecretHead {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let wire = Wire::deserialize(d)?;
-        Ok(SecretHead {
-            metadata: ObjectMeta {
-                creation_timestamp: wire.metadata.creation_timestamp,
-                labels: wire.metadata.labels.map(|l| l.0),
-                ..ObjectMeta::default()
-            },
-        })
+        let labels = wire.metadata.labels.unwrap_or_default();
+        Ok(SecretHead::of(
+            wire.metadata.creation_timestamp.map(|t| t.0.as_second()),
+            labels.system.as_deref(),
+            labels.secret_type.as_deref(),
+        ))
     }
 }
 
-impl SecretHead {
-    /// A `PartialObjectMetadata` answer in protobuf (`application/vnd.kubernetes.protobuf`),
-    /// read in place: only the creation time and the interpreted labels are copied out. An
-    /// empty `Time` message is how Go writes an unset one.
-    pub fn from_protobuf(body: &[u8]) -> Result<SecretHead, String> {
-        use crate::k8s_wire::{Field, fields, map_entry, raw_of, time_seconds};
-        let mut created = None;
-        let mut labels = BTreeMap::new();
-        for field in fields(raw_of(body)?) {
-            let (1, Field::Bytes(meta)) = field? else {
-                continue;
-            };
-            for field in fields(meta) {
-                match field? {
-                    (8, Field::Bytes(time)) => created = time_seconds(time)?,
-                    (11, Field::Bytes(entry)) => {
-                        let (key, value) = map_entry(entry)?;
-                        if let Some(key) = interpreted(key) {
-                            let value = std::str::from_utf8(value)
-                                .map_err(|e| format!("label {key}: {e}"))?;
-                            labels.insert(key.to_owned(), value.to_owned());
-                        }
-                    }
-                    _ => {}
-                }
-            }
-        }
-        let creation_timestamp = created
-            .map(|seconds| {
-                k8s_openapi::jiff::Timestamp::from_second(seconds)
-                    .map(Time)
-                    .map_err(|e| format!("creationTimestamp: {e}"))
-            })
-            .transpose()?;
-        Ok(SecretHead {
-            metadata: ObjectMeta {
-                creation_timestamp,
-                labels: Some(labels),
-                ..ObjectMeta::default()
-            },
-        })
-    }
+/// The values of the labels the service interprets; the others are skipped unread.
+#[derive(Default)]
+struct InterpretedLabels {
+    system: Option<String>,
+    secret_type: Option<String>,
 }
-
-/// The label `key` names, when it is one the service interprets (in either form of answer).
-fn interpreted(key: &[u8]) -> Option<&'static str> {
-    [LABEL_SYSTEM, LABEL_SECRET_TYPE]
-        .into_iter()
-        .find(|k| k.as_bytes() == key)
-}
-
-/// The labels the service interprets; the others are skipped unread.
-struct InterpretedLabels(BTreeMap<String, String>);
 
 /// A label key, compared without copying it.
 enum LabelKey {
@@ -160,18 +154,21 @@ impl<'de> Deserialize<'de> for InterpretedLabels {
                 f.write_str("a map of labels")
             }
             fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
-                let mut kept = BTreeMap::new();
+                let mut kept = InterpretedLabels::default();
                 while let Some(key) = map.next_key::<LabelKey>()? {
                     match key {
-                        LabelKey::Interpreted(k) => {
-                            kept.insert(k.to_owned(), map.next_value::<String>()?);
+                        LabelKey::Interpreted(LABEL_SYSTEM) => {
+                            kept.system = Some(map.next_value()?);
+                        }
+                        LabelKey::Interpreted(_) => {
+                            kept.secret_type = Some(map.next_value()?);
                         }
                         LabelKey::Other => {
                             map.next_value::<IgnoredAny>()?;
                         }
                     }
                 }
-                Ok(InterpretedLabels(kept))
+                Ok(kept)
             }
         }
         d.deserialize_map(LabelsVisitor)
@@ -181,8 +178,6 @@ impl<'de> Deserialize<'de> for InterpretedLabels {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::flyteidl2::secret::SecretType;
-    use crate::service::image_pull;
     use serde_json::json;
 
     proptest::proptest! {
@@ -208,12 +203,8 @@ mod tests {
             put_partial_object_metadata(&mut body, "meta.k8s.io/v1", &meta);
             let head = SecretHead::from_protobuf(&body).unwrap();
             proptest::prop_assert_eq!(
-                head.metadata.creation_timestamp.map(|t| t.0.as_second()),
-                Some(seconds)
-            );
-            proptest::prop_assert_eq!(
-                head.metadata.labels,
-                Some(BTreeMap::from([(LABEL_SYSTEM.to_owned(), "true".to_owned())]))
+                head,
+                SecretHead { created: Some(seconds), system: true, secret_type: SecretType::Generic }
             );
             let _ = SecretHead::from_protobuf(&body[..cut.min(body.len())]);
         }
@@ -235,18 +226,38 @@ mod tests {
                 "managedFields": [{"manager": "m", "fieldsV1": {"f:data": {}}}]
             }
         }));
-        let meta = kube::Resource::meta(&h);
         assert_eq!(
-            meta.creation_timestamp.as_ref().map(|t| t.0.as_second()),
-            Some(1_796_096_647)
+            h,
+            SecretHead {
+                created: Some(1_796_096_647),
+                system: true,
+                secret_type: SecretType::ImagePullSecret
+            }
         );
+        // Only "true" makes a system secret, only "image-pull" an image-pull one.
+        let h = head(json!({"metadata": {"labels": {
+            "app.flyte.org/system": "yes", "app.flyte.org/secret-type": "generic"}}}));
+        assert_eq!(h, SecretHead::default());
+    }
+
+    /// The head of a whole Secret (ListSecrets) reads the same labels the same way.
+    #[test]
+    fn a_whole_secret_has_the_head_its_metadata_answer_has() {
+        let secret: k8s_openapi::api::core::v1::Secret = serde_json::from_value(json!({
+            "metadata": {
+                "name": "n", "creationTimestamp": "2026-12-01T03:44:07Z",
+                "labels": {"app.flyte.org/system": "true", "app.flyte.org/secret-type": "image-pull"}
+            },
+            "data": {"k": "dg=="}
+        }))
+        .unwrap();
+        let whole = SecretHead::of_secret(&secret);
         assert_eq!(
-            meta.labels.as_ref().unwrap().keys().collect::<Vec<_>>(),
-            ["app.flyte.org/secret-type", "app.flyte.org/system"]
+            whole,
+            head(serde_json::to_value(&secret).unwrap()),
+            "{whole:?}"
         );
-        assert!(image_pull::is_system(&h));
-        assert_eq!(image_pull::stored_type(&h), SecretType::ImagePullSecret);
-        assert!(meta.name.is_none() && meta.uid.is_none());
+        assert!(whole.system && whole.secret_type == SecretType::ImagePullSecret);
     }
 
     #[test]
@@ -256,10 +267,7 @@ mod tests {
             json!({"metadata": {"name": "n"}}),
             json!({"metadata": {"labels": {}}}),
         ] {
-            let h = head(v);
-            assert!(!image_pull::is_system(&h));
-            assert_eq!(image_pull::stored_type(&h), SecretType::Generic);
-            assert!(kube::Resource::meta(&h).creation_timestamp.is_none());
+            assert_eq!(head(v), SecretHead::default());
         }
     }
 
