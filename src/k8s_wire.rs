@@ -292,23 +292,42 @@ pub fn put_map_entry(out: &mut Vec<u8>, tag: u32, key: &str, value: &str) {
 /// Writes a whole protobuf body: the prefix, then the envelope of `api_version`/`kind` around
 /// `raw`, the object's encoded message.
 pub fn put_envelope(out: &mut Vec<u8>, api_version: &str, kind: &str, raw: &[u8]) {
+    put_envelope_around(out, api_version, kind, raw.len(), |out| {
+        out.extend_from_slice(raw)
+    });
+}
+
+/// [`put_envelope`] with `raw` (`raw_len` bytes) written in place by `write_raw`.
+fn put_envelope_around(
+    out: &mut Vec<u8>,
+    api_version: &str,
+    kind: &str,
+    raw_len: usize,
+    write_raw: impl FnOnce(&mut Vec<u8>),
+) {
+    let type_meta = bytes_field_len(1, api_version.len()) + bytes_field_len(2, kind.len());
+    out.reserve(MAGIC.len() + bytes_field_len(1, type_meta) + bytes_field_len(2, raw_len) + 4);
     out.extend_from_slice(MAGIC);
     encode_key(1, WireType::LengthDelimited, out);
-    let type_meta = bytes_field_len(1, api_version.len()) + bytes_field_len(2, kind.len());
     encode_varint(type_meta as u64, out);
     put_bytes(out, 1, api_version.as_bytes());
     put_bytes(out, 2, kind.as_bytes());
-    put_bytes(out, 2, raw);
+    encode_key(2, WireType::LengthDelimited, out);
+    encode_varint(raw_len as u64, out);
+    let before = out.len();
+    write_raw(out);
+    debug_assert_eq!(out.len() - before, raw_len, "raw is the length announced");
     put_bytes(out, 3, b"");
     put_bytes(out, 4, b"");
 }
 
 /// Writes a whole `PartialObjectMetadata` body of `api_version` (`meta.k8s.io/v1` or
-/// `v1beta1`) around `object_meta`, an encoded `ObjectMeta`.
+/// `v1beta1`) around `object_meta`, an encoded `ObjectMeta`, copying it once.
 pub fn put_partial_object_metadata(out: &mut Vec<u8>, api_version: &str, object_meta: &[u8]) {
-    let mut raw = Vec::with_capacity(object_meta.len() + 4);
-    put_bytes(&mut raw, 1, object_meta);
-    put_envelope(out, api_version, "PartialObjectMetadata", &raw);
+    let raw_len = bytes_field_len(1, object_meta.len());
+    put_envelope_around(out, api_version, "PartialObjectMetadata", raw_len, |out| {
+        put_bytes(out, 1, object_meta)
+    });
 }
 
 #[cfg(test)]
