@@ -224,7 +224,7 @@ where
     B: HttpBody<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError> + Send,
 {
-    match Box::pin(tower::ServiceExt::oneshot(tonic.clone(), req)).await {
+    match tower::ServiceExt::oneshot(tonic.clone(), req).await {
         Ok(resp) => resp,
         Err(never) => match never {},
     }

@@ -128,20 +128,18 @@ pub async fn route(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
                 return plain(505, "Connect streaming requires HTTP/2 here\n");
             }
             let req = connect_stream::to_grpc_request(req);
-            match Box::pin(tower::ServiceExt::oneshot(app.grpc.clone(), req)).await {
+            match tower::ServiceExt::oneshot(app.grpc.clone(), req).await {
                 Ok(resp) => connect_stream::from_grpc_response(resp),
                 Err(never) => match never {},
             }
         }
-        Protocol::GrpcWeb => {
-            match Box::pin(tower::ServiceExt::oneshot(app.grpc_web.clone(), req)).await {
-                Ok(resp) => oversized_is_resource_exhausted(resp),
-                Err(e) => {
-                    tracing::warn!(error = %e, "gRPC-Web transport error");
-                    plain(500, "internal error")
-                }
+        Protocol::GrpcWeb => match tower::ServiceExt::oneshot(app.grpc_web.clone(), req).await {
+            Ok(resp) => oversized_is_resource_exhausted(resp),
+            Err(e) => {
+                tracing::warn!(error = %e, "gRPC-Web transport error");
+                plain(500, "internal error")
             }
-        }
+        },
         Protocol::Grpc => {
             if req.version() < http::Version::HTTP_2 {
                 // gRPC needs HTTP/2 trailers; refuse before running anything (gRPC-Web and
@@ -152,7 +150,7 @@ pub async fn route(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
                 let (resp, _) = grpc_unary::serve(&app.service, &app.secret_grpc, req).await;
                 return oversized_is_resource_exhausted(resp);
             }
-            match Box::pin(tower::ServiceExt::oneshot(app.grpc.clone(), req)).await {
+            match tower::ServiceExt::oneshot(app.grpc.clone(), req).await {
                 Ok(resp) => oversized_is_resource_exhausted(resp),
                 Err(never) => match never {},
             }
@@ -177,13 +175,13 @@ pub async fn route(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
             let (parts, body) = req.into_parts();
             match collect_limited(body).await {
                 Ok(bytes) => {
-                    Box::pin(rest::handle(
+                    rest::handle(
                         app.service.clone(),
                         &parts.method,
                         parts.uri.path(),
                         parts.uri.query(),
                         bytes,
-                    ))
+                    )
                     .await
                 }
                 Err(e) => rest::error_response(&e),
