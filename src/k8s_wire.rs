@@ -290,7 +290,8 @@ pub fn put_map_entry(out: &mut Vec<u8>, tag: u32, key: &str, value: &str) {
 }
 
 /// Writes a whole protobuf body: the prefix, then the envelope of `api_version`/`kind` around
-/// `raw`, the object's encoded message.
+/// `raw`, the object's encoded message (the tests build bodies of other kinds, `Status`, with it).
+#[cfg(test)]
 pub fn put_envelope(out: &mut Vec<u8>, api_version: &str, kind: &str, raw: &[u8]) {
     put_envelope_around(out, api_version, kind, raw.len(), |out| {
         out.extend_from_slice(raw)

@@ -41,24 +41,27 @@ impl Code {
         }
     }
 
+    /// Every code, in gRPC number order (a code added to the enum belongs here too: the
+    /// numbers are read back through this list).
+    pub const ALL: [Code; 13] = [
+        Code::Canceled,
+        Code::Unknown,
+        Code::InvalidArgument,
+        Code::DeadlineExceeded,
+        Code::NotFound,
+        Code::AlreadyExists,
+        Code::PermissionDenied,
+        Code::ResourceExhausted,
+        Code::Aborted,
+        Code::Unimplemented,
+        Code::Internal,
+        Code::Unavailable,
+        Code::Unauthenticated,
+    ];
+
     /// The code for a gRPC status number, when this service uses it.
     pub fn from_grpc(n: i32) -> Option<Code> {
-        Some(match n {
-            1 => Code::Canceled,
-            2 => Code::Unknown,
-            3 => Code::InvalidArgument,
-            4 => Code::DeadlineExceeded,
-            5 => Code::NotFound,
-            6 => Code::AlreadyExists,
-            8 => Code::ResourceExhausted,
-            10 => Code::Aborted,
-            12 => Code::Unimplemented,
-            13 => Code::Internal,
-            14 => Code::Unavailable,
-            7 => Code::PermissionDenied,
-            16 => Code::Unauthenticated,
-            _ => return None,
-        })
+        Code::ALL.into_iter().find(|c| c.grpc_number() == n)
     }
 
     /// The Connect protocol's name for the code.
@@ -159,6 +162,13 @@ mod code_tests {
             }
         }
         assert_eq!(Code::from_grpc(16), Some(Code::Unauthenticated));
+        assert_eq!(Code::from_grpc(0), None, "0 is OK, not an error code");
+        // Each code once, in number order.
+        assert!(
+            Code::ALL
+                .windows(2)
+                .all(|w| w[0].grpc_number() < w[1].grpc_number())
+        );
     }
 }
 

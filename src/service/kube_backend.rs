@@ -597,7 +597,7 @@ mod tests {
                 system: false,
                 secret_type: SecretType::ImagePullSecret
             },
-            "2026-01-02T03:04:05Z, and only the interpreted label"
+            "created 2026-01-02T03:04:05Z; the other labels and the annotation change nothing"
         );
         let (client, _) = answering(200, "application/vnd.kubernetes.protobuf", answer(None));
         let head = KubeBackend::new(client, 0.0, 1, None)
