@@ -11,7 +11,7 @@
 //! Field numbers are those of kubernetes/apimachinery's `pkg/apis/meta/v1/generated.proto` and
 //! `pkg/runtime/generated.proto`.
 
-use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint};
+use prost::encoding::{WireType, encoded_len_varint};
 
 /// The media type of protobuf bodies (requests and answers).
 pub const CONTENT_TYPE: &str = "application/vnd.kubernetes.protobuf";
@@ -247,18 +247,35 @@ pub struct StatusCause {
     pub field: String,
 }
 
+/// A field's key (number and wire type), as prost's `encode_key` writes it.
+#[inline]
+fn put_key(out: &mut Vec<u8>, tag: u32, wire_type: WireType) {
+    put_varint_raw(out, u64::from((tag << 3) | wire_type as u32));
+}
+
+/// A bare varint: the one-byte form (every key and most lengths here) pushed directly, longer
+/// ones by prost.
+#[inline]
+fn put_varint_raw(out: &mut Vec<u8>, value: u64) {
+    if value < 0x80 {
+        out.push(value as u8);
+    } else {
+        prost::encoding::encode_varint(value, out);
+    }
+}
+
 /// Writes a length-delimited field (a string, bytes, or an already encoded message).
 /// The API server writes its non-optional strings even when empty; so do the callers.
 pub fn put_bytes(out: &mut Vec<u8>, tag: u32, bytes: &[u8]) {
-    encode_key(tag, WireType::LengthDelimited, out);
-    encode_varint(bytes.len() as u64, out);
+    put_key(out, tag, WireType::LengthDelimited);
+    put_varint_raw(out, bytes.len() as u64);
     out.extend_from_slice(bytes);
 }
 
 /// Writes a varint field (int64, int32, bool).
 pub fn put_varint(out: &mut Vec<u8>, tag: u32, value: u64) {
-    encode_key(tag, WireType::Varint, out);
-    encode_varint(value, out);
+    put_key(out, tag, WireType::Varint);
+    put_varint_raw(out, value);
 }
 
 /// The size of a length-delimited field of `len` bytes under `tag`.
@@ -269,11 +286,11 @@ pub fn bytes_field_len(tag: u32, len: usize) -> usize {
 /// Writes a `Time` field as Go writes one: an unset (zero) time as an empty message, any other
 /// as its seconds and a zero nanos.
 pub fn put_time(out: &mut Vec<u8>, tag: u32, seconds: Option<i64>) {
-    encode_key(tag, WireType::LengthDelimited, out);
+    put_key(out, tag, WireType::LengthDelimited);
     match seconds {
-        None => encode_varint(0, out),
+        None => put_varint_raw(out, 0),
         Some(seconds) => {
-            encode_varint((3 + encoded_len_varint(seconds as u64)) as u64, out);
+            put_varint_raw(out, (3 + encoded_len_varint(seconds as u64)) as u64);
             put_varint(out, 1, seconds as u64);
             put_varint(out, 2, 0);
         }
@@ -282,9 +299,9 @@ pub fn put_time(out: &mut Vec<u8>, tag: u32, seconds: Option<i64>) {
 
 /// Writes one entry of a `map<string, string>` field (both parts, even when empty).
 pub fn put_map_entry(out: &mut Vec<u8>, tag: u32, key: &str, value: &str) {
-    encode_key(tag, WireType::LengthDelimited, out);
+    put_key(out, tag, WireType::LengthDelimited);
     let len = bytes_field_len(1, key.len()) + bytes_field_len(2, value.len());
-    encode_varint(len as u64, out);
+    put_varint_raw(out, len as u64);
     put_bytes(out, 1, key.as_bytes());
     put_bytes(out, 2, value.as_bytes());
 }
@@ -309,12 +326,12 @@ fn put_envelope_around(
     let type_meta = bytes_field_len(1, api_version.len()) + bytes_field_len(2, kind.len());
     out.reserve(MAGIC.len() + bytes_field_len(1, type_meta) + bytes_field_len(2, raw_len) + 4);
     out.extend_from_slice(MAGIC);
-    encode_key(1, WireType::LengthDelimited, out);
-    encode_varint(type_meta as u64, out);
+    put_key(out, 1, WireType::LengthDelimited);
+    put_varint_raw(out, type_meta as u64);
     put_bytes(out, 1, api_version.as_bytes());
     put_bytes(out, 2, kind.as_bytes());
-    encode_key(2, WireType::LengthDelimited, out);
-    encode_varint(raw_len as u64, out);
+    put_key(out, 2, WireType::LengthDelimited);
+    put_varint_raw(out, raw_len as u64);
     let before = out.len();
     write_raw(out);
     debug_assert_eq!(out.len() - before, raw_len, "raw is the length announced");
