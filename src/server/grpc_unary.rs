@@ -36,7 +36,7 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 // Header names made once: a `&str` name is parsed and hashed again at every lookup.
 const GRPC_ENCODING: HeaderName = HeaderName::from_static("grpc-encoding");
 const GRPC_ACCEPT_ENCODING: HeaderName = HeaderName::from_static("grpc-accept-encoding");
-const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
+pub(super) const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
 
 /// The gRPC envelope's header: a compression flag and a big-endian length.
 const ENVELOPE: usize = 5;

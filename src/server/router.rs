@@ -74,7 +74,7 @@ pub fn error_response(protocol: Protocol, e: &RpcError) -> Response<Body> {
 /// says `resource_exhausted`.
 fn oversized_is_resource_exhausted(mut resp: Response<Body>) -> Response<Body> {
     let h = resp.headers_mut();
-    let oversized = h.get("grpc-status").is_some_and(|v| v == "11")
+    let oversized = h.get(grpc_unary::GRPC_STATUS).is_some_and(|v| v == "11")
         && h.get("grpc-message")
             .and_then(|v| v.to_str().ok())
             .is_some_and(|m| {
@@ -82,7 +82,7 @@ fn oversized_is_resource_exhausted(mut resp: Response<Body>) -> Response<Body> {
                     || m.contains("message length too large")
             });
     if oversized {
-        h.insert("grpc-status", http::HeaderValue::from_static("8"));
+        h.insert(grpc_unary::GRPC_STATUS, http::HeaderValue::from_static("8"));
     }
     resp
 }
