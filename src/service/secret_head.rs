@@ -61,12 +61,12 @@ impl SecretHead {
                     (8, Field::Bytes(time)) => created = time_seconds(time)?,
                     (11, Field::Bytes(entry)) => {
                         let (key, value) = map_entry(entry)?;
-                        if let Some(key) = interpreted(key) {
+                        if let Some(label) = Label::of(key) {
                             let value = std::str::from_utf8(value)
-                                .map_err(|e| format!("label {key}: {e}"))?;
-                            match key {
-                                LABEL_SYSTEM => system = Some(value),
-                                _ => secret_type = Some(value),
+                                .map_err(|e| format!("label {}: {e}", label.key()))?;
+                            match label {
+                                Label::System => system = Some(value),
+                                Label::SecretType => secret_type = Some(value),
                             }
                         }
                     }
@@ -83,11 +83,27 @@ impl SecretHead {
     }
 }
 
-/// The label `key` names, when it is one the service interprets (in either form of answer).
-fn interpreted(key: &[u8]) -> Option<&'static str> {
-    [LABEL_SYSTEM, LABEL_SECRET_TYPE]
-        .into_iter()
-        .find(|k| k.as_bytes() == key)
+/// A label the service interprets (in either form of answer).
+#[derive(Clone, Copy)]
+enum Label {
+    System,
+    SecretType,
+}
+
+impl Label {
+    /// The label `key` names, when it is one the service interprets.
+    fn of(key: &[u8]) -> Option<Label> {
+        [Label::System, Label::SecretType]
+            .into_iter()
+            .find(|l| l.key().as_bytes() == key)
+    }
+
+    fn key(self) -> &'static str {
+        match self {
+            Label::System => LABEL_SYSTEM,
+            Label::SecretType => LABEL_SECRET_TYPE,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -125,7 +141,7 @@ struct InterpretedLabels {
 
 /// A label key, compared without copying it.
 enum LabelKey {
-    Interpreted(&'static str),
+    Interpreted(Label),
     Other,
 }
 
@@ -138,7 +154,7 @@ impl<'de> Deserialize<'de> for LabelKey {
                 f.write_str("a label key")
             }
             fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<LabelKey, E> {
-                Ok(interpreted(key.as_bytes()).map_or(LabelKey::Other, LabelKey::Interpreted))
+                Ok(Label::of(key.as_bytes()).map_or(LabelKey::Other, LabelKey::Interpreted))
             }
         }
         d.deserialize_str(KeyVisitor)
@@ -157,10 +173,10 @@ impl<'de> Deserialize<'de> for InterpretedLabels {
                 let mut kept = InterpretedLabels::default();
                 while let Some(key) = map.next_key::<LabelKey>()? {
                     match key {
-                        LabelKey::Interpreted(LABEL_SYSTEM) => {
+                        LabelKey::Interpreted(Label::System) => {
                             kept.system = Some(map.next_value()?);
                         }
-                        LabelKey::Interpreted(_) => {
+                        LabelKey::Interpreted(Label::SecretType) => {
                             kept.secret_type = Some(map.next_value()?);
                         }
                         LabelKey::Other => {
