@@ -532,3 +532,29 @@ async fn grpc_compresses_only_responses_worth_it() {
         assert_eq!(listed.secrets.len(), count);
     }
 }
+
+/// The binary's built-in jemalloc options are in force, and the environment still overrides
+/// them (jemalloc prints its options at exit when asked to).
+#[test]
+fn the_allocator_options_are_built_in_and_overridable() {
+    let option = |conf: &str| {
+        let out = std::process::Command::new(common::BIN)
+            .arg("--version")
+            .env("_RJEM_MALLOC_CONF", conf)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert!(!stderr.contains("Invalid conf"), "{stderr}");
+        stderr
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("opt.tcache_gc_incr_bytes: "))
+            .map(str::to_owned)
+            .unwrap_or_else(|| panic!("no tcache_gc_incr_bytes in:\n{stderr}"))
+    };
+    assert_eq!(option("stats_print:true"), "1048576");
+    assert_eq!(
+        option("stats_print:true,tcache_gc_incr_bytes:65536"),
+        "65536"
+    );
+}
