@@ -119,7 +119,7 @@ pub fn fields(mut message: &[u8]) -> impl Iterator<Item = Result<(u32, Field<'_>
     })
 }
 
-#[inline]
+#[inline(always)]
 fn next_field<'a>(message: &mut &'a [u8]) -> Result<(u32, Field<'a>), WireError> {
     let key = decode_varint(message)?;
     let number = u32::try_from(key >> 3)
@@ -142,13 +142,18 @@ fn next_field<'a>(message: &mut &'a [u8]) -> Result<(u32, Field<'a>), WireError>
     Ok((number, field))
 }
 
-/// A varint; the one-byte form (every key and short length here) without the general loop.
-#[inline]
+/// A varint; the one- and two-byte forms (every key and length in a Secret's metadata) without
+/// the general loop.
+#[inline(always)]
 fn decode_varint(message: &mut &[u8]) -> Result<u64, WireError> {
-    match message.split_first() {
-        Some((&byte, rest)) if byte < 0x80 => {
+    match *message {
+        [low, rest @ ..] if *low < 0x80 => {
             *message = rest;
-            Ok(u64::from(byte))
+            Ok(u64::from(*low))
+        }
+        [low, high, rest @ ..] if *high < 0x80 => {
+            *message = rest;
+            Ok(u64::from(low & 0x7f) | u64::from(*high) << 7)
         }
         _ => prost::encoding::decode_varint(message).map_err(|_| WireError::Varint),
     }
@@ -427,6 +432,25 @@ mod tests {
 
     /// Fixed-size fields are skipped; a field number 0, an unknown wire type, a truncated
     /// varint or length end the walk with an error (and nothing after it is read).
+    /// The short forms read what prost's general decoder reads, and consume as much, for every
+    /// one- and two-byte input (and a third byte after them, continued or not).
+    #[test]
+    fn varints_read_as_prost_reads_them() {
+        for first in 0..=255u8 {
+            for second in 0..=255u8 {
+                for input in [vec![first], vec![first, second], vec![first, second, 0x81]] {
+                    let (mut ours, mut theirs) = (&input[..], &input[..]);
+                    let got = decode_varint(&mut ours).ok();
+                    let want = prost::encoding::decode_varint(&mut theirs).ok();
+                    assert_eq!(got, want, "{input:02x?}");
+                    if want.is_some() {
+                        assert_eq!(ours.len(), theirs.len(), "{input:02x?}");
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn the_field_walk_reads_every_wire_type_and_stops_at_the_first_malformed_field() {
         let mut message = vec![0x09, 1, 2, 3, 4, 5, 6, 7, 8, 0x15, 1, 2, 3, 4];

@@ -214,15 +214,18 @@ impl Engine {
 
     /// Answers one request, streaming when it is a watch: what both faces serve.
     pub async fn respond(&self, req: Request<Bytes>) -> Response<watch::Body> {
-        let path = req.uri().path();
-        let resource = match route(path) {
+        // Only a GET with a query can be a watch: every other request goes straight on, routed
+        // and parsed once (by `handle`).
+        let query = match req.uri().query() {
+            Some(query) if req.method() == Method::GET => parse_query(Some(query)),
+            _ => return self.handle(req).await.map(watch::Body::full),
+        };
+        let resource = match route(req.uri().path()) {
             Route::Secrets(ns) => Some((watch::Resource::Secrets, ns.map(str::to_owned))),
             Route::Namespaces => Some((watch::Resource::Namespaces, None)),
             _ => None,
         };
-        let query = parse_query(req.uri().query());
-        if req.method() == Method::GET
-            && watch::is_watch(&query)
+        if watch::is_watch(&query)
             && let Some((resource, ns)) = resource
         {
             let kind = match resource {
