@@ -6,7 +6,6 @@ use super::faults::Injection;
 use super::watch::Body;
 use bytes::Bytes;
 use http::{Request, Response};
-use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use std::convert::Infallible;
 use std::future::Future;
@@ -26,13 +25,9 @@ where
     B: hyper::body::Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    match Limited::new(body, super::handlers::MAX_BODY + 1)
-        .collect()
+    crate::body::collect_at_most(body, super::handlers::MAX_BODY + 1)
         .await
-    {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(_) => Err(()),
-    }
+        .map_err(|_| ())
 }
 
 async fn control(engine: &Engine, body: Bytes) -> Response<Bytes> {

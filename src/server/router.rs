@@ -7,7 +7,7 @@ use super::{App, Body, MAX_REQUEST_BYTES, connect, connect_stream, grpc_unary, p
 use crate::service::RpcError;
 use bytes::Bytes;
 use http::{Request, Response, header};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use std::sync::Arc;
 
@@ -109,10 +109,9 @@ fn plain_route(app: &App, path: &str) -> Response<Body> {
 /// The body of a Connect or REST request, at most [`MAX_REQUEST_BYTES`] (gRPC's limit is
 /// tonic's `max_decoding_message_size`, set to the same).
 async fn collect_limited(body: Incoming) -> Result<Bytes, RpcError> {
-    match Limited::new(body, MAX_REQUEST_BYTES + 1).collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(_) => Err(super::oversized()),
-    }
+    crate::body::collect_at_most(body, MAX_REQUEST_BYTES + 1)
+        .await
+        .map_err(|_| super::oversized())
 }
 
 /// Routes one request to its protocol's adapter.
@@ -147,8 +146,12 @@ pub async fn route(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
                 return plain(505, "gRPC requires HTTP/2\n");
             }
             if req.uri().path().starts_with(grpc_unary::PREFIX) {
-                let (resp, _) = grpc_unary::serve(&app.service, &app.secret_grpc, req).await;
-                return oversized_is_resource_exhausted(resp);
+                // Only tonic says `out_of_range` for an oversized message; the direct path's
+                // answers are the service's own.
+                return match grpc_unary::serve(&app.service, &app.secret_grpc, req).await {
+                    (resp, grpc_unary::Path::Direct) => resp,
+                    (resp, grpc_unary::Path::Tonic) => oversized_is_resource_exhausted(resp),
+                };
             }
             match tower::ServiceExt::oneshot(app.grpc.clone(), req).await {
                 Ok(resp) => oversized_is_resource_exhausted(resp),

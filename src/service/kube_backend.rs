@@ -219,10 +219,18 @@ async fn read_head(
     client: &kube::Client,
     request: http::Request<Vec<u8>>,
 ) -> Result<SecretHead, kube::Error> {
-    use http_body_util::BodyExt as _;
+    use crate::body::{CollectError, collect_at_most};
     let response = client.send(request.map(kube::client::Body::from)).await?;
     let (parts, body) = response.into_parts();
-    let bytes = body.collect().await?.to_bytes();
+    let bytes = match collect_at_most(body, usize::MAX).await {
+        Ok(bytes) => bytes,
+        Err(CollectError::Body(e)) => return Err(e),
+        Err(CollectError::TooLarge) => {
+            return Err(kube::Error::Service(
+                "an answer of over usize::MAX bytes".into(),
+            ));
+        }
+    };
     let protobuf = parts
         .headers
         .get(http::header::CONTENT_TYPE)

@@ -1,0 +1,153 @@
+//! Reading a whole HTTP body into one buffer, with a size limit: the Connect and REST request
+//! bodies, the engine's requests, and the engine's answers to the service's metadata reads.
+//!
+//! Almost every body here arrives as one frame, which is handed back as it is (no copy, no
+//! buffer list); only bodies in several frames are copied together. Trailers are not kept.
+
+use bytes::{Bytes, BytesMut};
+use http_body::Body;
+use std::future::poll_fn;
+use std::pin::pin;
+
+/// Why a body could not be read whole.
+#[derive(Debug, PartialEq, Eq)]
+pub enum CollectError<E> {
+    /// More data than the limit.
+    TooLarge,
+    /// The body itself failed (the client went away, a protocol error).
+    Body(E),
+}
+
+/// The data of `body`, at most `limit` bytes of it (a body with more is `TooLarge`, found as
+/// soon as the data read so far passes the limit, without reading the rest).
+pub async fn collect_at_most<B>(body: B, limit: usize) -> Result<Bytes, CollectError<B::Error>>
+where
+    B: Body<Data = Bytes>,
+{
+    let mut body = pin!(body);
+    let mut len = 0usize;
+    let mut first = Bytes::new();
+    let mut joined: Option<BytesMut> = None;
+    // A body that says it has ended is not polled again: for HTTP/2 that saves asking for
+    // trailers the stream cannot have.
+    while !body.is_end_stream() {
+        let Some(frame) = poll_fn(|cx| body.as_mut().poll_frame(cx)).await else {
+            break;
+        };
+        let Ok(data) = frame.map_err(CollectError::Body)?.into_data() else {
+            continue;
+        };
+        if data.is_empty() {
+            continue;
+        }
+        len = len.saturating_add(data.len());
+        if len > limit {
+            return Err(CollectError::TooLarge);
+        }
+        match &mut joined {
+            Some(buf) => buf.extend_from_slice(&data),
+            None if first.is_empty() => first = data,
+            None => {
+                let mut buf = BytesMut::with_capacity(len);
+                buf.extend_from_slice(&first);
+                buf.extend_from_slice(&data);
+                joined = Some(buf);
+            }
+        }
+    }
+    Ok(joined.map_or(first, BytesMut::freeze))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body::Frame;
+    use http_body_util::{BodyExt as _, Full, StreamBody};
+    use std::convert::Infallible;
+
+    /// A body of the given frames (data, or trailers where `None`), then an end or an error.
+    fn frames(
+        parts: &[Option<&'static [u8]>],
+        then_fail: bool,
+    ) -> impl Body<Data = Bytes, Error = &'static str> {
+        let mut items: Vec<Result<Frame<Bytes>, &'static str>> = parts
+            .iter()
+            .map(|p| {
+                Ok(match p {
+                    Some(d) => Frame::data(Bytes::from_static(d)),
+                    None => Frame::trailers(http::HeaderMap::new()),
+                })
+            })
+            .collect();
+        if then_fail {
+            items.push(Err("the peer went away"));
+        }
+        StreamBody::new(futures_util::stream::iter(items))
+    }
+
+    /// What http-body-util's `Limited` + `collect` gives, the reading this replaces.
+    async fn reference(
+        body: impl Body<Data = Bytes, Error = &'static str>,
+        limit: usize,
+    ) -> Result<Bytes, String> {
+        http_body_util::Limited::new(body, limit)
+            .collect()
+            .await
+            .map(|c| c.to_bytes())
+            .map_err(|e| e.to_string())
+    }
+
+    #[tokio::test]
+    async fn reads_what_limited_collect_reads() {
+        let cases: &[&[Option<&'static [u8]>]] = &[
+            &[],
+            &[Some(b"")],
+            &[Some(b"abc")],
+            &[Some(b"ab"), Some(b"cd")],
+            &[Some(b""), Some(b"abc"), Some(b""), Some(b"d")],
+            &[Some(b"ab"), None],
+            &[Some(b"a"), Some(b"bc"), Some(b"def")],
+            &[None],
+        ];
+        for parts in cases {
+            for limit in 0..8 {
+                for fail in [false, true] {
+                    let ours = collect_at_most(frames(parts, fail), limit).await;
+                    let theirs = reference(frames(parts, fail), limit).await;
+                    match (&ours, &theirs) {
+                        (Ok(a), Ok(b)) => assert_eq!(a, b, "{parts:?} limit {limit}"),
+                        (Err(CollectError::TooLarge), Err(e)) => {
+                            assert!(e.contains("length limit"), "{parts:?} {limit}: {e}")
+                        }
+                        (Err(CollectError::Body(a)), Err(b)) => assert_eq!(a, b),
+                        _ => panic!("{parts:?} limit {limit}: {ours:?} vs {theirs:?}"),
+                    }
+                }
+            }
+        }
+    }
+
+    /// One frame comes back as the very buffer it arrived in.
+    #[tokio::test]
+    async fn a_single_frame_is_not_copied() {
+        let data = Bytes::from(vec![7u8; 1000]);
+        let body = Full::new(data.clone()).map_err(|never: Infallible| match never {});
+        let read = collect_at_most(body, 1000).await.unwrap();
+        assert_eq!(read.as_ptr(), data.as_ptr());
+        assert_eq!(read, data);
+    }
+
+    /// A body past the limit is refused at the frame that passes it: what follows is not read.
+    #[tokio::test]
+    async fn stops_at_the_frame_past_the_limit() {
+        let read = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = read.clone();
+        let endless = futures_util::stream::repeat_with(move || {
+            counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Ok::<_, Infallible>(Frame::data(Bytes::from_static(b"0123456789")))
+        });
+        let got = collect_at_most(StreamBody::new(endless), 95).await;
+        assert_eq!(got, Err(CollectError::TooLarge));
+        assert_eq!(read.load(std::sync::atomic::Ordering::Relaxed), 10);
+    }
+}
