@@ -25,9 +25,7 @@ where
     B: Body<Data = Bytes>,
 {
     let mut body = pin!(body);
-    let mut len = 0usize;
-    let mut first = Bytes::new();
-    let mut joined: Option<BytesMut> = None;
+    let mut read = Gathered::default();
     // A body that says it has ended is not polled again: for HTTP/2 that saves asking for
     // trailers the stream cannot have.
     while !body.is_end_stream() {
@@ -37,25 +35,52 @@ where
         let Ok(data) = frame.map_err(CollectError::Body)?.into_data() else {
             continue;
         };
-        if data.is_empty() {
-            continue;
-        }
-        len = len.saturating_add(data.len());
-        if len > limit {
+        if read.len().saturating_add(data.len()) > limit {
             return Err(CollectError::TooLarge);
         }
-        match &mut joined {
-            Some(buf) => buf.extend_from_slice(&data),
-            None if first.is_empty() => first = data,
+        read.push(data);
+    }
+    Ok(read.freeze())
+}
+
+/// The data read so far: the first chunk as it came, until a second one makes them be copied
+/// together.
+#[derive(Debug, Default)]
+pub struct Gathered {
+    first: Bytes,
+    joined: Option<BytesMut>,
+}
+
+impl Gathered {
+    pub fn push(&mut self, chunk: Bytes) {
+        match &mut self.joined {
+            _ if chunk.is_empty() => {}
+            Some(buf) => buf.extend_from_slice(&chunk),
+            None if self.first.is_empty() => self.first = chunk,
             None => {
-                let mut buf = BytesMut::with_capacity(len);
-                buf.extend_from_slice(&first);
-                buf.extend_from_slice(&data);
-                joined = Some(buf);
+                let mut buf = BytesMut::with_capacity(self.first.len() + chunk.len());
+                buf.extend_from_slice(&self.first);
+                buf.extend_from_slice(&chunk);
+                self.joined = Some(buf);
             }
         }
     }
-    Ok(joined.map_or(first, BytesMut::freeze))
+
+    pub fn bytes(&self) -> &[u8] {
+        self.joined.as_deref().unwrap_or(&self.first)
+    }
+
+    pub fn len(&self) -> usize {
+        self.bytes().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn freeze(self) -> Bytes {
+        self.joined.map_or(self.first, BytesMut::freeze)
+    }
 }
 
 #[cfg(test)]

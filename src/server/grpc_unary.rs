@@ -256,7 +256,7 @@ where
     B: HttpBody<Data = Bytes> + Unpin,
     B::Error: Into<BoxError>,
 {
-    let mut data = BytesMut::new();
+    let mut data = crate::body::Gathered::default();
     let mut whole = None;
     loop {
         if whole.is_some_and(|whole| data.len() >= whole) {
@@ -264,7 +264,7 @@ where
         }
         match body.frame().await {
             Some(Ok(frame)) => match frame.into_data() {
-                Ok(chunk) => data.extend_from_slice(&chunk),
+                Ok(chunk) => data.push(chunk),
                 Err(frame) => {
                     return Err(Replay {
                         data: Some(data.freeze()),
@@ -288,15 +288,15 @@ where
             }
         }
         if whole.is_none() && data.len() >= ENVELOPE {
-            let len = u32::from_be_bytes([data[1], data[2], data[3], data[4]]) as usize;
-            if data[0] != 0 || len > MAX_REQUEST_BYTES {
+            let header = data.bytes();
+            let len = u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;
+            if header[0] != 0 || len > MAX_REQUEST_BYTES {
                 return Err(Replay {
                     data: Some(data.freeze()),
                     rest: Some(body),
                     ..Replay::default()
                 });
             }
-            data.reserve((ENVELOPE + len).saturating_sub(data.len()));
             whole = Some(ENVELOPE + len);
         }
     }
@@ -320,7 +320,8 @@ where
     B: HttpBody<Data = Bytes> + Unpin,
     B::Error: Into<BoxError>,
 {
-    loop {
+    // A body that says it has ended has no trailers left to read (HTTP/2: not asked for).
+    while !read.rest.is_end_stream() {
         match read.rest.frame().await {
             None => return Ok(()),
             Some(Ok(frame)) => match frame.into_data() {
@@ -345,6 +346,7 @@ where
             }
         }
     }
+    Ok(())
 }
 
 /// A request body given back for tonic: what was read, then the unread rest, the trailers or
