@@ -28,7 +28,8 @@ pub struct Call<'a> {
     pub content_type: Option<&'a str>,
     /// What the `Accept` header asked for, as negotiated for this route (reads follow it).
     pub representation: Representation,
-    pub user_agent: Option<&'a str>,
+    /// The request's headers (the `User-Agent` names the manager of a write).
+    pub headers: &'a http::HeaderMap,
     pub body: &'a [u8],
 }
 
@@ -37,7 +38,9 @@ impl Call<'_> {
     fn manager(&self) -> String {
         apply::manager_name(
             self.query.get("fieldManager").map(String::as_str),
-            self.user_agent,
+            self.headers
+                .get(http::header::USER_AGENT)
+                .and_then(|v| v.to_str().ok()),
         )
     }
 }

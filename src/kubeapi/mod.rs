@@ -255,43 +255,38 @@ impl Engine {
 
     /// Answers one request; the body is already collected.
     pub async fn handle(&self, req: Request<Bytes>) -> Response<Bytes> {
-        let (mut parts, mut body) = req.into_parts();
+        let (parts, mut body) = req.into_parts();
         if parts.uri.path() == tokens::TOKENREVIEWS_PATH && parts.method == Method::POST {
             return tokens::review(self.tokens.get(), &body);
         }
-        let is_protobuf = parts
+        let mut content_type = parts
             .headers
             .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|c| c.starts_with(protobuf::CONTENT_TYPE));
+            .and_then(|v| v.to_str().ok());
         let route = route(parts.uri.path());
         let proto_kind = match route {
             Route::Secrets(_) | Route::Secret(..) => Some(protobuf::Kind::Secret),
             Route::Namespaces | Route::Namespace(_) => Some(protobuf::Kind::Namespace),
             _ => None,
         };
-        if is_protobuf
+        // A protobuf body is read as the JSON it stands for, from here on.
+        if content_type.is_some_and(|c| c.starts_with(protobuf::CONTENT_TYPE))
             && matches!(parts.method, Method::POST | Method::PUT)
             && let Some(kind) = proto_kind
         {
             match protobuf::to_json(kind, &body) {
                 Ok(json) => {
                     body = Bytes::from(json);
-                    parts.headers.insert(
-                        http::header::CONTENT_TYPE,
-                        http::HeaderValue::from_static("application/json"),
-                    );
+                    content_type = Some("application/json");
                 }
                 Err(message) => return ApiError::bad_request(message).into_reply(),
             }
         }
-        let header =
-            |name: http::header::HeaderName| parts.headers.get(name).and_then(|v| v.to_str().ok());
         let mut call = Call {
             query: parse_query(parts.uri.query()),
-            content_type: header(http::header::CONTENT_TYPE),
+            content_type,
             representation: Representation::Json,
-            user_agent: header(http::header::USER_AGENT),
+            headers: &parts.headers,
             body: &body,
         };
         if let Some(verb) = fault_verb(&route, &parts.method)
