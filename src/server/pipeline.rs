@@ -4,8 +4,11 @@
 //! 1. **trace** (tower-http): a `request` span and request/response/failure events, all at
 //!    debug level; present only when the log filter enables them (it costs every request a
 //!    timing and a body wrapper even when nothing records its output).
+//! Steps 2 to 5 are one layer ([`RequestGuardLayer`]), so a request's future is boxed once for all of
+//! them:
+//!
 //! 2. **classify**: decides the [`Protocol`] once and stores it in the request's extensions, so
-//!    every later layer answers in the client's protocol.
+//!    every later step answers in the client's protocol.
 //! 3. **catch panic**: a panic anywhere below becomes `internal` (HTTP 500 for Connect/REST) for
 //!    that request only; the connection and the process go on.
 //! 4. **deadline**: the client's `grpc-timeout` / `connect-timeout-ms` bounded by
@@ -95,26 +98,24 @@ impl Drop for TimerWheelKeeper {
 /// Builds the pipeline over the router, with at most `max_concurrent` RPCs running at once.
 /// `auth` fills the authentication slot.
 pub fn build(app: Arc<App>, max_concurrent: usize, auth: Option<AuthLayer>) -> HttpService {
-    let limit = app.request_timeout;
+    use tower::Layer as _;
+    let guard = RequestGuardLayer::new(app.request_timeout, max_concurrent);
     let router = tower::service_fn(move |req: Request<Incoming>| {
         let app = app.clone();
         async move { Ok::<_, Infallible>(router::route(app, req).await) }
     });
+    // The router's future (some 4 KB) is boxed where it is made: the guard's future holds only
+    // the box, so moving it into its own box copies little.
     let mut inner = HttpService::new(router);
     if let Some(auth) = auth {
-        inner = tower::Layer::layer(&auth, inner);
+        inner = auth.layer(inner);
     }
-    let guarded = ServiceBuilder::new()
-        .map_request(classify)
-        .layer(CatchPanicLayer)
-        .layer(DeadlineLayer { limit })
-        .layer(ConcurrencyLayer::new(max_concurrent))
-        .service(inner);
+    let guarded = HttpService::new(guard.layer(inner));
     // tower-http's layer only makes a DEBUG span and DEBUG events, but it times every request
     // and wraps every response body whether or not anything records them: it is put in only
     // when the log filter (or another subscriber layer) wants them.
     if !http_trace_wanted() {
-        return HttpService::new(guarded);
+        return guarded;
     }
     let traced = ServiceBuilder::new()
         .map_response(|r: Response<_>| r.map(Body::new))
@@ -137,109 +138,100 @@ fn http_trace_wanted() -> bool {
         || tracing::enabled!(target: "tower_http::trace::on_failure", Level::DEBUG)
 }
 
-/// The classify step: the request's protocol, decided once.
-fn classify<B>(mut req: Request<B>) -> Request<B> {
-    let protocol = Protocol::of(&req);
-    req.extensions_mut().insert(protocol);
-    req
+type Answer = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+/// Steps 2 to 5 of the module documentation (classify, catch panic, deadline, concurrency) in
+/// one layer, so a request's future is boxed once for all four rather than once a step.
+#[derive(Clone, Debug)]
+pub struct RequestGuardLayer {
+    /// `secret.server.requestTimeout`: the longest any request may run.
+    limit: Duration,
+    /// The slots for RPCs running at once.
+    permits: Arc<tokio::sync::Semaphore>,
 }
 
-fn protocol_of<B>(req: &Request<B>) -> Protocol {
-    req.extensions()
-        .get::<Protocol>()
-        .copied()
-        .unwrap_or_else(|| Protocol::of(req))
+impl RequestGuardLayer {
+    pub fn new(limit: Duration, max_concurrent: usize) -> Self {
+        RequestGuardLayer {
+            limit,
+            permits: Arc::new(tokio::sync::Semaphore::new(
+                max_concurrent.clamp(1, tokio::sync::Semaphore::MAX_PERMITS),
+            )),
+        }
+    }
 }
 
-type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
-
-/// Turns a panic while handling a request into `internal` for that request.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct CatchPanicLayer;
-
-impl<S> tower::Layer<S> for CatchPanicLayer {
-    type Service = CatchPanic<S>;
-    fn layer(&self, inner: S) -> CatchPanic<S> {
-        CatchPanic(inner)
+impl<S> tower::Layer<S> for RequestGuardLayer {
+    type Service = RequestGuard<S>;
+    fn layer(&self, inner: S) -> RequestGuard<S> {
+        RequestGuard {
+            inner,
+            limit: self.limit,
+            permits: self.permits.clone(),
+        }
     }
 }
 
 #[derive(Clone, Debug)]
-pub struct CatchPanic<S>(S);
+pub struct RequestGuard<S> {
+    inner: S,
+    limit: Duration,
+    permits: Arc<tokio::sync::Semaphore>,
+}
 
 fn panicked(protocol: Protocol) -> Response<Body> {
     tracing::error!("a request handler panicked; answered internal");
     router::error_response(protocol, &RpcError::internal("internal error"))
 }
 
-impl<S> tower::Service<Request<Incoming>> for CatchPanic<S>
+impl<S> tower::Service<Request<Incoming>> for RequestGuard<S>
 where
-    S: tower::Service<Request<Incoming>, Response = Response<Body>, Error = Infallible>,
+    S: tower::Service<Request<Incoming>, Response = Response<Body>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
     S::Future: Send + 'static,
 {
     type Response = Response<Body>;
     type Error = Infallible;
-    type Future = BoxFuture<Result<Response<Body>, Infallible>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.0.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: Request<Incoming>) -> Self::Future {
-        let protocol = protocol_of(&req);
-        match std::panic::catch_unwind(AssertUnwindSafe(|| self.0.call(req))) {
-            Ok(fut) => Box::pin(async move {
-                match AssertUnwindSafe(fut).catch_unwind().await {
-                    Ok(resp) => resp,
-                    Err(_) => Ok(panicked(protocol)),
-                }
-            }),
-            Err(_) => Box::pin(std::future::ready(Ok(panicked(protocol)))),
-        }
-    }
-}
-
-/// Runs each RPC under its deadline (see the module documentation, step 4).
-#[derive(Clone, Copy, Debug)]
-pub struct DeadlineLayer {
-    /// `secret.server.requestTimeout`: the longest any request may run.
-    pub limit: Duration,
-}
-
-impl<S> tower::Layer<S> for DeadlineLayer {
-    type Service = Deadline<S>;
-    fn layer(&self, inner: S) -> Deadline<S> {
-        Deadline {
-            inner,
-            limit: self.limit,
-        }
-    }
-}
-
-#[derive(Clone, Debug)]
-pub struct Deadline<S> {
-    inner: S,
-    limit: Duration,
-}
-
-impl<S> tower::Service<Request<Incoming>> for Deadline<S>
-where
-    S: tower::Service<Request<Incoming>, Response = Response<Body>, Error = Infallible>,
-    S::Future: Send + 'static,
-{
-    type Response = Response<Body>;
-    type Error = Infallible;
-    type Future = BoxFuture<Result<Response<Body>, Infallible>>;
+    type Future = Answer;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<Incoming>) -> Self::Future {
-        let protocol = protocol_of(&req);
-        if protocol == Protocol::Plain {
-            return Box::pin(self.inner.call(req));
+    fn call(&mut self, mut req: Request<Incoming>) -> Answer {
+        // 2. The protocol, decided once: every answer below is in the client's protocol.
+        let protocol = Protocol::of(&req);
+        req.extensions_mut().insert(protocol);
+        // 3. A panic while the request is started (here) or run (in the future) is `internal`.
+        match std::panic::catch_unwind(AssertUnwindSafe(|| self.start(protocol, req))) {
+            Ok(answer) => answer,
+            Err(_) => Box::pin(std::future::ready(Ok(panicked(protocol)))),
         }
+    }
+}
+
+impl<S> RequestGuard<S>
+where
+    S: tower::Service<Request<Incoming>, Response = Response<Body>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    fn start(&mut self, protocol: Protocol, req: Request<Incoming>) -> Answer {
+        // The plain endpoints (probes, metrics) have no deadline and need no slot.
+        if protocol == Protocol::Plain {
+            let fut = self.inner.call(req);
+            return Box::pin(async move {
+                AssertUnwindSafe(fut)
+                    .catch_unwind()
+                    .await
+                    .unwrap_or_else(|_| Ok(panicked(protocol)))
+            });
+        }
+        // 4. The deadline.
         let timeout = match super::deadline::effective(req.headers(), self.limit) {
             Ok(t) => t,
             Err(e) => {
@@ -253,95 +245,44 @@ where
             Protocol::Rest => RpcSystem::Rest,
             Protocol::Connect | Protocol::ConnectStream | Protocol::Plain => RpcSystem::Connect,
         };
-        let fut = transport::scope(
-            system,
-            crate::service::deadline::scope(deadline, self.inner.call(req)),
-        );
+        // 5. A slot: a free one runs the request at once on `self.inner` (made ready by this
+        // call's `poll_ready`); otherwise the ready service goes with the request, which waits
+        // for a slot within its deadline, and a clone is left for the next caller.
+        let permits = self.permits.clone();
+        let started = match permits.clone().try_acquire_owned() {
+            Ok(slot) => Ok((slot, self.inner.call(req))),
+            Err(_) => {
+                let inner = self.inner.clone();
+                Err((std::mem::replace(&mut self.inner, inner), req))
+            }
+        };
+        // Everything is made inside the one box, so nothing of the request's future is moved
+        // from wrapper to wrapper on the way into it.
         Box::pin(async move {
-            match tokio::time::timeout_at(deadline, fut).await {
-                Ok(resp) => resp,
-                Err(_) => Ok(router::error_response(
+            let run = async move {
+                match started {
+                    Ok((_slot, fut)) => fut.await,
+                    Err((mut inner, req)) => {
+                        let _slot = permits
+                            .acquire_owned()
+                            .await
+                            .expect("the semaphore is never closed");
+                        inner.call(req).await
+                    }
+                }
+            };
+            let run = transport::scope(system, crate::service::deadline::scope(deadline, run));
+            match AssertUnwindSafe(tokio::time::timeout_at(deadline, run))
+                .catch_unwind()
+                .await
+            {
+                Ok(Ok(answer)) => answer,
+                Ok(Err(_)) => Ok(router::error_response(
                     protocol,
                     &RpcError::new(Code::DeadlineExceeded, "the request deadline was exceeded"),
                 )),
+                Err(_) => Ok(panicked(protocol)),
             }
-        })
-    }
-}
-
-/// Bounds the RPCs running at once (see the module documentation, step 5).
-#[derive(Clone, Debug)]
-pub struct ConcurrencyLayer {
-    permits: Arc<tokio::sync::Semaphore>,
-}
-
-impl ConcurrencyLayer {
-    pub fn new(max: usize) -> Self {
-        ConcurrencyLayer {
-            permits: Arc::new(tokio::sync::Semaphore::new(
-                max.clamp(1, tokio::sync::Semaphore::MAX_PERMITS),
-            )),
-        }
-    }
-}
-
-impl<S> tower::Layer<S> for ConcurrencyLayer {
-    type Service = Concurrency<S>;
-    fn layer(&self, inner: S) -> Concurrency<S> {
-        Concurrency {
-            inner,
-            permits: self.permits.clone(),
-        }
-    }
-}
-
-#[derive(Clone, Debug)]
-pub struct Concurrency<S> {
-    inner: S,
-    permits: Arc<tokio::sync::Semaphore>,
-}
-
-impl<S> tower::Service<Request<Incoming>> for Concurrency<S>
-where
-    S: tower::Service<Request<Incoming>, Response = Response<Body>, Error = Infallible>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-{
-    type Response = Response<Body>;
-    type Error = Infallible;
-    type Future = BoxFuture<Result<Response<Body>, Infallible>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: Request<Incoming>) -> Self::Future {
-        if protocol_of(&req) == Protocol::Plain {
-            return Box::pin(self.inner.call(req));
-        }
-        // A free slot: run the request at once on `self.inner` (made ready by this call's
-        // `poll_ready`), with no clone of the service.
-        if let Ok(slot) = self.permits.clone().try_acquire_owned() {
-            let fut = self.inner.call(req);
-            return Box::pin(async move {
-                let _slot = slot;
-                fut.await
-            });
-        }
-        // Otherwise a clone runs the request once a slot is free; `self.inner` is left for the
-        // next caller.
-        let inner = self.inner.clone();
-        let inner = std::mem::replace(&mut self.inner, inner);
-        let permits = self.permits.clone();
-        Box::pin(async move {
-            let _slot = permits
-                .acquire_owned()
-                .await
-                .expect("the semaphore is never closed");
-            let mut inner = inner;
-            inner.call(req).await
         })
     }
 }
@@ -533,8 +474,7 @@ mod tests {
     #[tokio::test]
     async fn a_panic_is_internal_for_that_request_and_the_connection_lives_on() {
         let svc = ServiceBuilder::new()
-            .map_request(classify)
-            .layer(CatchPanicLayer)
+            .layer(RequestGuardLayer::new(Duration::from_secs(5), 8))
             .service(tower::service_fn(|req: Request<Incoming>| async move {
                 if req.uri().path().ends_with("/Boom") {
                     panic!("a handler bug");
