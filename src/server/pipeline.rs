@@ -4,9 +4,6 @@
 //! 1. **trace** (tower-http): a `request` span and request/response/failure events, all at
 //!    debug level; present only when the log filter enables them (it costs every request a
 //!    timing and a body wrapper even when nothing records its output).
-//! Steps 2 to 5 are one layer ([`RequestGuardLayer`]), so a request's future is boxed once for all of
-//! them:
-//!
 //! 2. **classify**: decides the [`Protocol`] once and stores it in the request's extensions, so
 //!    every later step answers in the client's protocol.
 //! 3. **catch panic**: a panic anywhere below becomes `internal` (HTTP 500 for Connect/REST) for
@@ -20,6 +17,9 @@
 //!    wait for a slot within their deadline. The plain endpoints are exempt, so probes answer
 //!    under load.
 //! 6. **authentication slot** ([`AuthLayer`]): empty today; see below.
+//!
+//! Steps 2 to 5 are one layer ([`RequestGuardLayer`]), so a request's future is boxed once for
+//! all of them.
 //!
 //! Limits that belong to connections rather than requests (connection count, header and idle
 //! timeouts, HTTP/2 keepalive) are in [`super::accept`]; body size limits are where bodies are
