@@ -222,12 +222,15 @@ async fn read_head(
     use crate::body::{CollectError, collect_at_most};
     let response = client.send(request.map(kube::client::Body::from)).await?;
     let (parts, body) = response.into_parts();
-    let bytes = match collect_at_most(body, usize::MAX).await {
+    // Far above any object's metadata (the API server stores objects of at most 1.5 MiB):
+    // a misbehaving server or proxy cannot make the service hold more than this.
+    const MAX_ANSWER_BYTES: usize = 16 << 20;
+    let bytes = match collect_at_most(body, MAX_ANSWER_BYTES).await {
         Ok(bytes) => bytes,
         Err(CollectError::Body(e)) => return Err(e),
         Err(CollectError::TooLarge) => {
             return Err(kube::Error::Service(
-                "an answer of over usize::MAX bytes".into(),
+                format!("the API server's answer is over {MAX_ANSWER_BYTES} bytes").into(),
             ));
         }
     };
@@ -620,6 +623,17 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(head.created, Some(0));
+    }
+
+    /// An answer over the size limit is refused with an error saying so, not read whole.
+    #[tokio::test]
+    async fn get_head_refuses_an_oversized_answer() {
+        let (client, _) = answering(200, "application/json", vec![b' '; (16 << 20) + 1]);
+        let err = KubeBackend::new(client, 0.0, 1, None)
+            .get_head("flyte", "abc")
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("is over 16777216 bytes"), "{err}");
     }
 
     /// An error answer is the error kube's own `get_metadata` makes of it (a JSON Status, a
