@@ -49,16 +49,28 @@ where
 pub struct Gathered {
     first: Bytes,
     joined: Option<BytesMut>,
+    /// How much is expected in all, when known: the room made when chunks are joined.
+    expected: usize,
 }
 
 impl Gathered {
+    /// Says how many bytes are expected in all (the caller bounds it), so chunks joined later
+    /// are copied into one buffer of that size rather than into ever larger ones.
+    pub fn expect(&mut self, total: usize) {
+        self.expected = total;
+        if let Some(buf) = &mut self.joined {
+            buf.reserve(total.saturating_sub(buf.len()));
+        }
+    }
+
     pub fn push(&mut self, chunk: Bytes) {
         match &mut self.joined {
             _ if chunk.is_empty() => {}
             Some(buf) => buf.extend_from_slice(&chunk),
             None if self.first.is_empty() => self.first = chunk,
             None => {
-                let mut buf = BytesMut::with_capacity(self.first.len() + chunk.len());
+                let room = self.expected.max(self.first.len() + chunk.len());
+                let mut buf = BytesMut::with_capacity(room);
                 buf.extend_from_slice(&self.first);
                 buf.extend_from_slice(&chunk);
                 self.joined = Some(buf);
@@ -149,6 +161,29 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    /// Chunks come out in order whatever their sizes; once the total is known, the chunks
+    /// joined after it are copied into one buffer made that large, never regrown.
+    #[test]
+    fn gathered_chunks_join_into_one_buffer_of_the_expected_size() {
+        let chunks: Vec<Bytes> = (0u8..10).map(|i| Bytes::from(vec![i; 10])).collect();
+        let whole: Vec<u8> = chunks.concat();
+        for expect_after in 0..=3 {
+            let mut g = Gathered::default();
+            for (i, chunk) in chunks.iter().enumerate() {
+                if i == expect_after {
+                    g.expect(whole.len());
+                }
+                g.push(chunk.clone());
+                if i >= expect_after.max(1) {
+                    let buf = g.joined.as_ref().expect("two chunks are joined");
+                    assert!(buf.capacity() >= whole.len(), "regrown at chunk {i}");
+                }
+            }
+            assert_eq!(g.len(), whole.len());
+            assert_eq!(g.freeze(), whole, "expected after chunk {expect_after}");
         }
     }
 

@@ -430,8 +430,6 @@ mod tests {
         assert_eq!(raw_of(b"k8s\0\x12\x05abc").unwrap_err(), WireError::PastEnd);
     }
 
-    /// Fixed-size fields are skipped; a field number 0, an unknown wire type, a truncated
-    /// varint or length end the walk with an error (and nothing after it is read).
     /// The short forms read what prost's general decoder reads, and consume as much, for every
     /// one- and two-byte input (and a third byte after them, continued or not).
     #[test]
@@ -451,6 +449,8 @@ mod tests {
         }
     }
 
+    /// Fixed-size fields are skipped; a field number 0, an unknown wire type, a truncated
+    /// varint or length end the walk with an error (and nothing after it is read).
     #[test]
     fn the_field_walk_reads_every_wire_type_and_stops_at_the_first_malformed_field() {
         let mut message = vec![0x09, 1, 2, 3, 4, 5, 6, 7, 8, 0x15, 1, 2, 3, 4];

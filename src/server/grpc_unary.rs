@@ -297,6 +297,7 @@ where
                     ..Replay::default()
                 });
             }
+            data.expect(ENVELOPE + len);
             whole = Some(ENVELOPE + len);
         }
     }
