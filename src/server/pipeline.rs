@@ -272,17 +272,21 @@ where
                 }
             };
             let run = transport::scope(system, crate::service::deadline::scope(deadline, run));
-            match AssertUnwindSafe(tokio::time::timeout_at(deadline, run))
+            // The timeout is awaited inside the guarded block, so a request dropped when its
+            // deadline passes is dropped under the panic guard too.
+            let timed = async move {
+                match tokio::time::timeout_at(deadline, run).await {
+                    Ok(answer) => answer,
+                    Err(_) => Ok(router::error_response(
+                        protocol,
+                        &RpcError::new(Code::DeadlineExceeded, "the request deadline was exceeded"),
+                    )),
+                }
+            };
+            AssertUnwindSafe(timed)
                 .catch_unwind()
                 .await
-            {
-                Ok(Ok(answer)) => answer,
-                Ok(Err(_)) => Ok(router::error_response(
-                    protocol,
-                    &RpcError::new(Code::DeadlineExceeded, "the request deadline was exceeded"),
-                )),
-                Err(_) => Ok(panicked(protocol)),
-            }
+                .unwrap_or_else(|_| Ok(panicked(protocol)))
         })
     }
 }
@@ -519,6 +523,54 @@ mod tests {
             200,
             "the connection did not survive the panic"
         );
+        served.close().await;
+    }
+
+    /// A request still running at its deadline is dropped under the panic guard: a panic in
+    /// that drop is `internal` for that request, and the connection serves the next one.
+    #[tokio::test]
+    async fn a_panic_while_dropping_a_late_request_is_internal_too() {
+        struct PanicsWhenDropped;
+        impl Drop for PanicsWhenDropped {
+            fn drop(&mut self) {
+                panic!("a handler's state panicked when dropped");
+            }
+        }
+        let svc = ServiceBuilder::new()
+            .layer(RequestGuardLayer::new(Duration::from_secs(5), 8))
+            .service(tower::service_fn(|req: Request<Incoming>| async move {
+                if req.uri().path().ends_with("/Hang") {
+                    let _state = PanicsWhenDropped;
+                    std::future::pending::<()>().await;
+                }
+                Ok::<_, Infallible>(Response::new(Body::empty()))
+            }));
+        let mut served = Served::start(svc).await;
+        let send = &mut served.send;
+        let hang = Request::post("/flyteidl2.secret.SecretService/Hang")
+            .header("host", "test")
+            .header("content-type", "application/json")
+            .header("connect-timeout-ms", "50")
+            .body(Empty::<bytes::Bytes>::new())
+            .unwrap();
+        let resp = send.send_request(hang).await.unwrap();
+        assert_eq!(resp.status(), 500);
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        assert!(
+            String::from_utf8_lossy(&body).contains("\"internal\""),
+            "{body:?}"
+        );
+        send.ready().await.unwrap();
+        let resp = send
+            .send_request(
+                Request::get("/healthz")
+                    .header("host", "test")
+                    .body(Empty::<bytes::Bytes>::new())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "the connection did not survive");
         served.close().await;
     }
 }
