@@ -256,9 +256,10 @@ where
                 Err((std::mem::replace(&mut self.inner, inner), req))
             }
         };
-        // Everything is made inside the one box, so nothing of the request's future is moved
-        // from wrapper to wrapper on the way into it.
-        Box::pin(async move {
+        // The request's future is made inside the guarded block, on its first poll, so it is
+        // never moved from wrapper to wrapper; and the timeout is awaited inside that block, so
+        // a request dropped when its deadline passes is dropped under the panic guard too.
+        let guarded = async move {
             let run = async move {
                 match started {
                     Ok((_slot, fut)) => fut.await,
@@ -272,22 +273,19 @@ where
                 }
             };
             let run = transport::scope(system, crate::service::deadline::scope(deadline, run));
-            // The timeout is awaited inside the guarded block, so a request dropped when its
-            // deadline passes is dropped under the panic guard too.
-            let timed = async move {
-                match tokio::time::timeout_at(deadline, run).await {
-                    Ok(answer) => answer,
-                    Err(_) => Ok(router::error_response(
-                        protocol,
-                        &RpcError::new(Code::DeadlineExceeded, "the request deadline was exceeded"),
-                    )),
-                }
-            };
-            AssertUnwindSafe(timed)
+            match tokio::time::timeout_at(deadline, run).await {
+                Ok(answer) => answer,
+                Err(_) => Ok(router::error_response(
+                    protocol,
+                    &RpcError::new(Code::DeadlineExceeded, "the request deadline was exceeded"),
+                )),
+            }
+        };
+        Box::pin(
+            AssertUnwindSafe(guarded)
                 .catch_unwind()
-                .await
-                .unwrap_or_else(|_| Ok(panicked(protocol)))
-        })
+                .map(move |caught| caught.unwrap_or_else(|_| Ok(panicked(protocol)))),
+        )
     }
 }
 
