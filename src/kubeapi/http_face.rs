@@ -23,7 +23,6 @@ pub const FAULTS_PATH: &str = "/_flytesecret/faults";
 async fn collect<B>(body: B) -> Result<Bytes, ()>
 where
     B: hyper::body::Body<Data = Bytes>,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     crate::body::collect_at_most(body, super::handlers::MAX_BODY + 1)
         .await

@@ -214,19 +214,19 @@ impl Engine {
 
     /// Answers one request, streaming when it is a watch: what both faces serve.
     pub async fn respond(&self, req: Request<Bytes>) -> Response<watch::Body> {
-        // Only a GET with a query can be a watch: every other request goes straight on, routed
-        // and parsed once (by `handle`).
+        // Only a GET with a query can be a watch: every other request goes straight on. The
+        // query is parsed once, here or in `handle`; the path is routed here only for a watch.
         let query = match req.uri().query() {
             Some(query) if req.method() == Method::GET => parse_query(Some(query)),
             _ => return self.handle(req).await.map(watch::Body::full),
         };
-        let resource = match route(req.uri().path()) {
+        let watched = || match route(req.uri().path()) {
             Route::Secrets(ns) => Some((watch::Resource::Secrets, ns.map(str::to_owned))),
             Route::Namespaces => Some((watch::Resource::Namespaces, None)),
             _ => None,
         };
         if watch::is_watch(&query)
-            && let Some((resource, ns)) = resource
+            && let Some((resource, ns)) = watched()
         {
             let kind = match resource {
                 watch::Resource::Secrets => Kind::Secret,
@@ -242,7 +242,7 @@ impl Engine {
                 };
             return answer.unwrap_or_else(|e| e.into_reply().map(watch::Body::full));
         }
-        self.handle(req).await.map(watch::Body::full)
+        self.answer(req, query).await.map(watch::Body::full)
     }
 
     /// A `kube::Client` whose requests this engine answers in-process.
@@ -255,6 +255,12 @@ impl Engine {
 
     /// Answers one request; the body is already collected.
     pub async fn handle(&self, req: Request<Bytes>) -> Response<Bytes> {
+        let query = parse_query(req.uri().query());
+        self.answer(req, query).await
+    }
+
+    /// [`Self::handle`] with the request's query already parsed.
+    async fn answer(&self, req: Request<Bytes>, query: HashMap<String, String>) -> Response<Bytes> {
         let (parts, mut body) = req.into_parts();
         if parts.uri.path() == tokens::TOKENREVIEWS_PATH && parts.method == Method::POST {
             return tokens::review(self.tokens.get(), &body);
@@ -283,7 +289,7 @@ impl Engine {
             }
         }
         let mut call = Call {
-            query: parse_query(parts.uri.query()),
+            query,
             content_type,
             representation: Representation::Json,
             headers: &parts.headers,

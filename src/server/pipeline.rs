@@ -184,6 +184,18 @@ fn panicked(protocol: Protocol) -> Response<Body> {
     router::error_response(protocol, &RpcError::internal("internal error"))
 }
 
+/// `fut`, boxed, with a panic while it is polled or dropped answered `internal`.
+fn caught(
+    protocol: Protocol,
+    fut: impl Future<Output = Result<Response<Body>, Infallible>> + Send + 'static,
+) -> Answer {
+    Box::pin(
+        AssertUnwindSafe(fut)
+            .catch_unwind()
+            .map(move |caught| caught.unwrap_or_else(|_| Ok(panicked(protocol)))),
+    )
+}
+
 impl<S> tower::Service<Request<Incoming>> for RequestGuard<S>
 where
     S: tower::Service<Request<Incoming>, Response = Response<Body>, Error = Infallible>
@@ -223,13 +235,7 @@ where
     fn start(&mut self, protocol: Protocol, req: Request<Incoming>) -> Answer {
         // The plain endpoints (probes, metrics) have no deadline and need no slot.
         if protocol == Protocol::Plain {
-            let fut = self.inner.call(req);
-            return Box::pin(async move {
-                AssertUnwindSafe(fut)
-                    .catch_unwind()
-                    .await
-                    .unwrap_or_else(|_| Ok(panicked(protocol)))
-            });
+            return caught(protocol, self.inner.call(req));
         }
         // 4. The deadline.
         let timeout = match super::deadline::effective(req.headers(), self.limit) {
@@ -248,12 +254,12 @@ where
         // 5. A slot: a free one runs the request at once on `self.inner` (made ready by this
         // call's `poll_ready`); otherwise the ready service goes with the request, which waits
         // for a slot within its deadline, and a clone is left for the next caller.
-        let permits = self.permits.clone();
-        let started = match permits.clone().try_acquire_owned() {
+        let started = match self.permits.clone().try_acquire_owned() {
             Ok(slot) => Ok((slot, self.inner.call(req))),
             Err(_) => {
                 let inner = self.inner.clone();
-                Err((std::mem::replace(&mut self.inner, inner), req))
+                let ready = std::mem::replace(&mut self.inner, inner);
+                Err((ready, req, self.permits.clone()))
             }
         };
         // The request's future is made inside the guarded block, on its first poll, so it is
@@ -263,7 +269,7 @@ where
             let run = async move {
                 match started {
                     Ok((_slot, fut)) => fut.await,
-                    Err((mut inner, req)) => {
+                    Err((mut inner, req, permits)) => {
                         let _slot = permits
                             .acquire_owned()
                             .await
@@ -281,11 +287,7 @@ where
                 )),
             }
         };
-        Box::pin(
-            AssertUnwindSafe(guarded)
-                .catch_unwind()
-                .map(move |caught| caught.unwrap_or_else(|_| Ok(panicked(protocol)))),
-        )
+        caught(protocol, guarded)
     }
 }
 
