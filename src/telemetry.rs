@@ -40,19 +40,13 @@ pub fn init(json: bool, otlp: Option<String>) -> anyhow::Result<Telemetry> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     use tracing_subscriber::Layer as _;
-    use tracing_subscriber::filter::FilterExt as _;
     type Boxed = Box<dyn tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync>;
     // RUST_LOG filters the logs only; traces always carry the RPC spans. The logs see the
     // per-RPC span only at debug verbosity: every log line an RPC writes at info names its
     // secret itself, and a span the log layer accepts is built and has its fields formatted on
     // every RPC (about 15% of a GetSecret's instructions) whether or not anything is logged in
     // it. With neither debug logs nor OTLP, the span is disabled and costs nothing.
-    let rpc_span_in_logs = filter
-        .max_level_hint()
-        .is_some_and(|l| l >= tracing_subscriber::filter::LevelFilter::DEBUG);
-    let filter = filter.and(tracing_subscriber::filter::filter_fn(move |m| {
-        rpc_span_in_logs || !is_rpc_span(m)
-    }));
+    let filter = logs_filter(filter);
     let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let fmt = if json {
         fmt.json().with_filter(filter).boxed()
@@ -91,6 +85,30 @@ pub fn init(json: bool, otlp: Option<String>) -> anyhow::Result<Telemetry> {
     tracing_subscriber::registry().with(layers).try_init()?;
     Ok(Telemetry { provider })
 }
+
+/// What reaches the logs: what `filter` (RUST_LOG, else `info`) lets through, less the RPC span
+/// below debug verbosity (see [`init`]) and less everything kube-client's `client` module logs,
+/// at any verbosity. That module logs the whole text of an API answer it cannot parse (`warn`:
+/// a list of Secrets with their data) and of the answers to deletes (`trace`: the deleted
+/// Secret); secret values never go to our logs, so none of it does. kube-client's other
+/// modules (its TLS roots, its connection errors) log no answers and are kept.
+pub fn logs_filter<S>(
+    filter: tracing_subscriber::EnvFilter,
+) -> impl tracing_subscriber::layer::Filter<S>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    use tracing_subscriber::filter::FilterExt as _;
+    let rpc_span_in_logs = filter
+        .max_level_hint()
+        .is_some_and(|l| l >= tracing_subscriber::filter::LevelFilter::DEBUG);
+    filter.and(tracing_subscriber::filter::filter_fn(move |m| {
+        (rpc_span_in_logs || !is_rpc_span(m)) && m.target() != KUBE_CLIENT_ANSWER_LOGS
+    }))
+}
+
+/// The target of kube-client's events that can carry an API answer's text.
+const KUBE_CLIENT_ANSWER_LOGS: &str = "kube_client::client";
 
 /// The span [`crate::service::SecretService`] opens around each RPC.
 fn is_rpc_span(m: &tracing::Metadata<'_>) -> bool {

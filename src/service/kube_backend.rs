@@ -725,4 +725,64 @@ mod tests {
             "{e}"
         );
     }
+
+    /// kube-client logs the whole text of an answer it cannot parse, Secrets' data included.
+    /// The service's log filter keeps that out of the logs at any verbosity. Control: under the
+    /// same subscriber without it, the value is logged (so the test sees the path fire).
+    #[tokio::test]
+    async fn an_answer_kube_cannot_parse_never_puts_secret_data_in_the_logs() {
+        #[derive(Clone, Default)]
+        struct Captured(std::sync::Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Captured {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        use tracing_subscriber::Layer as _;
+        use tracing_subscriber::layer::SubscriberExt as _;
+        // "hunter2", base64: the form the value has in the answer.
+        const VALUE: &str = "aHVudGVyMg==";
+        let answer = format!(
+            r#"{{"kind":"SecretList","apiVersion":"v1","metadata":{{}},"items":[{{"metadata":
+            {{"name":"abc","ownerReferences":[1]}},"data":{{"token":"{VALUE}"}}}}]}}"#
+        );
+        for filtered in [false, true] {
+            let captured = Captured::default();
+            let writer = captured.clone();
+            let everything = tracing_subscriber::EnvFilter::new("trace");
+            let layer = tracing_subscriber::fmt::layer()
+                .with_ansi(false)
+                .with_writer(move || writer.clone());
+            let layer = if filtered {
+                layer
+                    .with_filter(crate::telemetry::logs_filter(everything))
+                    .boxed()
+            } else {
+                layer.with_filter(everything).boxed()
+            };
+            let _default =
+                tracing::subscriber::set_default(tracing_subscriber::registry().with(layer));
+            // Other tests' threads may have registered kube's callsites with no subscriber;
+            // a rebuild makes them ask this one.
+            tracing::callsite::rebuild_interest_cache();
+            let (client, _) = answering(200, "application/json", answer.clone().into_bytes());
+            let e = KubeBackend::new(client, 0.0, 1, None)
+                .list("flyte", &ListParams::default())
+                .await
+                .unwrap_err();
+            assert!(!e.to_string().contains(VALUE), "{e}");
+            tracing::warn!("a line of our own");
+            let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+            assert!(logs.contains("a line of our own"), "{logs}");
+            assert_eq!(
+                logs.contains(VALUE),
+                !filtered,
+                "filtered: {filtered}\n{logs}"
+            );
+        }
+    }
 }
