@@ -2652,3 +2652,66 @@ async fn case_68_health_endpoints() {
     let r = api.send(Method::GET, "/livez/etcd/x", &[], vec![]).await;
     assert_eq!(r.code, 404);
 }
+
+/// Owner references are typed and validated on the way in (`v1.OwnerReference`,
+/// `ValidateOwnerReferences`). Stored as sent, a malformed one would make every typed client's
+/// read of the object, and of any list holding it, fail to decode: the service's ListSecrets
+/// among them.
+#[tokio::test]
+async fn owner_references_are_typed_and_validated_on_the_way_in() {
+    let api = Api::new();
+    let with_owners = |name: &str, owners: Value| {
+        json!({"apiVersion": "v1", "kind": "Secret",
+               "metadata": {"name": name, "ownerReferences": owners}, "data": {"k": "dg=="}})
+    };
+    let r = api.create(with_owners("a", json!([1]))).await;
+    assert_status(
+        &r,
+        400,
+        "BadRequest",
+        "Secret in version \"v1\" cannot be handled as a Secret: json: cannot unmarshal number into Go struct field ObjectMeta.ownerReferences of type v1.OwnerReference",
+    );
+    let r = api
+        .create(with_owners(
+            "b",
+            json!([{"apiVersion": "v1", "kind": "Pod", "name": "p"}]),
+        ))
+        .await;
+    assert_status(
+        &r,
+        422,
+        "Invalid",
+        "Secret \"b\" is invalid: metadata.ownerReferences.uid: Invalid value: \"\": uid must not be empty",
+    );
+    let owner = json!({"apiVersion": "v1", "kind": "Pod", "name": "p", "uid": "u1", "controller": true, "color": "red"});
+    let r = api.create(with_owners("c", json!([owner]))).await;
+    assert_eq!(r.code, 201, "{}", r.body);
+    assert_eq!(
+        r.body["metadata"]["ownerReferences"],
+        json!([{"apiVersion": "v1", "kind": "Pod", "name": "p", "uid": "u1", "controller": true}])
+    );
+    // Updates are held to the same rules.
+    let mut update = r.body.clone();
+    update["metadata"]["ownerReferences"] = json!([owner, {"apiVersion": "v1", "kind": "Pod", "name": "q", "uid": "u2", "controller": true}]);
+    let r = api.json(Method::PUT, &format!("{SECRETS}/c"), update).await;
+    assert_eq!(r.code, 422, "{}", r.body);
+    assert!(
+        r.body["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("Only one reference can have Controller set to true. Found \"true\" in references for p and q"),
+        "{}",
+        r.body
+    );
+    // What is stored, a typed client reads.
+    let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> =
+        kube::Api::namespaced(api.0.kube_client("default"), "default");
+    let listed = secrets.list(&Default::default()).await.unwrap();
+    let owners: Vec<_> = listed
+        .items
+        .iter()
+        .flat_map(|s| s.metadata.owner_references.clone().unwrap_or_default())
+        .map(|o| (o.name, o.uid, o.controller))
+        .collect();
+    assert_eq!(owners, [("p".to_owned(), "u1".to_owned(), Some(true))]);
+}

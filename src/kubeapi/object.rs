@@ -298,8 +298,13 @@ fn decode_meta(m: &Map<String, Value>) -> Result<ObjectMeta, ApiError> {
         Some(v) => Err(type_error(v, "ObjectMeta.finalizers", "[]string"))?,
     };
     let owner_references = match m.get("ownerReferences") {
-        Some(Value::Array(a)) => a.clone(),
-        _ => Vec::new(),
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(a)) => a.iter().map(owner_reference).collect::<Result<_, _>>()?,
+        Some(v) => Err(type_error(
+            v,
+            "ObjectMeta.ownerReferences",
+            "[]v1.OwnerReference",
+        ))?,
     };
     let managed_fields = match m.get("managedFields") {
         Some(Value::Array(a)) => a.clone(),
@@ -325,6 +330,36 @@ fn decode_meta(m: &Map<String, Value>) -> Result<ObjectMeta, ApiError> {
         finalizers,
         managed_fields,
     })
+}
+
+/// One owner reference, typed as the API server decodes it (`v1.OwnerReference`) and kept with
+/// its known fields only, in the server's order. Stored as sent, a malformed one would make
+/// every typed client's read of the object (and of any list holding it) fail to decode.
+fn owner_reference(v: &Value) -> Result<Value, ApiError> {
+    let Value::Object(o) = v else {
+        return Err(type_error(
+            v,
+            "ObjectMeta.ownerReferences",
+            "v1.OwnerReference",
+        ));
+    };
+    let mut out = Map::new();
+    for key in ["apiVersion", "kind", "name", "uid"] {
+        let text = opt_str(o, key, &format!("OwnerReference.{key}"))?;
+        out.insert(key.into(), Value::String(text));
+    }
+    for key in ["controller", "blockOwnerDeletion"] {
+        match o.get(key) {
+            None | Some(Value::Null) => {}
+            Some(b @ Value::Bool(_)) => {
+                out.insert(key.into(), b.clone());
+            }
+            Some(other) => {
+                return Err(type_error(other, &format!("OwnerReference.{key}"), "bool"));
+            }
+        }
+    }
+    Ok(Value::Object(out))
 }
 
 pub fn encode_meta(meta: &ObjectMeta) -> Value {
@@ -692,6 +727,49 @@ mod tests {
         let err = decode_secret(body).unwrap_err();
         assert_eq!(err.code, 400);
         assert!(err.message.starts_with("Secret in version \"v1\" cannot be handled as a Secret: illegal base64 data at input byte"), "{}", err.message);
+    }
+
+    /// Owner references are typed as `v1.OwnerReference` and kept with their known fields:
+    /// stored as sent, a malformed one would break every typed client's reads of the object.
+    #[test]
+    fn owner_references_are_typed_and_kept_with_known_fields_only() {
+        let decode = |refs: &str| {
+            let body = format!(
+                r#"{{"apiVersion":"v1","kind":"Secret","metadata":{{"name":"x","ownerReferences":{refs}}}}}"#
+            );
+            decode_secret(body.as_bytes()).map(|(s, _)| s.meta.owner_references)
+        };
+        let kept = decode(
+            r#"[{"uid":"u","name":"p","kind":"Pod","apiVersion":"v1","controller":true,"extra":{"a":1},"blockOwnerDeletion":null}]"#,
+        )
+        .unwrap();
+        assert_eq!(
+            serde_json::to_string(&kept).unwrap(),
+            r#"[{"apiVersion":"v1","kind":"Pod","name":"p","uid":"u","controller":true}]"#
+        );
+        assert_eq!(decode("null").unwrap(), Vec::<Value>::new());
+        for (refs, detail) in [
+            (
+                "[1]",
+                "cannot unmarshal number into Go struct field ObjectMeta.ownerReferences of type v1.OwnerReference",
+            ),
+            (
+                r#""p""#,
+                "cannot unmarshal string into Go struct field ObjectMeta.ownerReferences of type []v1.OwnerReference",
+            ),
+            (
+                r#"[{"name":7}]"#,
+                "cannot unmarshal number into Go struct field OwnerReference.name of type string",
+            ),
+            (
+                r#"[{"controller":"yes"}]"#,
+                "cannot unmarshal string into Go struct field OwnerReference.controller of type bool",
+            ),
+        ] {
+            let err = decode(refs).unwrap_err();
+            assert_eq!(err.code, 400, "{refs}");
+            assert!(err.message.ends_with(detail), "{refs}: {}", err.message);
+        }
     }
 
     #[test]

@@ -160,8 +160,87 @@ fn metadata_errors(s: &Secret, out: &mut Vec<FieldError>) {
             MAX_ANNOTATIONS_SIZE,
         ));
     }
+    owner_reference_errors(&m.owner_references, out);
     for f in &m.finalizers {
         qualified_name_errors("metadata.finalizers", f, out);
+    }
+}
+
+/// `ValidateOwnerReferences`: every reference names a version, a kind, a name and a uid, none is
+/// an Event, and at most one is the controller. The references are as `decode_meta` keeps them.
+fn owner_reference_errors(refs: &[serde_json::Value], out: &mut Vec<FieldError>) {
+    const FIELD: &str = "metadata.ownerReferences";
+    let text = |r: &serde_json::Value, key: &str| -> String {
+        r.get(key)
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let mut controller: Option<String> = None;
+    for r in refs {
+        let api_version = text(r, "apiVersion");
+        // The version part of apiVersion as `schema.ParseGroupVersion` reads it: `v1`, or
+        // `group/v1`; more than one `/` does not parse and leaves it empty.
+        let (group, version) = match api_version.split('/').collect::<Vec<_>>()[..] {
+            [version] => ("", version),
+            [group, version] => (group, version),
+            _ => ("", ""),
+        };
+        let checks = [
+            (
+                "apiVersion",
+                version.is_empty(),
+                api_version.as_str(),
+                "version must not be empty",
+            ),
+            (
+                "kind",
+                text(r, "kind").is_empty(),
+                "",
+                "kind must not be empty",
+            ),
+            (
+                "name",
+                text(r, "name").is_empty(),
+                "",
+                "name must not be empty",
+            ),
+            (
+                "uid",
+                text(r, "uid").is_empty(),
+                "",
+                "uid must not be empty",
+            ),
+        ];
+        for (key, empty, value, message) in checks {
+            if empty {
+                out.push(FieldError::invalid(
+                    format!("{FIELD}.{key}"),
+                    value,
+                    message,
+                ));
+            }
+        }
+        if (group, version) == ("", "v1") && text(r, "kind") == "Event" {
+            out.push(FieldError::invalid_raw(
+                FIELD,
+                r.to_string(),
+                "/v1, Kind=Event is disallowed from being an owner",
+            ));
+        }
+        if r.get("controller") == Some(&serde_json::Value::Bool(true)) {
+            let name = text(r, "name");
+            match &controller {
+                Some(first) => out.push(FieldError::invalid_raw(
+                    FIELD,
+                    serde_json::Value::Array(refs.to_vec()).to_string(),
+                    &format!(
+                        "Only one reference can have Controller set to true. Found \"true\" in references for {first} and {name}"
+                    ),
+                )),
+                None => controller = Some(name),
+            }
+        }
     }
 }
 
@@ -300,6 +379,52 @@ mod tests {
         assert_eq!(
             data_key_errors(&"a".repeat(254))[0].detail,
             "must be no more than 253 characters"
+        );
+    }
+
+    /// `ValidateOwnerReferences`, message for message.
+    #[test]
+    fn owner_references() {
+        let errors = |refs: serde_json::Value| {
+            let mut out = Vec::new();
+            owner_reference_errors(refs.as_array().unwrap(), &mut out);
+            out.iter().map(ToString::to_string).collect::<Vec<_>>()
+        };
+        let full = |name: &str| serde_json::json!({"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": name, "uid": "u"});
+        assert!(errors(serde_json::json!([full("a"), full("b")])).is_empty());
+        assert_eq!(
+            errors(serde_json::json!([{"apiVersion": "apps/", "kind": "", "name": "", "uid": ""}])),
+            [
+                "metadata.ownerReferences.apiVersion: Invalid value: \"apps/\": version must not be empty",
+                "metadata.ownerReferences.kind: Invalid value: \"\": kind must not be empty",
+                "metadata.ownerReferences.name: Invalid value: \"\": name must not be empty",
+                "metadata.ownerReferences.uid: Invalid value: \"\": uid must not be empty",
+            ]
+        );
+        for unparsed in ["", "/", "a/b/v1"] {
+            let mut r = full("a");
+            r["apiVersion"] = unparsed.into();
+            assert_eq!(errors(serde_json::json!([r])).len(), 1, "{unparsed:?}");
+        }
+        let event =
+            serde_json::json!({"apiVersion": "v1", "kind": "Event", "name": "e", "uid": "u"});
+        let found = errors(serde_json::json!([event]));
+        assert_eq!(found.len(), 1);
+        assert!(
+            found[0].ends_with("/v1, Kind=Event is disallowed from being an owner"),
+            "{found:?}"
+        );
+        let (mut a, mut b) = (full("a"), full("b"));
+        a["controller"] = true.into();
+        b["controller"] = true.into();
+        let found = errors(serde_json::json!([a, b]));
+        assert_eq!(found.len(), 1);
+        assert!(
+            found[0].starts_with("metadata.ownerReferences: Invalid value: ")
+                && found[0].ends_with(
+                    "Only one reference can have Controller set to true. Found \"true\" in references for a and b"
+                ),
+            "{found:?}"
         );
     }
 

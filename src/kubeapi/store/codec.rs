@@ -219,15 +219,35 @@ impl<'a> MutRec<'a> {
                     Some(_) => return None,
                 },
             }),
-            MutRec::LegacySecret(v) => {
+            MutRec::LegacySecret(mut v) => {
+                let owners = legacy_owner_references(&mut v);
                 let bytes = serde_json::to_vec(&v).ok()?;
-                Mutation::PutSecret(decode_secret(&bytes).ok()?.0)
+                let mut secret = decode_secret(&bytes).ok()?.0;
+                secret.meta.owner_references = owners;
+                Mutation::PutSecret(secret)
             }
-            MutRec::LegacyNamespace(v) => {
+            MutRec::LegacyNamespace(mut v) => {
+                let owners = legacy_owner_references(&mut v);
                 let bytes = serde_json::to_vec(&v).ok()?;
-                Mutation::PutNamespace(decode_namespace(&bytes).ok()?)
+                let mut namespace = decode_namespace(&bytes).ok()?;
+                namespace.meta.owner_references = owners;
+                Mutation::PutNamespace(namespace)
             }
         })
+    }
+}
+
+/// Takes a legacy record's owner references out of it, read as they were when it was written
+/// (an array kept as it is, anything else dropped): the object decoder now refuses malformed
+/// ones on the way in, and a store written before that must still open.
+fn legacy_owner_references(object: &mut Value) -> Vec<Value> {
+    let taken = object
+        .get_mut("metadata")
+        .and_then(Value::as_object_mut)
+        .and_then(|m| m.remove("ownerReferences"));
+    match taken {
+        Some(Value::Array(owners)) => owners,
+        _ => Vec::new(),
     }
 }
 
@@ -496,6 +516,22 @@ mod tests {
         }
         assert!(matches!(rec.mutations[1], Mutation::PutNamespace(_)));
         assert!(matches!(rec.mutations[2], Mutation::DeleteSecret(_)));
+    }
+
+    /// A legacy record whose owner references the object decoder now refuses still loads, as
+    /// it did when it was written: the store opens.
+    #[test]
+    fn legacy_records_keep_the_owner_references_they_were_written_with() {
+        let line = br#"{"rv":7,"m":[{"put":{"metadata":{"name":"s","namespace":"ns","ownerReferences":[1]},"data":{"k":"dg=="}}},{"ns":{"metadata":{"name":"ns","ownerReferences":"x"}}}]}"#;
+        let rec = decode_record(line, None).unwrap();
+        match &rec.mutations[0] {
+            Mutation::PutSecret(s) => assert_eq!(s.meta.owner_references, [serde_json::json!(1)]),
+            other => panic!("{other:?}"),
+        }
+        match &rec.mutations[1] {
+            Mutation::PutNamespace(n) => assert!(n.meta.owner_references.is_empty()),
+            other => panic!("{other:?}"),
+        }
     }
 
     proptest::proptest! {
