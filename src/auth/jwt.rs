@@ -1,8 +1,12 @@
 //! OIDC / JWT bearer tokens, verified by `jsonwebtoken` against a JWKS (a URL or a file).
 //!
 //! Keys are cached; the JWKS is fetched again when the cache is older than [`JWKS_TTL`], and at
-//! once when a token names a key id the cache lacks (at most once per [`REFRESH_MIN_INTERVAL`],
-//! so random key ids cannot make us hammer the identity provider). Only asymmetric algorithms
+//! once when a token names a key id the cache lacks. Fetches start at most once per
+//! [`REFRESH_MIN_INTERVAL`], whether the last one worked or not, and one at a time, so random
+//! key ids cannot make us hammer the identity provider, even while it is down. No request
+//! waits for a fetch when the cache has a key for its token (a stale cache is refreshed in the
+//! background); one whose key is missing waits for the fetch under way, at most
+//! [`FETCH_TIMEOUT`], and never holds anything others need while it does. Only asymmetric algorithms
 //! are accepted (RSA, RSA-PSS, ECDSA, EdDSA), and a key is only used with an algorithm of its
 //! own family; `alg: none` never parses.
 
@@ -20,7 +24,10 @@ pub const JWKS_TTL: Duration = Duration::from_secs(300);
 /// The least time between two fetches caused by unknown key ids.
 pub const REFRESH_MIN_INTERVAL: Duration = Duration::from_secs(1);
 /// How long one JWKS fetch may take.
-const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+#[cfg(not(test))]
+pub const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+#[cfg(test)]
+pub const FETCH_TIMEOUT: Duration = Duration::from_millis(300);
 /// Clock skew tolerated on `exp` and `nbf`.
 const LEEWAY_SECS: u64 = 30;
 const MAX_JWKS_BYTES: usize = 1024 * 1024;
@@ -63,7 +70,20 @@ struct Key {
 #[derive(Default)]
 struct Cache {
     keys: Vec<Arc<Key>>,
+    /// When the keys were last fetched.
     fetched: Option<Instant>,
+    /// When the last fetch started, whatever came of it.
+    attempted: Option<Instant>,
+    /// Why the last fetch failed, until one works.
+    failure: Option<String>,
+}
+
+/// Where the keys come from and what is known of them, shared with background refreshes.
+struct Keys {
+    source: Source,
+    cache: std::sync::Mutex<Cache>,
+    /// Held for the length of a fetch: one at a time, and a way to wait for the one under way.
+    fetching: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// Verifies JWT bearer tokens for one issuer and its audiences.
@@ -72,8 +92,7 @@ pub struct JwtVerifier {
     audiences: Vec<String>,
     username_claim: String,
     groups_claim: String,
-    source: Source,
-    cache: tokio::sync::Mutex<Cache>,
+    keys: Arc<Keys>,
 }
 
 /// Parses a JWKS document, keeping the usable signature keys (others are skipped, not fatal).
@@ -157,11 +176,16 @@ impl JwtVerifier {
             audiences: cfg.audiences.clone(),
             username_claim: cfg.username_claim.clone(),
             groups_claim: cfg.groups_claim.clone(),
-            source,
-            cache: tokio::sync::Mutex::new(Cache::default()),
+            keys: Arc::new(Keys {
+                source,
+                cache: std::sync::Mutex::new(Cache::default()),
+                fetching: Arc::new(tokio::sync::Mutex::new(())),
+            }),
         })
     }
+}
 
+impl Keys {
     async fn fetch(&self) -> Result<Vec<Arc<Key>>, String> {
         let bytes = match &self.source {
             Source::File(path) => tokio::fs::read(path)
@@ -191,41 +215,77 @@ impl JwtVerifier {
         parse_jwks(&bytes)
     }
 
+    /// Fetches the JWKS into the cache; `_fetching` is the claim on the fetch.
+    async fn refresh(&self, _fetching: tokio::sync::OwnedMutexGuard<()>) {
+        let fetched = self.fetch().await;
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        match fetched {
+            Ok(keys) => {
+                cache.keys = keys;
+                cache.fetched = Some(Instant::now());
+                cache.failure = None;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, cached_keys = cache.keys.len(), "could not fetch the JWKS");
+                cache.failure = Some(e);
+            }
+        }
+    }
+}
+
+impl JwtVerifier {
     /// The candidate keys for a token's `kid` and family, refreshing the cache as described above.
     async fn keys_for(&self, kid: Option<&str>, family: Family) -> Result<Vec<Arc<Key>>, String> {
-        let matching = |keys: &[Arc<Key>]| -> Vec<Arc<Key>> {
-            keys.iter()
+        let matching = |cache: &Cache| -> Vec<Arc<Key>> {
+            cache
+                .keys
+                .iter()
                 .filter(|k| k.family == family && (kid.is_none() || k.kid.as_deref() == kid))
                 .cloned()
                 .collect()
         };
-        let mut cache = self.cache.lock().await;
-        let age = cache.fetched.map(|t| t.elapsed());
-        let stale = age.is_none_or(|a| a >= JWKS_TTL);
-        let found = matching(&cache.keys);
-        let may_refresh = age.is_none_or(|a| a >= REFRESH_MIN_INTERVAL);
-        if stale || (found.is_empty() && may_refresh) {
-            match self.fetch().await {
-                Ok(keys) => {
-                    cache.keys = keys;
-                    cache.fetched = Some(Instant::now());
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "could not fetch the JWKS; keeping the cached keys");
-                    if cache.keys.is_empty() {
-                        return Err(format!("no signing keys: {e}"));
-                    }
-                }
+        let lock = || self.keys.cache.lock().unwrap_or_else(|e| e.into_inner());
+        // Under the cache's lock, briefly: the keys for this token, and the claim on a fetch
+        // when one is wanted and may start now.
+        let (found, claim) = {
+            let mut cache = lock();
+            let found = matching(&cache);
+            let stale = cache.fetched.is_none_or(|t| t.elapsed() >= JWKS_TTL);
+            let due = cache
+                .attempted
+                .is_none_or(|t| t.elapsed() >= REFRESH_MIN_INTERVAL);
+            let claim = if due && (stale || found.is_empty()) {
+                self.keys.fetching.clone().try_lock_owned().ok()
+            } else {
+                None
+            };
+            if claim.is_some() {
+                cache.attempted = Some(Instant::now());
             }
+            (found, claim)
+        };
+        if !found.is_empty() {
+            if let Some(claim) = claim {
+                let keys = self.keys.clone();
+                tokio::spawn(async move { keys.refresh(claim).await });
+            }
+            return Ok(found);
         }
-        let found = matching(&cache.keys);
-        if found.is_empty() {
-            return Err(match kid {
-                Some(kid) => format!("unknown key id {kid:?}"),
-                None => "no key of the token's algorithm".into(),
-            });
+        match claim {
+            Some(claim) => self.keys.refresh(claim).await,
+            // A fetch may be under way: its keys may be the ones this token needs.
+            None => drop(self.keys.fetching.lock().await),
         }
-        Ok(found)
+        let cache = lock();
+        let found = matching(&cache);
+        if !found.is_empty() {
+            return Ok(found);
+        }
+        Err(match (&cache.failure, kid) {
+            (Some(e), _) if cache.keys.is_empty() => format!("no signing keys: {e}"),
+            (_, Some(kid)) => format!("unknown key id {kid:?}"),
+            (_, None) => "no key of the token's algorithm".into(),
+        })
     }
 
     /// Verifies a token: signature, `iss`, `aud`, `exp`, `nbf`; then the caller from the claims.
@@ -347,8 +407,68 @@ mod tests {
         let mut fixed = doc.clone();
         fixed["keys"][0]["alg"] = "ES256".into();
         std::fs::write(&dir, fixed.to_string()).unwrap();
-        verifier.cache.lock().await.fetched = None;
+        {
+            let mut cache = verifier.keys.cache.lock().unwrap();
+            cache.fetched = None;
+            cache.attempted = None;
+        }
+        // The stale cache still has a key for the token: the answer does not wait for the
+        // refresh, which runs in the background; once it is done the new key is used.
+        assert!(verifier.verify(&token).await.is_err());
+        drop(verifier.keys.fetching.lock().await);
         assert_eq!(verifier.verify(&token).await.unwrap().subject, "a");
         std::fs::remove_file(dir).unwrap();
+    }
+
+    /// An identity provider that accepts connections and never answers: tokens with key ids
+    /// the cache lacks (all of them: nothing was ever fetched) share one fetch, wait for it at
+    /// most `FETCH_TIMEOUT`, and are refused with the reason. Before, each waited its turn for
+    /// a fetch of its own, under the cache's lock.
+    #[tokio::test]
+    async fn an_unanswering_identity_provider_costs_one_fetch_for_all_waiting_tokens() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/jwks.json", listener.local_addr().unwrap());
+        let connections = Arc::new(AtomicUsize::new(0));
+        let counted = connections.clone();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                counted.fetch_add(1, Ordering::SeqCst);
+                held.push(stream);
+            }
+        });
+        let verifier = Arc::new(
+            JwtVerifier::new(&JwtConfig {
+                issuer: "iss".into(),
+                audiences: vec!["aud".into()],
+                jwks_url: Some(url),
+                jwks_file: None,
+                username_claim: "sub".into(),
+                groups_claim: "groups".into(),
+            })
+            .unwrap(),
+        );
+        let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let key = jsonwebtoken::EncodingKey::from_ec_der(&pair.serialize_der());
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let claims = serde_json::json!({"iss": "iss", "aud": "aud", "sub": "a", "exp": now + 60});
+        let waiting: Vec<_> = (0..16)
+            .map(|i| {
+                let mut header = jsonwebtoken::Header::new(Algorithm::ES256);
+                header.kid = Some(format!("random-{i}"));
+                let token = jsonwebtoken::encode(&header, &claims, &key).unwrap();
+                let verifier = verifier.clone();
+                tokio::spawn(async move { verifier.verify(&token).await })
+            })
+            .collect();
+        for task in waiting {
+            let refused = task.await.unwrap().unwrap_err();
+            assert!(
+                refused.starts_with("no signing keys: fetching") && refused.ends_with("timed out"),
+                "{refused}"
+            );
+        }
+        assert_eq!(connections.load(Ordering::SeqCst), 1, "one fetch for all");
     }
 }
