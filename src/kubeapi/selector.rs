@@ -2,7 +2,7 @@
 
 use super::object::{Namespace, Secret};
 use super::validation::label_value_ok;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Op {
@@ -10,8 +10,10 @@ enum Op {
     DoesNotExist,
     Equals(String),
     NotEquals(String),
-    In(Vec<String>),
-    NotIn(Vec<String>),
+    // Sets, as labels.Selector keeps them: a selector may list many values, and each object
+    // listed or watched is matched against it.
+    In(BTreeSet<String>),
+    NotIn(BTreeSet<String>),
     Gt(i64),
     Lt(i64),
 }
@@ -205,12 +207,12 @@ impl LabelSelector {
                             return Err(found(at(i), "'('"));
                         }
                         i += 1;
-                        let mut values = Vec::new();
+                        let mut values = BTreeSet::new();
                         loop {
                             match at(i) {
                                 Some(Token::Ident(v)) => {
                                     check_value(key, v)?;
-                                    values.push(v.clone());
+                                    values.insert(v.clone());
                                     i += 1;
                                 }
                                 Some(Token::Close) => {
