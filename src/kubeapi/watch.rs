@@ -252,6 +252,14 @@ fn check_options(q: &HashMap<String, String>) -> Result<bool, ApiError> {
     }
 }
 
+/// What a watch sends before its live events, in order.
+enum Start {
+    /// Already rendered: an error, a bookmark.
+    Line(Bytes),
+    /// Rendered when the client has read what came before.
+    Event(EventType, Object),
+}
+
 /// Answers a watch request on `resource` (in `namespace`, for Secrets).
 pub fn watch(
     db: &Db,
@@ -290,14 +298,17 @@ pub fn watch(
     };
     // With sendInitialEvents the initial state is sent whatever the resourceVersion.
     let since = if send_initial { None } else { since };
-    let mut first: Vec<Bytes> = Vec::new();
+    // What the watch starts with, rendered only as the client reads it: a watcher that does not
+    // read holds the objects (shared with the store) and a channel's worth of rendered events,
+    // never the whole namespace rendered with its values.
+    let mut first: Vec<Start> = Vec::new();
     let (rx, mut last_rv) = match db.subscribe(since) {
         Err(floor) => {
             let rv = since.unwrap_or_default();
             let status =
                 ApiError::expired(format!("too old resource version: {rv} ({floor})"), None)
                     .status_body();
-            first.push(line("ERROR", status));
+            first.push(Start::Line(line("ERROR", status)));
             (None, rv)
         }
         Ok(sub) => {
@@ -320,16 +331,24 @@ pub fn watch(
                         .map(|n| Object::Namespace(n.clone()))
                         .collect(),
                 };
-                for o in objects.iter().filter(|o| filter.matches(o)) {
-                    first.push(renderer.render(EventType::Added, o));
-                }
+                first.extend(
+                    objects
+                        .into_iter()
+                        .filter(|o| filter.matches(o))
+                        .map(|o| Start::Event(EventType::Added, o)),
+                );
                 if send_initial {
-                    first.push(bookmark(representation, resource, sub.view.rv, true));
+                    first.push(Start::Line(bookmark(
+                        representation,
+                        resource,
+                        sub.view.rv,
+                        true,
+                    )));
                 }
             }
             for e in &sub.backlog {
                 if let Some((kind, o)) = filter.view(e) {
-                    first.push(renderer.render(kind, &o));
+                    first.push(Start::Event(kind, o));
                 }
             }
             let last = sub
@@ -341,8 +360,12 @@ pub fn watch(
     };
     let (tx, body_rx) = mpsc::channel::<Bytes>(64);
     tokio::spawn(async move {
-        for b in first {
-            if tx.send(b).await.is_err() {
+        for item in first {
+            let bytes = match item {
+                Start::Line(bytes) => bytes,
+                Start::Event(kind, object) => renderer.render(kind, &object),
+            };
+            if tx.send(bytes).await.is_err() {
                 return;
             }
         }
