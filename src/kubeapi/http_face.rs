@@ -55,6 +55,11 @@ async fn control(engine: &Engine, body: Bytes) -> Response<Bytes> {
 /// the service port ([`crate::listener`]). The
 /// fault-injection endpoint ([`FAULTS_PATH`]) exists only when `fault_injection` is set (a
 /// switch meant for tests: it lets any caller make the API fail).
+/// How long a request may take to arrive and be answered (kube-apiserver's `--request-timeout`
+/// default): a client that trickles a body in, or a write that waits on a stuck disk, is
+/// answered 504 `Timeout` then, as the API server answers it.
+pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 pub async fn serve(
     engine: Arc<Engine>,
     listener: TcpListener,
@@ -73,18 +78,29 @@ pub async fn serve(
                 return Ok(super::tokens::unauthorized().map(Body::full));
             }
             let (parts, body) = req.into_parts();
-            let reply = match collect(body).await {
-                Err(()) => super::status::ApiError::too_large()
-                    .into_reply()
-                    .map(Body::full),
-                Ok(bytes)
-                    if fault_injection
-                        && parts.uri.path() == FAULTS_PATH
-                        && parts.method == http::Method::POST =>
-                {
-                    control(&engine, bytes).await.map(Body::full)
+            let answer = async move {
+                match collect(body).await {
+                    Err(()) => super::status::ApiError::too_large()
+                        .into_reply()
+                        .map(Body::full),
+                    Ok(bytes)
+                        if fault_injection
+                            && parts.uri.path() == FAULTS_PATH
+                            && parts.method == http::Method::POST =>
+                    {
+                        control(&engine, bytes).await.map(Body::full)
+                    }
+                    Ok(bytes) => engine.respond(Request::from_parts(parts, bytes)).await,
                 }
-                Ok(bytes) => engine.respond(Request::from_parts(parts, bytes)).await,
+            };
+            // Reading the body and answering, not a watch's stream, which goes on after.
+            let reply = match tokio::time::timeout(REQUEST_TIMEOUT, answer).await {
+                Ok(reply) => reply,
+                Err(_) => super::status::ApiError::timeout(
+                    "request did not complete within requested timeout - context deadline exceeded",
+                )
+                .into_reply()
+                .map(Body::full),
             };
             Ok::<_, Infallible>(reply)
         }
@@ -221,6 +237,56 @@ mod tests {
             seen.ends_with(b"0\r\n\r\n"),
             "{}",
             String::from_utf8_lossy(&seen)
+        );
+    }
+
+    /// A request whose body stops arriving is answered 504 `Timeout` at [`REQUEST_TIMEOUT`],
+    /// with the API server's text, instead of holding its connection and buffer for as long as
+    /// the client likes.
+    #[tokio::test(start_paused = true)]
+    async fn a_body_that_stops_arriving_is_a_timeout() {
+        let engine = Engine::ephemeral();
+        engine.ensure_namespace("default");
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let limits = crate::listener::Limits {
+            header_read_timeout: REQUEST_TIMEOUT * 10,
+            idle_timeout: REQUEST_TIMEOUT * 10,
+            ..Default::default()
+        };
+        tokio::spawn(serve(
+            engine,
+            listener,
+            limits,
+            false,
+            std::future::pending(),
+        ));
+        let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        client
+            .write_all(
+                b"POST /api/v1/namespaces/default/secrets HTTP/1.1\r\nHost: t\r\n\
+                  content-type: application/json\r\ncontent-length: 100\r\n\r\n{\"metadata\"",
+            )
+            .await
+            .unwrap();
+        let answer = tokio::time::timeout(REQUEST_TIMEOUT * 2, async {
+            let mut answer = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !String::from_utf8_lossy(&answer).contains("}") {
+                let n = client.read(&mut buf).await.unwrap();
+                assert!(n > 0, "closed without an answer");
+                answer.extend_from_slice(&buf[..n]);
+            }
+            answer
+        })
+        .await
+        .expect("no answer while the body stopped arriving");
+        let text = String::from_utf8_lossy(&answer);
+        assert!(text.starts_with("HTTP/1.1 504"), "{text}");
+        assert!(
+            text.contains(r#""reason":"Timeout""#)
+                && text.contains("Timeout: request did not complete within requested timeout - context deadline exceeded"),
+            "{text}"
         );
     }
 }
