@@ -2699,7 +2699,7 @@ async fn owner_references_are_typed_and_validated_on_the_way_in() {
         r.body["message"]
             .as_str()
             .unwrap()
-            .ends_with("Only one reference can have Controller set to true. Found \"true\" in references for p and q"),
+            .ends_with("Only one reference can have Controller set to true. Found \"true\" in references for Pod/p and Pod/q"),
         "{}",
         r.body
     );

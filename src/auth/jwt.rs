@@ -272,7 +272,12 @@ impl JwtVerifier {
             return Ok(found);
         }
         match claim {
-            Some(claim) => self.keys.refresh(claim).await,
+            // In a task of its own, so that this request going away does not cut the fetch
+            // that others may be waiting for.
+            Some(claim) => {
+                let keys = self.keys.clone();
+                let _ = tokio::spawn(async move { keys.refresh(claim).await }).await;
+            }
             // A fetch may be under way: its keys may be the ones this token needs.
             None => drop(self.keys.fetching.lock().await),
         }

@@ -231,6 +231,17 @@ pub fn decode_secret(body: &[u8]) -> Result<(Secret, Decoded), ApiError> {
                     decoded.unknown_fields.push(format!("metadata.{key}"));
                 }
             }
+            if let Some(Value::Array(owners)) = m.get("ownerReferences") {
+                for (i, owner) in owners.iter().enumerate() {
+                    for key in owner.as_object().into_iter().flat_map(|o| o.keys()) {
+                        if !OWNER_REFERENCE_FIELDS.contains(&key.as_str()) {
+                            decoded
+                                .unknown_fields
+                                .push(format!("metadata.ownerReferences[{i}].{key}"));
+                        }
+                    }
+                }
+            }
             decode_meta(m)?
         }
         Some(v) => return Err(type_error(v, "Secret.metadata", "v1.ObjectMeta")),
@@ -332,10 +343,24 @@ fn decode_meta(m: &Map<String, Value>) -> Result<ObjectMeta, ApiError> {
     })
 }
 
+/// The fields of a `v1.OwnerReference`, in the server's order.
+const OWNER_REFERENCE_FIELDS: [&str; 6] = [
+    "apiVersion",
+    "kind",
+    "name",
+    "uid",
+    "controller",
+    "blockOwnerDeletion",
+];
+
 /// One owner reference, typed as the API server decodes it (`v1.OwnerReference`) and kept with
 /// its known fields only, in the server's order. Stored as sent, a malformed one would make
-/// every typed client's read of the object (and of any list holding it) fail to decode.
+/// every typed client's read of the object (and of any list holding it) fail to decode. A
+/// `null` entry is an empty reference, as Go's decoder leaves it (validation then refuses it).
 fn owner_reference(v: &Value) -> Result<Value, ApiError> {
+    if v.is_null() {
+        return owner_reference(&Value::Object(Map::new()));
+    }
     let Value::Object(o) = v else {
         return Err(type_error(
             v,
@@ -344,11 +369,11 @@ fn owner_reference(v: &Value) -> Result<Value, ApiError> {
         ));
     };
     let mut out = Map::new();
-    for key in ["apiVersion", "kind", "name", "uid"] {
+    for &key in &OWNER_REFERENCE_FIELDS[..4] {
         let text = opt_str(o, key, &format!("OwnerReference.{key}"))?;
         out.insert(key.into(), Value::String(text));
     }
-    for key in ["controller", "blockOwnerDeletion"] {
+    for &key in &OWNER_REFERENCE_FIELDS[4..] {
         match o.get(key) {
             None | Some(Value::Null) => {}
             Some(b @ Value::Bool(_)) => {
@@ -748,6 +773,15 @@ mod tests {
             r#"[{"apiVersion":"v1","kind":"Pod","name":"p","uid":"u","controller":true}]"#
         );
         assert_eq!(decode("null").unwrap(), Vec::<Value>::new());
+        assert_eq!(
+            serde_json::to_string(&decode("[null]").unwrap()).unwrap(),
+            r#"[{"apiVersion":"","kind":"","name":"","uid":""}]"#
+        );
+        let body = br#"{"metadata":{"name":"x","ownerReferences":[{"kind":"Pod","color":"red"}]}}"#;
+        assert_eq!(
+            decode_secret(body).unwrap().1.unknown_fields,
+            ["metadata.ownerReferences[0].color"]
+        );
         for (refs, detail) in [
             (
                 "[1]",

@@ -102,7 +102,7 @@ pub fn data_key_errors(key: &str) -> Vec<FieldError> {
     errs
 }
 
-fn metadata_errors(s: &Secret, out: &mut Vec<FieldError>) {
+fn metadata_errors(s: &Secret, check_owners: bool, out: &mut Vec<FieldError>) {
     let m = &s.meta;
     if m.name.is_empty() && m.generate_name.is_empty() {
         out.push(FieldError::required(
@@ -160,14 +160,16 @@ fn metadata_errors(s: &Secret, out: &mut Vec<FieldError>) {
             MAX_ANNOTATIONS_SIZE,
         ));
     }
-    owner_reference_errors(&m.owner_references, out);
+    if check_owners {
+        owner_reference_errors(&m.owner_references, out);
+    }
     for f in &m.finalizers {
         qualified_name_errors("metadata.finalizers", f, out);
     }
 }
 
-/// `ValidateOwnerReferences`: every reference names a version, a kind, a name and a uid, none is
-/// an Event, and at most one is the controller. The references are as `decode_meta` keeps them.
+/// `ValidateOwnerReferences` (v1.33-v1.36): every reference names a version, a kind, a name and
+/// a uid, none is an Event, and at most one is the controller (named `Kind/name`). The references are as `decode_meta` keeps them.
 fn owner_reference_errors(refs: &[serde_json::Value], out: &mut Vec<FieldError>) {
     const FIELD: &str = "metadata.ownerReferences";
     let text = |r: &serde_json::Value, key: &str| -> String {
@@ -229,7 +231,7 @@ fn owner_reference_errors(refs: &[serde_json::Value], out: &mut Vec<FieldError>)
             ));
         }
         if r.get("controller") == Some(&serde_json::Value::Bool(true)) {
-            let name = text(r, "name");
+            let name = format!("{}/{}", text(r, "kind"), text(r, "name"));
             match &controller {
                 Some(first) => out.push(FieldError::invalid_raw(
                     FIELD,
@@ -316,8 +318,12 @@ fn type_errors(s: &Secret, out: &mut Vec<FieldError>) {
 
 /// `ValidateSecret`: metadata, data keys and size, then type-specific rules.
 pub fn validate_secret(s: &Secret) -> Vec<FieldError> {
+    secret_errors(s, true)
+}
+
+fn secret_errors(s: &Secret, check_owners: bool) -> Vec<FieldError> {
     let mut out = Vec::new();
-    metadata_errors(s, &mut out);
+    metadata_errors(s, check_owners, &mut out);
     let mut total = 0usize;
     for (k, v) in &s.data {
         out.extend(data_key_errors(k));
@@ -330,9 +336,12 @@ pub fn validate_secret(s: &Secret) -> Vec<FieldError> {
     out
 }
 
-/// `ValidateSecretUpdate`: everything of create plus type and immutability rules.
+/// `ValidateSecretUpdate`: everything of create plus type and immutability rules. Owner
+/// references the update leaves as they were are not judged again: the engine checks them only
+/// since this version, and an object stored before with references it now refuses must stay
+/// writable (the service's UpdateSecret sends back what it read).
 pub fn validate_secret_update(new: &Secret, old: &Secret) -> Vec<FieldError> {
-    let mut out = validate_secret(new);
+    let mut out = secret_errors(new, new.meta.owner_references != old.meta.owner_references);
     if new.type_ != old.type_ {
         out.push(FieldError::invalid(
             "type",
@@ -422,10 +431,28 @@ mod tests {
         assert!(
             found[0].starts_with("metadata.ownerReferences: Invalid value: ")
                 && found[0].ends_with(
-                    "Only one reference can have Controller set to true. Found \"true\" in references for a and b"
+                    "Only one reference can have Controller set to true. Found \"true\" in references for ReplicaSet/a and ReplicaSet/b"
                 ),
             "{found:?}"
         );
+    }
+
+    /// An update that leaves owner references as they were is not refused for them (an
+    /// object stored before they were checked stays writable); one that changes them is.
+    #[test]
+    fn owner_references_an_update_leaves_alone_are_not_judged_again() {
+        let mut old = Secret::default();
+        old.meta.name = "s".into();
+        old.meta.owner_references =
+            vec![serde_json::json!({"apiVersion": "v1", "kind": "Pod", "name": "p", "uid": ""})];
+        let mut new = old.clone();
+        new.data.insert("k".into(), b"v".to_vec());
+        assert!(validate_secret_update(&new, &old).is_empty());
+        assert_eq!(validate_secret(&new).len(), 1);
+        new.meta.owner_references[0]["name"] = "q".into();
+        let errors = validate_secret_update(&new, &old);
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].field, "metadata.ownerReferences.uid");
     }
 
     #[test]
