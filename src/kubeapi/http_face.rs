@@ -50,16 +50,16 @@ async fn control(engine: &Engine, body: Bytes) -> Response<Bytes> {
     }
 }
 
-/// Serves the engine over HTTP/1.1 and h2c on `listener` until `shutdown` resolves, or HTTPS
-/// (ALPN h2, http/1.1) when the engine has a token file, with the same connection handling as
-/// the service port ([`crate::listener`]). The
-/// fault-injection endpoint ([`FAULTS_PATH`]) exists only when `fault_injection` is set (a
-/// switch meant for tests: it lets any caller make the API fail).
 /// How long a request may take to arrive and be answered (kube-apiserver's `--request-timeout`
 /// default): a client that trickles a body in, or a write that waits on a stuck disk, is
 /// answered 504 `Timeout` then, as the API server answers it.
 pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
+/// Serves the engine over HTTP/1.1 and h2c on `listener` until `shutdown` resolves, or HTTPS
+/// (ALPN h2, http/1.1) when the engine has a token file, with the same connection handling as
+/// the service port ([`crate::listener`]). The
+/// fault-injection endpoint ([`FAULTS_PATH`]) exists only when `fault_injection` is set (a
+/// switch meant for tests: it lets any caller make the API fail).
 pub async fn serve(
     engine: Arc<Engine>,
     listener: TcpListener,
@@ -183,14 +183,32 @@ mod tests {
     use std::time::Duration;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    /// A watch never finishes by itself; shutdown used to wait the whole grace period for it
-    /// (`kubectl get -w` held `kube-api` up for 30 s after SIGTERM).
-    #[tokio::test]
-    async fn shutdown_ends_open_watches_instead_of_waiting_out_the_grace_period() {
+    /// An engine with the `default` namespace, and a loopback listener for its face.
+    async fn listening() -> (Arc<Engine>, TcpListener, SocketAddr) {
         let engine = Engine::ephemeral();
         engine.ensure_namespace("default");
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        (engine, listener, addr)
+    }
+
+    /// What the server sent, up to and including `end`.
+    async fn read_until(stream: &mut tokio::net::TcpStream, end: &str) -> Vec<u8> {
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !String::from_utf8_lossy(&seen).contains(end) {
+            let n = stream.read(&mut buf).await.unwrap();
+            assert!(n > 0, "the connection closed before {end:?}");
+            seen.extend_from_slice(&buf[..n]);
+        }
+        seen
+    }
+
+    /// A watch never finishes by itself; shutdown used to wait the whole grace period for it
+    /// (`kubectl get -w` held `kube-api` up for 30 s after SIGTERM).
+    #[tokio::test]
+    async fn shutdown_ends_open_watches_instead_of_waiting_out_the_grace_period() {
+        let (engine, listener, addr) = listening().await;
         let limits = crate::listener::Limits {
             shutdown_grace: Duration::from_secs(300),
             ..Default::default()
@@ -206,13 +224,7 @@ mod tests {
             )
             .await
             .unwrap();
-        let mut seen = Vec::new();
-        let mut buf = [0u8; 4096];
-        while !String::from_utf8_lossy(&seen).contains("\r\n\r\n") {
-            let n = watch.read(&mut buf).await.unwrap();
-            assert!(n > 0, "the watch closed before answering");
-            seen.extend_from_slice(&buf[..n]);
-        }
+        let mut seen = read_until(&mut watch, "\r\n\r\n").await;
         assert!(
             seen.starts_with(b"HTTP/1.1 200"),
             "{}",
@@ -245,10 +257,7 @@ mod tests {
     /// the client likes.
     #[tokio::test(start_paused = true)]
     async fn a_body_that_stops_arriving_is_a_timeout() {
-        let engine = Engine::ephemeral();
-        engine.ensure_namespace("default");
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
+        let (engine, listener, addr) = listening().await;
         let limits = crate::listener::Limits {
             header_read_timeout: REQUEST_TIMEOUT * 10,
             idle_timeout: REQUEST_TIMEOUT * 10,
@@ -269,18 +278,9 @@ mod tests {
             )
             .await
             .unwrap();
-        let answer = tokio::time::timeout(REQUEST_TIMEOUT * 2, async {
-            let mut answer = Vec::new();
-            let mut buf = [0u8; 4096];
-            while !String::from_utf8_lossy(&answer).contains("}") {
-                let n = client.read(&mut buf).await.unwrap();
-                assert!(n > 0, "closed without an answer");
-                answer.extend_from_slice(&buf[..n]);
-            }
-            answer
-        })
-        .await
-        .expect("no answer while the body stopped arriving");
+        let answer = tokio::time::timeout(REQUEST_TIMEOUT * 2, read_until(&mut client, "}"))
+            .await
+            .expect("no answer while the body stopped arriving");
         let text = String::from_utf8_lossy(&answer);
         assert!(text.starts_with("HTTP/1.1 504"), "{text}");
         assert!(

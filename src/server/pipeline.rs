@@ -297,19 +297,7 @@ mod tests {
     use http_body_util::{BodyExt as _, Empty};
     use hyper_util::rt::TokioIo;
 
-    /// A `Write` into a shared buffer, for capturing log output.
-    #[derive(Clone, Default)]
-    struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Captured {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
+    use crate::telemetry::Captured;
 
     /// `svc` served by the listener on a loopback port, with one keep-alive HTTP/1.1 client
     /// connection to it.
@@ -398,7 +386,7 @@ mod tests {
             assert_eq!(status, 200);
             served.close().await;
         }
-        String::from_utf8(captured.0.lock().unwrap().clone()).unwrap()
+        captured.text()
     }
 
     /// The timer keeper runs while its guard lives and stops with it (a server's `serve` holds

@@ -731,17 +731,7 @@ mod tests {
     /// same subscriber without it, the value is logged (so the test sees the path fire).
     #[tokio::test]
     async fn an_answer_kube_cannot_parse_never_puts_secret_data_in_the_logs() {
-        #[derive(Clone, Default)]
-        struct Captured(std::sync::Arc<Mutex<Vec<u8>>>);
-        impl std::io::Write for Captured {
-            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-                self.0.lock().unwrap().extend_from_slice(buf);
-                Ok(buf.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
+        use crate::telemetry::Captured;
         use tracing_subscriber::Layer as _;
         use tracing_subscriber::layer::SubscriberExt as _;
         // "hunter2", base64: the form the value has in the answer.
@@ -776,7 +766,7 @@ mod tests {
                 .unwrap_err();
             assert!(!e.to_string().contains(VALUE), "{e}");
             tracing::warn!("a line of our own");
-            let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+            let logs = captured.text();
             assert!(logs.contains("a line of our own"), "{logs}");
             assert_eq!(
                 logs.contains(VALUE),
