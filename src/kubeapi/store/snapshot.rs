@@ -161,6 +161,18 @@ fn load_snapshot(
             .map_err(|e| unreadable(dir, path, number, &e))?;
         mutations.push(m);
     }
+    // The snapshot is written with exactly `count` objects: anything after them means the count
+    // was damaged, and loading only the counted ones would lose the rest without a word.
+    line.clear();
+    if reader.read_until(b'\n', &mut line)? != 0 {
+        return Err(bad(
+            header.count + 2,
+            &format!(
+                "the snapshot holds more than the {} objects its header counts",
+                header.count
+            ),
+        ));
+    }
     super::apply(view, header.rv, mutations);
     Ok(Loaded { plain_records })
 }
@@ -188,4 +200,45 @@ fn load_legacy(dir: &Path, path: &Path, view: &mut View) -> io::Result<Loaded> {
     let plain_records = mutations.len();
     super::apply(view, rv, mutations);
     Ok(Loaded { plain_records })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kubeapi::object::Secret;
+
+    /// A snapshot whose header counts fewer objects than it holds (a damaged digit) is refused,
+    /// naming the file and the line, instead of opening without the objects past the count.
+    #[test]
+    fn objects_past_the_headers_count_are_damage_not_dropped() {
+        let dir = std::env::temp_dir().join(format!("flytesecret-snap-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut view = View::empty();
+        for name in ["a", "b", "c"] {
+            let mut s = Secret::default();
+            s.meta.namespace = "ns".into();
+            s.meta.name = name.into();
+            view.secrets
+                .insert(super::super::key("ns", name), std::sync::Arc::new(s));
+        }
+        write(&dir, &view, None).unwrap();
+        let mut loaded = View::empty();
+        load(&dir, None, &mut loaded).unwrap();
+        assert_eq!(loaded.secrets.len(), 3);
+
+        let path = dir.join(SNAPSHOT);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(r#""count":3"#), "{text}");
+        std::fs::write(&path, text.replacen(r#""count":3"#, r#""count":2"#, 1)).unwrap();
+        let Err(err) = load(&dir, None, &mut View::empty()) else {
+            panic!("a snapshot with objects past its count loaded");
+        };
+        let err = err.to_string();
+        assert!(
+            err.contains(&path.display().to_string())
+                && err.contains("holds more than the 2 objects its header counts"),
+            "{err}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
