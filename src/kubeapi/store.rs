@@ -1126,6 +1126,22 @@ mod tests {
         (dir, store)
     }
 
+    /// A file of the store that cannot be read (here: a directory named like a log segment)
+    /// stops it from opening with an error that names the file.
+    #[test]
+    fn an_unreadable_store_file_is_named_in_the_error() {
+        let (dir, store) = durable_in_temp_dir();
+        drop(store);
+        let odd = dir.join("wal-9999999999.jsonl");
+        fs::create_dir(&odd).unwrap();
+        let Err(e) = Store::open(&Durability::Directory(dir.clone())) else {
+            panic!("a store with a directory for a segment opened");
+        };
+        let text = e.to_string();
+        assert!(text.contains(&odd.display().to_string()), "{text}");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
     fn newest_segment(dir: &Path) -> PathBuf {
         wal::segments(dir).unwrap().pop().unwrap().1
     }

@@ -121,7 +121,9 @@ fn load_snapshot(
     );
     let bad = |line: usize, why: &dyn std::fmt::Display| damaged(dir, path, line, why);
     let mut line = Vec::new();
-    reader.read_until(b'\n', &mut line)?;
+    reader
+        .read_until(b'\n', &mut line)
+        .map_err(|e| files::named(path, "reading", e))?;
     let header: Header<'static> = serde_json::from_slice(&line)
         .map_err(|e| bad(1, &format!("unreadable snapshot header ({e})")))?;
     // The count is only trusted as far as lines back it up.
@@ -130,7 +132,11 @@ fn load_snapshot(
     for index in 0..header.count {
         let number = index + 2;
         line.clear();
-        if reader.read_until(b'\n', &mut line)? == 0 {
+        if reader
+            .read_until(b'\n', &mut line)
+            .map_err(|e| files::named(path, "reading", e))?
+            == 0
+        {
             return Err(bad(
                 number,
                 &format!(
@@ -164,7 +170,11 @@ fn load_snapshot(
     // The snapshot is written with exactly `count` objects: anything after them means the count
     // was damaged, and loading only the counted ones would lose the rest without a word.
     line.clear();
-    if reader.read_until(b'\n', &mut line)? != 0 {
+    if reader
+        .read_until(b'\n', &mut line)
+        .map_err(|e| files::named(path, "reading", e))?
+        != 0
+    {
         return Err(bad(
             header.count + 2,
             &format!(

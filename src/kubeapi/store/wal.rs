@@ -97,7 +97,9 @@ fn for_each_line(path: &Path, mut f: impl FnMut(Line) -> io::Result<bool>) -> io
         let mut complete = false;
         let mut at_nul = false;
         loop {
-            let buf = reader.fill_buf()?;
+            let buf = reader
+                .fill_buf()
+                .map_err(|e| files::named(path, "reading", e))?;
             if buf.is_empty() {
                 break;
             }
@@ -137,7 +139,9 @@ fn for_each_line(path: &Path, mut f: impl FnMut(Line) -> io::Result<bool>) -> io
         if at_nul {
             let from = offset;
             loop {
-                let buf = reader.fill_buf()?;
+                let buf = reader
+                    .fill_buf()
+                    .map_err(|e| files::named(path, "reading", e))?;
                 if buf.is_empty() {
                     return Ok(End::Zeros(from));
                 }
