@@ -215,8 +215,17 @@ impl Keys {
         parse_jwks(&bytes)
     }
 
-    /// Fetches the JWKS into the cache; `_fetching` is the claim on the fetch.
-    async fn refresh(&self, _fetching: tokio::sync::OwnedMutexGuard<()>) {
+    /// Fetches the JWKS into the cache in a task of its own, so that no caller going away cuts
+    /// a fetch that others may be waiting for; `claim` is the claim on the fetch.
+    fn refresh(
+        self: &Arc<Self>,
+        claim: tokio::sync::OwnedMutexGuard<()>,
+    ) -> tokio::task::JoinHandle<()> {
+        let keys = self.clone();
+        tokio::spawn(async move { keys.fetch_into_cache(claim).await })
+    }
+
+    async fn fetch_into_cache(&self, _claim: tokio::sync::OwnedMutexGuard<()>) {
         let fetched = self.fetch().await;
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         match fetched {
@@ -266,17 +275,13 @@ impl JwtVerifier {
         };
         if !found.is_empty() {
             if let Some(claim) = claim {
-                let keys = self.keys.clone();
-                tokio::spawn(async move { keys.refresh(claim).await });
+                self.keys.refresh(claim);
             }
             return Ok(found);
         }
         match claim {
-            // In a task of its own, so that this request going away does not cut the fetch
-            // that others may be waiting for.
             Some(claim) => {
-                let keys = self.keys.clone();
-                let _ = tokio::spawn(async move { keys.refresh(claim).await }).await;
+                let _ = self.keys.refresh(claim).await;
             }
             // A fetch may be under way: its keys may be the ones this token needs.
             None => drop(self.keys.fetching.lock().await),

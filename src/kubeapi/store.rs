@@ -1115,7 +1115,8 @@ mod tests {
             .map(|s| s.data["k"].clone())
     }
 
-    fn temp_dir() -> PathBuf {
+    /// A fresh path under the system's temporary directory (not created).
+    pub(super) fn temp_dir() -> PathBuf {
         std::env::temp_dir().join(format!("flytesecret-store-{}", uuid::Uuid::new_v4()))
     }
 

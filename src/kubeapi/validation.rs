@@ -169,7 +169,8 @@ fn metadata_errors(s: &Secret, check_owners: bool, out: &mut Vec<FieldError>) {
 }
 
 /// `ValidateOwnerReferences` (v1.33-v1.36): every reference names a version, a kind, a name and
-/// a uid, none is an Event, and at most one is the controller (named `Kind/name`). The references are as `decode_meta` keeps them.
+/// a uid, none is an Event, and at most one is the controller (named `Kind/name`). The
+/// references are as `decode_meta` keeps them.
 fn owner_reference_errors(refs: &[serde_json::Value], out: &mut Vec<FieldError>) {
     const FIELD: &str = "metadata.ownerReferences";
     let text = |r: &serde_json::Value, key: &str| -> String {
@@ -180,7 +181,8 @@ fn owner_reference_errors(refs: &[serde_json::Value], out: &mut Vec<FieldError>)
     };
     let mut controller: Option<String> = None;
     for r in refs {
-        let api_version = text(r, "apiVersion");
+        let [api_version, kind, name, uid] =
+            ["apiVersion", "kind", "name", "uid"].map(|k| text(r, k));
         // The version part of apiVersion as `schema.ParseGroupVersion` reads it: `v1`, or
         // `group/v1`; more than one `/` does not parse and leaves it empty.
         let (group, version) = match api_version.split('/').collect::<Vec<_>>()[..] {
@@ -188,42 +190,28 @@ fn owner_reference_errors(refs: &[serde_json::Value], out: &mut Vec<FieldError>)
             [group, version] => (group, version),
             _ => ("", ""),
         };
+        // (field, the value it is judged by, the value shown, the message)
         let checks = [
             (
                 "apiVersion",
-                version.is_empty(),
+                version,
                 api_version.as_str(),
                 "version must not be empty",
             ),
-            (
-                "kind",
-                text(r, "kind").is_empty(),
-                "",
-                "kind must not be empty",
-            ),
-            (
-                "name",
-                text(r, "name").is_empty(),
-                "",
-                "name must not be empty",
-            ),
-            (
-                "uid",
-                text(r, "uid").is_empty(),
-                "",
-                "uid must not be empty",
-            ),
+            ("kind", kind.as_str(), "", "kind must not be empty"),
+            ("name", name.as_str(), "", "name must not be empty"),
+            ("uid", uid.as_str(), "", "uid must not be empty"),
         ];
-        for (key, empty, value, message) in checks {
-            if empty {
+        for (key, judged, shown, message) in checks {
+            if judged.is_empty() {
                 out.push(FieldError::invalid(
                     format!("{FIELD}.{key}"),
-                    value,
+                    shown,
                     message,
                 ));
             }
         }
-        if (group, version) == ("", "v1") && text(r, "kind") == "Event" {
+        if (group, version) == ("", "v1") && kind == "Event" {
             out.push(FieldError::invalid_raw(
                 FIELD,
                 r.to_string(),
@@ -231,7 +219,7 @@ fn owner_reference_errors(refs: &[serde_json::Value], out: &mut Vec<FieldError>)
             ));
         }
         if r.get("controller") == Some(&serde_json::Value::Bool(true)) {
-            let name = format!("{}/{}", text(r, "kind"), text(r, "name"));
+            let name = format!("{kind}/{name}");
             match &controller {
                 Some(first) => out.push(FieldError::invalid_raw(
                     FIELD,

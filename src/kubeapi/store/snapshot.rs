@@ -120,10 +120,14 @@ fn load_snapshot(
         File::open(path).map_err(|e| files::named(path, "opening", e))?,
     );
     let bad = |line: usize, why: &dyn std::fmt::Display| damaged(dir, path, line, why);
+    // The next line into `line`; 0 at the end of the file.
+    let read_line = |reader: &mut BufReader<File>, line: &mut Vec<u8>| {
+        reader
+            .read_until(b'\n', line)
+            .map_err(|e| files::named(path, "reading", e))
+    };
     let mut line = Vec::new();
-    reader
-        .read_until(b'\n', &mut line)
-        .map_err(|e| files::named(path, "reading", e))?;
+    read_line(&mut reader, &mut line)?;
     let header: Header<'static> = serde_json::from_slice(&line)
         .map_err(|e| bad(1, &format!("unreadable snapshot header ({e})")))?;
     // The count is only trusted as far as lines back it up.
@@ -132,11 +136,7 @@ fn load_snapshot(
     for index in 0..header.count {
         let number = index + 2;
         line.clear();
-        if reader
-            .read_until(b'\n', &mut line)
-            .map_err(|e| files::named(path, "reading", e))?
-            == 0
-        {
+        if read_line(&mut reader, &mut line)? == 0 {
             return Err(bad(
                 number,
                 &format!(
@@ -170,11 +170,7 @@ fn load_snapshot(
     // The snapshot is written with exactly `count` objects: anything after them means the count
     // was damaged, and loading only the counted ones would lose the rest without a word.
     line.clear();
-    if reader
-        .read_until(b'\n', &mut line)
-        .map_err(|e| files::named(path, "reading", e))?
-        != 0
-    {
+    if read_line(&mut reader, &mut line)? != 0 {
         return Err(bad(
             header.count + 2,
             &format!(
@@ -221,7 +217,7 @@ mod tests {
     /// naming the file and the line, instead of opening without the objects past the count.
     #[test]
     fn objects_past_the_headers_count_are_damage_not_dropped() {
-        let dir = std::env::temp_dir().join(format!("flytesecret-snap-{}", uuid::Uuid::new_v4()));
+        let dir = super::super::tests::temp_dir();
         std::fs::create_dir_all(&dir).unwrap();
         let mut view = View::empty();
         for name in ["a", "b", "c"] {
